@@ -1,0 +1,88 @@
+//! Keyspace command handlers, one module per group, plus the value helpers they share.
+
+pub mod bitmaps;
+pub mod expire;
+pub mod keys;
+pub mod strings;
+
+use store::{Db, Entry, NewValue, Object, ValueRef};
+
+use crate::error::{CmdResult, WRONGTYPE};
+use crate::Ctx;
+
+/// The bytes of a string value, or `None` if the entry holds another type.
+pub fn string_bytes(e: &Entry) -> Option<&[u8]> {
+    match e.value() {
+        ValueRef::Inline(v) => Some(v),
+        ValueRef::Object(Object::Str(v)) => Some(v),
+    }
+}
+
+/// The access clock for a new or touched entry (LRU seconds, 24 bits).
+pub fn clock(ctx: &Ctx<'_>) -> u32 {
+    store::entry::lru_clock(ctx.now)
+}
+
+/// Reads a string key for a read command: `Ok(None)` if missing, WRONGTYPE for other types.
+/// Counts a keyspace hit or miss and refreshes the key's access clock.
+pub fn read_string<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<Option<&'d [u8]>> {
+    match db.lookup_read(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => {
+            e.set_clock(clock(ctx));
+            let e: &'d Entry = e;
+            string_bytes(e).map(Some).ok_or(WRONGTYPE)
+        }
+    }
+}
+
+/// Like [`read_string`] but for commands that write (no hit/miss counting).
+pub fn write_lookup_string<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<Option<&'d [u8]>> {
+    match db.lookup(key, ctx.now) {
+        None => Ok(None),
+        Some(e) => {
+            let e: &'d Entry = e;
+            string_bytes(e).map(Some).ok_or(WRONGTYPE)
+        }
+    }
+}
+
+/// Stores a string value inline, replacing whatever the key held.
+pub fn store_string(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], value: &[u8], expire_at: Option<i64>) {
+    let clock = clock(ctx);
+    db.insert(Entry::new(key, NewValue::Inline(value), expire_at, clock));
+    ctx.dirty += 1;
+}
+
+/// Edits a string in place (APPEND, SETRANGE, SETBIT...): the value becomes a growable
+/// object (Redis's `raw` encoding) so repeated edits are amortised. Creates the key (empty
+/// string) if missing. Returns the closure's result. The caller checked the type.
+pub fn edit_string<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let clock = clock(ctx);
+    let now = ctx.now;
+    ctx.dirty += 1;
+    // Promote an inline string (or a missing key, as "") to a growable object.
+    let promote = match db.lookup(key, now) {
+        Some(e) if matches!(e.value(), ValueRef::Object(_)) => None,
+        Some(e) => Some((string_bytes(e).unwrap_or_default().to_vec(), e.expire_at())),
+        None => Some((Vec::new(), None)),
+    };
+    if let Some((bytes, expire)) = promote {
+        db.insert(Entry::new(key, NewValue::Object(Box::new(Object::Str(bytes))), expire, clock));
+    }
+    let e = db.lookup(key, now).expect("just stored");
+    let before = e.packed_size() + obj_size(e);
+    e.set_clock(clock);
+    let Some(Object::Str(v)) = e.object_mut() else { unreachable!("string object stored above") };
+    let r = edit(v);
+    let after = e.packed_size() + obj_size(e);
+    db.account_edit(before, after);
+    r
+}
+
+fn obj_size(e: &Entry) -> usize {
+    match e.value() {
+        ValueRef::Object(o) => o.heap_size(),
+        ValueRef::Inline(_) => 0,
+    }
+}

@@ -1,0 +1,86 @@
+//! The command layer: the command table (name, arity, flags, key positions), each command's
+//! argument parser, and the handlers that run parsed commands against the keyspace.
+//!
+//! A keyspace handler gets a [`Ctx`] (arguments, selected database, the command's frozen
+//! clock, the reply buffer) and a [`store::View`] holding the shards of the keys the table
+//! declares. It either writes one complete reply and returns `Ok`, or writes nothing and
+//! returns the error to send.
+
+pub mod args;
+pub mod bits;
+pub mod error;
+pub mod handlers;
+pub mod lcs;
+pub mod numfmt;
+pub mod table;
+
+use resp::ReplyBuf;
+use store::View;
+
+pub use error::{CmdError, CmdResult};
+pub use table::{lookup, lookup_sub, CommandSpec, COMMANDS};
+
+/// Settings a handler may need; copied from the server configuration for each command.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// `proto-max-bulk-len`: the largest string a command may create.
+    pub proto_max_bulk_len: i64,
+    /// `maxmemory-policy` is an LFU policy (OBJECT FREQ is allowed, IDLETIME is not).
+    pub lfu: bool,
+    /// `maxmemory-policy` is LRU or LFU (small integers are then not shared objects).
+    pub evicts_by_access: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu: false, evicts_by_access: false }
+    }
+}
+
+/// Everything a keyspace handler sees besides the keyspace.
+pub struct Ctx<'a> {
+    /// The arguments, starting with the command name.
+    pub argv: &'a [&'a [u8]],
+    /// The selected database.
+    pub db: usize,
+    /// The command's clock in unix milliseconds: fixed for one command (and a whole
+    /// transaction), so every key it touches expires consistently.
+    pub now: i64,
+    pub out: &'a mut ReplyBuf,
+    pub settings: &'a Settings,
+    /// Keyspace changes made by this command (the server's dirty counter).
+    pub dirty: u64,
+}
+
+impl Ctx<'_> {
+    /// Argument `i` (0 is the command name).
+    pub fn arg(&self, i: usize) -> &[u8] {
+        self.argv[i]
+    }
+
+    /// The command name as the client wrote it, lower-cased (for error texts).
+    pub fn name(&self) -> String {
+        String::from_utf8_lossy(self.argv[0]).to_ascii_lowercase()
+    }
+}
+
+/// A keyspace command's code.
+pub type KeyspaceFn = fn(&mut Ctx<'_>, &mut View<'_>) -> CmdResult;
+
+/// Which code runs a command.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Runs against the shards of its declared keys (all shards with `ALL_SHARDS`).
+    Keyspace(KeyspaceFn),
+    /// Runs in the server: connection state, configuration, introspection.
+    Server,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handler::Keyspace(_) => f.write_str("Keyspace"),
+            Handler::Server => f.write_str("Server"),
+        }
+    }
+}

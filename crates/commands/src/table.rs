@@ -1,0 +1,337 @@
+//! The command table: every command Redoubt knows, declared once, as data.
+//!
+//! Each [`CommandSpec`] says how many arguments the command takes, what it does to the
+//! keyspace (flags), where its keys are, and which code runs it. The dispatcher's generic
+//! checks (arity, authentication, memory, ...) and the `COMMAND` command's replies are both
+//! derived from this table, so they cannot drift apart.
+
+use crate::handlers;
+use crate::Handler;
+
+/// Command flags (a subset of Redis's, with the same names in `COMMAND INFO`).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    pub const SENTINEL: u32 = 1 << 17;
+    pub const MOVABLEKEYS: u32 = 1 << 18;
+    /// Not a Redis flag: the command reads or writes the whole keyspace (KEYS, FLUSHALL...),
+    /// so it must lock every shard.
+    pub const ALL_SHARDS: u32 = 1 << 30;
+
+    /// Flag names as `COMMAND INFO` lists them, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+use flags::*;
+
+/// Where a command's keys are: Redis's (first, last, step) triple; `last` < 0 counts from the
+/// end (-1 is the last argument). `first == 0` means no keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyPos {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+}
+
+pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0 };
+pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1 };
+pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1 };
+pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1 };
+pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2 };
+pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1 };
+
+/// One command (or one subcommand of a container command such as CLIENT).
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name (`get`, or `list` for `client|list`).
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments including the name; -N means at least N.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeyPos,
+    /// ACL categories as `COMMAND INFO` lists them.
+    pub acl: &'static [&'static str],
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    pub handler: Handler,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` (including the name) satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = self.arity as i64;
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Indexes of the key arguments in `argv` (which includes the command name).
+    pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let k = self.keys;
+        let (first, step) = (k.first.max(0) as usize, k.step.max(1) as usize);
+        let last = if k.last < 0 { argc as i64 + k.last as i64 } else { k.last as i64 };
+        let last = if k.first == 0 { -1 } else { last.min(argc as i64 - 1) };
+        (first..=last.max(0) as usize).step_by(step).filter(move |&i| i as i64 <= last && first > 0)
+    }
+}
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, [$($acl:literal),*], $group:literal,
+     $since:literal, $handler:expr, $summary:literal, $complexity:literal) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            acl: &[$($acl),*],
+            group: $group,
+            since: $since,
+            summary: $summary,
+            complexity: $complexity,
+            handler: $handler,
+            subcommands: &[],
+        }
+    };
+}
+
+macro_rules! container {
+    ($name:literal, [$($acl:literal),*], $group:literal, $since:literal, $summary:literal, $subs:expr) => {
+        CommandSpec {
+            name: $name,
+            arity: -2,
+            flags: 0,
+            keys: NO_KEYS,
+            acl: &[$($acl),*],
+            group: $group,
+            since: $since,
+            summary: $summary,
+            complexity: "Depends on subcommand.",
+            handler: Handler::Server,
+            subcommands: $subs,
+        }
+    };
+}
+
+use Handler::{Keyspace as K, Server as S};
+
+/// Every top-level command, sorted by name.
+pub static COMMANDS: &[CommandSpec] = &[
+    spec!("append", 3, WRITE | DENYOOM, KEY1, ["@write", "@string", "@fast"], "string", "2.0.0", K(handlers::strings::append), "Appends a string to the value of a key. Creates the key if it doesn't exist.", "O(1)."),
+    spec!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Authenticates the connection.", "O(N) where N is the number of passwords defined for the user"),
+    spec!("bitcount", -2, READONLY, KEY1, ["@read", "@bitmap", "@slow"], "bitmap", "2.6.0", K(handlers::bitmaps::bitcount), "Counts the number of set bits (population counting) in a string.", "O(N)"),
+    spec!("bitfield", -2, WRITE | DENYOOM, KEY1, ["@write", "@bitmap", "@slow"], "bitmap", "3.2.0", K(handlers::bitmaps::bitfield), "Performs arbitrary bitfield integer operations on strings.", "O(1) for each subcommand specified"),
+    spec!("bitfield_ro", -2, READONLY | FAST, KEY1, ["@read", "@bitmap", "@fast"], "bitmap", "6.0.0", K(handlers::bitmaps::bitfield_ro), "Performs arbitrary read-only bitfield integer operations on strings.", "O(1) for each subcommand specified"),
+    spec!("bitop", -4, WRITE | DENYOOM, KEYS_FROM_2, ["@write", "@bitmap", "@slow"], "bitmap", "2.6.0", K(handlers::bitmaps::bitop), "Performs bitwise operations on multiple strings, and stores the result.", "O(N)"),
+    spec!("bitpos", -3, READONLY, KEY1, ["@read", "@bitmap", "@slow"], "bitmap", "2.8.7", K(handlers::bitmaps::bitpos), "Finds the first set (1) or clear (0) bit in a string.", "O(N)"),
+    container!("client", ["@slow"], "connection", "2.4.0", "A container for client connection commands.", CLIENT_SUBCOMMANDS),
+    container!("command", ["@slow", "@connection"], "server", "2.8.13", "Returns detailed information about all commands.", COMMAND_SUBCOMMANDS),
+    container!("config", ["@slow"], "server", "2.0.0", "A container for server configuration commands.", CONFIG_SUBCOMMANDS),
+    spec!("copy", -3, WRITE | DENYOOM, KEYS_1_2, ["@keyspace", "@write", "@slow"], "generic", "6.2.0", K(handlers::keys::copy), "Copies the value of a key to a new key.", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values."),
+    spec!("dbsize", 1, READONLY | FAST | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@fast"], "server", "1.0.0", K(handlers::keys::dbsize), "Returns the number of keys in the database.", "O(1)"),
+    spec!("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "A container for debugging commands.", "Depends on subcommand."),
+    spec!("decr", 2, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::decr), "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
+    spec!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::decrby), "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
+    spec!("del", -2, WRITE, KEYS_ALL, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::del), "Deletes one or more keys.", "O(N) where N is the number of keys that will be removed."),
+    spec!("echo", 2, FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the given string.", "O(1)"),
+    spec!("exists", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::exists), "Determines whether one or more keys exist.", "O(N) where N is the number of keys to check."),
+    spec!("expire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::expire::expire), "Sets the expiration time of a key in seconds.", "O(1)"),
+    spec!("expireat", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.2.0", K(handlers::expire::expireat), "Sets the expiration time of a key to a Unix timestamp.", "O(1)"),
+    spec!("expiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::expiretime), "Returns the expiration time of a key as a Unix timestamp.", "O(1)"),
+    spec!("flushall", -1, WRITE | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", K(handlers::keys::flushall), "Removes all keys from all databases.", "O(N) where N is the total number of keys in all databases"),
+    spec!("flushdb", -1, WRITE | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", K(handlers::keys::flushdb), "Remove all keys from the current database.", "O(N) where N is the number of keys in the selected database"),
+    spec!("get", 2, READONLY | FAST, KEY1, ["@read", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::get), "Returns the string value of a key.", "O(1)"),
+    spec!("getbit", 3, READONLY | FAST, KEY1, ["@read", "@bitmap", "@fast"], "bitmap", "2.2.0", K(handlers::bitmaps::getbit), "Returns a bit value by offset.", "O(1)"),
+    spec!("getdel", 2, WRITE | FAST, KEY1, ["@write", "@string", "@fast"], "string", "6.2.0", K(handlers::strings::getdel), "Returns the string value of a key after deleting the key.", "O(1)"),
+    spec!("getex", -2, WRITE | FAST, KEY1, ["@write", "@string", "@fast"], "string", "6.2.0", K(handlers::strings::getex), "Returns the string value of a key after setting its expiration time.", "O(1)"),
+    spec!("getrange", 4, READONLY, KEY1, ["@read", "@string", "@slow"], "string", "2.4.0", K(handlers::strings::getrange), "Returns a substring of the string stored at a key.", "O(N) where N is the length of the returned string."),
+    spec!("getset", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::getset), "Returns the previous string value of a key after setting it to a new value.", "O(1)"),
+    spec!("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "6.0.0", S, "Handshakes with the Redis server.", "O(1)"),
+    spec!("incr", 2, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::incr), "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
+    spec!("incrby", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::incrby), "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
+    spec!("incrbyfloat", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "2.6.0", K(handlers::strings::incrbyfloat), "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
+    spec!("info", -1, LOADING | STALE | SENTINEL, NO_KEYS, ["@slow", "@dangerous"], "server", "1.0.0", S, "Returns information and statistics about the server.", "O(1)"),
+    spec!("keys", 2, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow", "@dangerous"], "generic", "1.0.0", K(handlers::keys::keys), "Returns all key names that match a pattern.", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length."),
+    spec!("lastsave", 1, LOADING | STALE | FAST, NO_KEYS, ["@admin", "@fast", "@dangerous"], "server", "1.0.0", S, "Returns the Unix timestamp of the last successful save to disk.", "O(1)"),
+    spec!("lcs", -3, READONLY, KEYS_1_2, ["@read", "@string", "@slow"], "string", "7.0.0", K(handlers::strings::lcs), "Finds the longest common substring.", "O(N*M) where N and M are the lengths of s1 and s2, respectively"),
+    spec!("mget", -2, READONLY | FAST, KEYS_ALL, ["@read", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::mget), "Atomically returns the string values of one or more keys.", "O(N) where N is the number of keys to retrieve."),
+    spec!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Listens for all requests received by the server in real-time.", ""),
+    spec!("move", 3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::keys::move_), "Moves a key to another database.", "O(1)"),
+    spec!("mset", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::mset), "Atomically creates or modifies the string values of one or more keys.", "O(N) where N is the number of keys to set."),
+    spec!("msetnx", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::msetnx), "Atomically modifies the string values of one or more keys only when all keys don't exist.", "O(N) where N is the number of keys to set."),
+    container!("object", ["@slow"], "generic", "2.2.3", "A container for object introspection commands.", OBJECT_SUBCOMMANDS),
+    spec!("persist", 2, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.2.0", K(handlers::expire::persist), "Removes the expiration time of a key.", "O(1)"),
+    spec!("pexpire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.6.0", K(handlers::expire::pexpire), "Sets the expiration time of a key in milliseconds.", "O(1)"),
+    spec!("pexpireat", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.6.0", K(handlers::expire::pexpireat), "Sets the expiration time of a key to a Unix milliseconds timestamp.", "O(1)"),
+    spec!("pexpiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::pexpiretime), "Returns the expiration time of a key as a Unix milliseconds timestamp.", "O(1)"),
+    spec!("ping", -1, FAST | SENTINEL, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the server's liveliness response.", "O(1)"),
+    spec!("psetex", 4, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "2.6.0", K(handlers::strings::psetex), "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "O(1)"),
+    spec!("pttl", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "2.6.0", K(handlers::expire::pttl), "Returns the expiration time in milliseconds of a key.", "O(1)"),
+    spec!("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Closes the connection.", "O(1)"),
+    spec!("randomkey", 1, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow"], "generic", "1.0.0", K(handlers::keys::randomkey), "Returns a random key name from the database.", "O(1)"),
+    spec!("rename", 3, WRITE, KEYS_1_2, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::rename), "Renames a key and overwrites the destination.", "O(1)"),
+    spec!("renamenx", 3, WRITE | FAST, KEYS_1_2, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::keys::renamenx), "Renames a key only when the target key name doesn't exist.", "O(1)"),
+    spec!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "6.2.0", S, "Resets the connection.", "O(1)"),
+    spec!("scan", -2, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow"], "generic", "2.8.0", K(handlers::keys::scan), "Iterates over the key names in the database.", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection."),
+    spec!("select", 2, LOADING | STALE | FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Changes the selected database.", "O(1)"),
+    spec!("set", -3, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "1.0.0", K(handlers::strings::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "O(1)"),
+    spec!("setbit", 4, WRITE | DENYOOM, KEY1, ["@write", "@bitmap", "@slow"], "bitmap", "2.2.0", K(handlers::bitmaps::setbit), "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "O(1)"),
+    spec!("setex", 4, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "2.0.0", K(handlers::strings::setex), "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", "O(1)"),
+    spec!("setnx", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::setnx), "Set the string value of a key only when the key doesn't exist.", "O(1)"),
+    spec!("setrange", 4, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "2.2.0", K(handlers::strings::setrange), "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument."),
+    spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Synchronously saves the database(s) to disk and shuts down the Redis server.", "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)"),
+    container!("slowlog", ["@slow"], "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBCOMMANDS),
+    spec!("strlen", 2, READONLY | FAST, KEY1, ["@read", "@string", "@fast"], "string", "2.2.0", K(handlers::strings::strlen), "Returns the length of a string value.", "O(1)"),
+    spec!("substr", 4, READONLY, KEY1, ["@read", "@string", "@slow"], "string", "1.0.0", K(handlers::strings::getrange), "Returns a substring from a string value.", "O(N) where N is the length of the returned string."),
+    spec!("swapdb", 3, WRITE | FAST | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@fast", "@dangerous"], "server", "4.0.0", K(handlers::keys::swapdb), "Swaps two Redis databases.", "O(N) where N is the count of clients watching or blocking on keys from both databases."),
+    spec!("time", 1, LOADING | STALE | FAST, NO_KEYS, ["@fast"], "server", "2.6.0", S, "Returns the server time.", "O(1)"),
+    spec!("touch", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "3.2.1", K(handlers::keys::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "O(N) where N is the number of keys that will be touched."),
+    spec!("ttl", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::expire::ttl), "Returns the expiration time in seconds of a key.", "O(1)"),
+    spec!("type", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::type_), "Determines the type of value stored at a key.", "O(1)"),
+    spec!("unlink", -2, WRITE | FAST, KEYS_ALL, ["@keyspace", "@write", "@fast"], "generic", "4.0.0", K(handlers::keys::del), "Asynchronously deletes one or more keys.", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."),
+];
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("getname", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "2.6.9", S, "Returns the name of the connection.", "O(1)"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("id", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "5.0.0", S, "Returns the unique client ID of the connection.", "O(1)"),
+    spec!("info", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "6.2.0", S, "Returns information about the connection.", "O(1)"),
+    spec!("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", S, "Terminates open connections.", "O(N) where N is the number of client connections"),
+    spec!("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", S, "Lists open connections.", "O(N) where N is the number of client connections"),
+    spec!("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "7.0.0", S, "Sets the client eviction mode of the connection.", "O(1)"),
+    spec!("no-touch", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "7.2.0", S, "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", "O(1)"),
+    spec!("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "3.0.0", S, "Suspends commands processing.", "O(1)"),
+    spec!("reply", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "3.2.0", S, "Instructs the server whether to reply to commands.", "O(1)"),
+    spec!("setinfo", 4, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "7.2.0", S, "Sets information specific to the client or connection.", "O(1)"),
+    spec!("setname", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "2.6.9", S, "Sets the connection name.", "O(1)"),
+    spec!("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "6.2.0", S, "Resumes processing commands from paused clients.", "O(N) Where N is the number of paused clients"),
+];
+
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("count", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Returns a count of commands.", "O(1)"),
+    spec!("docs", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "7.0.0", S, "Returns documentary information about one, multiple or all commands.", "O(N) where N is the number of commands to look up"),
+    spec!("getkeys", -3, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Extracts the key names from an arbitrary command.", "O(N) where N is the number of arguments to the command"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("info", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Returns information about one, multiple or all commands.", "O(N) where N is the number of commands to look up"),
+    spec!("list", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "7.0.0", S, "Returns a list of command names.", "O(N) where N is the total number of Redis commands"),
+];
+
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Resets the server's statistics.", "O(1)"),
+    spec!("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.8.0", S, "Persists the effective configuration to file.", "O(1)"),
+    spec!("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided"),
+];
+
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("encoding", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_encoding), "Returns the internal encoding of a Redis object.", "O(1)"),
+    spec!("freq", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "4.0.0", K(handlers::keys::object_freq), "Returns the logarithmic access frequency counter of a Redis object.", "O(1)"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@keyspace", "@slow"], "generic", "6.2.0", K(handlers::keys::object_help), "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("idletime", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_idletime), "Returns the time since the last access to a Redis object.", "O(1)"),
+    spec!("refcount", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_refcount), "Returns the reference count of a value of a key.", "O(1)"),
+];
+
+static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("get", -2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Returns the slow log's entries.", "O(N) where N is the number of entries returned"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "6.2.0", S, "Show helpful text about the different subcommands", "O(1)"),
+    spec!("len", 2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Returns the number of entries in the slow log.", "O(1)"),
+    spec!("reset", 2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Clears all entries from the slow log.", "O(N) where N is the number of entries in the slowlog"),
+];
+
+/// Finds a top-level command by name, ignoring ASCII case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    find_in(COMMANDS, name)
+}
+
+/// Finds a subcommand of a container command, ignoring ASCII case.
+pub fn lookup_sub(parent: &CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {
+    find_in(parent.subcommands, name)
+}
+
+fn find_in(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > 32 {
+        return None;
+    }
+    let mut lower = [0u8; 32];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    table.binary_search_by(|c| c.name.as_bytes().cmp(lower)).ok().map(|i| &table[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_sorted_for_binary_search() {
+        for t in [COMMANDS, CLIENT_SUBCOMMANDS, COMMAND_SUBCOMMANDS, CONFIG_SUBCOMMANDS, OBJECT_SUBCOMMANDS, SLOWLOG_SUBCOMMANDS] {
+            for w in t.windows(2) {
+                assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nope").is_none());
+        let client = lookup(b"CLIENT").unwrap();
+        assert_eq!(lookup_sub(client, b"List").unwrap().name, "list");
+    }
+
+    #[test]
+    fn key_positions() {
+        let argv = 5;
+        assert_eq!(lookup(b"mset").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(lookup(b"del").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(lookup(b"ping").unwrap().key_indexes(2).count(), 0);
+        assert_eq!(lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(), vec![2, 3, 4]);
+    }
+}

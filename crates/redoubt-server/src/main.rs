@@ -1,0 +1,98 @@
+//! `redoubt-server`: parses redis-server-style arguments (an optional config file, then
+//! `--name value` options), starts the server, and stops it cleanly on SIGTERM/SIGINT or
+//! SHUTDOWN. With no arguments it runs with embedded defaults on 127.0.0.1:6379.
+
+use std::process::ExitCode;
+
+use server::config::Config;
+use server::{log, log_notice, log_warning};
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const USAGE: &str = "Usage: redoubt-server [/path/to/redoubt.conf] [options] [-]
+       redoubt-server - (read config from stdin)
+       redoubt-server -v or --version
+       redoubt-server -h or --help
+
+Options are configuration directives written as --name value, for example:
+       redoubt-server --port 7777
+       redoubt-server --port 7777 --replicaof 127.0.0.1 8888
+       redoubt-server /etc/redoubt/6379.conf --loglevel verbose
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-v") | Some("--version") => {
+            println!("Redoubt server v={} (Redis-compatible {}) bits={} malloc=jemalloc", server::VERSION, server::REDIS_COMPAT_VERSION, usize::BITS);
+            return ExitCode::SUCCESS;
+        }
+        Some("-h") | Some("--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("\n{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let settings = server::config::Settings::from_config(&config);
+    if let Err(e) = log::init(config.get("logfile"), settings.loglevel) {
+        eprintln!("Can't open the log file '{}': {e}", config.get("logfile"));
+        return ExitCode::from(1);
+    }
+    if config.get("daemonize") == "yes" {
+        log_warning!("daemonize is not supported: run redoubt-server under a supervisor (systemd, a container runtime) instead; continuing in the foreground");
+    }
+    let dir = config.get("dir").to_string();
+    if !dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(&dir) {
+            eprintln!("Can't chdir to '{dir}': {e}");
+            return ExitCode::from(1);
+        }
+    }
+    log_notice!("Redoubt {} starting (Redis-compatible {}), pid={}", server::VERSION, server::REDIS_COMPAT_VERSION, std::process::id());
+    match config.file.as_ref() {
+        Some(path) => log_notice!("Configuration loaded from {}", path.display()),
+        None => log_notice!("No config file specified, using the default config. In order to specify a config file use redoubt-server /path/to/redoubt.conf"),
+    }
+    let running = match server::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            log_warning!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for addr in running.addrs() {
+        log_notice!("Ready to accept connections tcp {addr}");
+    }
+    let shared = running.shared.clone();
+    spawn_signal_watcher(shared);
+    running.wait();
+    log_notice!("Redoubt is now ready to exit, bye bye...");
+    ExitCode::SUCCESS
+}
+
+/// Turns SIGTERM/SIGINT into a clean shutdown.
+fn spawn_signal_watcher(shared: std::sync::Arc<server::Shared>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            log_warning!("Could not install signal handlers ({e}); stop the server with SHUTDOWN");
+            return;
+        }
+    };
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            log_warning!("Received {name} scheduling shutdown...");
+            shared.request_shutdown();
+        }
+    });
+}

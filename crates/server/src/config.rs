@@ -1,0 +1,525 @@
+//! Configuration: every directive Redoubt accepts, its type, default and whether it can be
+//! changed at runtime, declared once as data ([`PARAMS`]).
+//!
+//! The same table serves the config file (redis.conf syntax), `--name value` flags, CONFIG
+//! GET/SET/REWRITE and the typed [`Settings`] the server reads on its hot paths. Values are
+//! kept in the canonical text form CONFIG GET shows (memory sizes in bytes, booleans as
+//! yes/no), and `Settings` is rebuilt from them after every change.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What values a parameter takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int { min: i64, max: i64 },
+    /// Bytes, accepting the 1k/1kb/1m/1mb/1g/1gb suffixes.
+    Memory,
+    Enum(&'static [&'static str]),
+    Text,
+    /// `save <seconds> <changes> ...` pairs, or "".
+    Save,
+    /// `client-output-buffer-limit <class> <hard> <soft> <seconds> ...`.
+    ClientOutputBufferLimit,
+    /// `notify-keyspace-events` flag letters.
+    NotifyFlags,
+}
+
+/// One configuration parameter.
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Can CONFIG SET change it?
+    pub mutable: bool,
+}
+
+const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param { name, alias: None, kind, default, mutable }
+}
+
+const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param { name, alias: Some(alias), kind, default, mutable }
+}
+
+const INT: Kind = Kind::Int { min: i64::MIN, max: i64::MAX };
+const UINT: Kind = Kind::Int { min: 0, max: i64::MAX };
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+/// Every parameter, sorted by name. Defaults are Redis 7's unless noted in docs/config.md.
+pub static PARAMS: &[Param] = &[
+    p("active-expire-effort", int(1, 10), "1", true),
+    p("activedefrag", Kind::Bool, "no", true),
+    p("activerehashing", Kind::Bool, "yes", true),
+    p("always-show-logo", Kind::Bool, "no", false),
+    p("appenddirname", Kind::Text, "appendonlydir", false),
+    p("appendfilename", Kind::Text, "appendonly.aof", false),
+    p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
+    p("appendonly", Kind::Bool, "no", true),
+    p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
+    p("auto-aof-rewrite-percentage", UINT, "100", true),
+    p("bind", Kind::Text, "127.0.0.1 -::1", false),
+    p("busy-reply-threshold", UINT, "5000", true),
+    p("client-output-buffer-limit", Kind::ClientOutputBufferLimit, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
+    p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    p("cluster-enabled", Kind::Bool, "no", false),
+    p("daemonize", Kind::Bool, "no", false),
+    p("databases", int(1, i32::MAX as i64), "16", false),
+    p("dbfilename", Kind::Text, "dump.rdb", true),
+    p("dir", Kind::Text, "", true),
+    p("dynamic-hz", Kind::Bool, "yes", true),
+    p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    p("hash-max-listpack-entries", UINT, "128", true),
+    p("hash-max-listpack-value", UINT, "64", true),
+    p("hz", int(1, 500), "10", true),
+    p("io-threads", int(1, 128), "1", false),
+    p("latency-monitor-threshold", UINT, "0", true),
+    p("latency-tracking", Kind::Bool, "yes", true),
+    p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+    p("lazyfree-lazy-expire", Kind::Bool, "no", true),
+    p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
+    p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
+    p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
+    p("lfu-decay-time", UINT, "1", true),
+    p("lfu-log-factor", UINT, "10", true),
+    p("list-compress-depth", UINT, "0", true),
+    p("list-max-listpack-size", INT, "-2", true),
+    p("logfile", Kind::Text, "", false),
+    p("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning"]), "notice", true),
+    pa("lua-time-limit", "busy-reply-threshold", UINT, "5000", true),
+    p("maxclients", int(1, i32::MAX as i64), "10000", true),
+    p("maxmemory", Kind::Memory, "0", true),
+    p("maxmemory-clients", Kind::Memory, "0", true),
+    p("maxmemory-eviction-tenacity", int(0, 100), "10", true),
+    p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
+    p("maxmemory-samples", int(1, i32::MAX as i64), "5", true),
+    p("min-replicas-max-lag", UINT, "10", true),
+    p("min-replicas-to-write", UINT, "0", true),
+    p("notify-keyspace-events", Kind::NotifyFlags, "", true),
+    p("pidfile", Kind::Text, "", false),
+    p("port", int(0, 65535), "6379", false),
+    p("proto-max-bulk-len", Kind::Memory, "536870912", true),
+    p("protected-mode", Kind::Bool, "yes", true),
+    p("rdbchecksum", Kind::Bool, "yes", false),
+    p("rdbcompression", Kind::Bool, "yes", true),
+    p("repl-backlog-size", Kind::Memory, "1048576", true),
+    p("repl-timeout", int(1, i32::MAX as i64), "60", true),
+    p("replica-read-only", Kind::Bool, "yes", true),
+    p("replica-serve-stale-data", Kind::Bool, "yes", true),
+    p("requirepass", Kind::Text, "", true),
+    p("save", Kind::Save, "3600 1 300 100 60 10000", true),
+    p("set-max-intset-entries", UINT, "512", true),
+    p("set-max-listpack-entries", UINT, "128", true),
+    p("set-max-listpack-value", UINT, "64", true),
+    p("slowlog-log-slower-than", INT, "10000", true),
+    p("slowlog-max-len", UINT, "128", true),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    p("stream-node-max-bytes", Kind::Memory, "4096", true),
+    p("stream-node-max-entries", UINT, "100", true),
+    p("supervised", Kind::Enum(&["upstart", "systemd", "auto", "no"]), "no", false),
+    p("tcp-backlog", UINT, "511", false),
+    p("tcp-keepalive", UINT, "300", true),
+    p("timeout", UINT, "0", true),
+    p("tracking-table-max-keys", UINT, "1000000", true),
+    p("unixsocket", Kind::Text, "", false),
+    p("zset-max-listpack-entries", UINT, "128", true),
+    p("zset-max-listpack-value", UINT, "64", true),
+];
+
+/// Finds a parameter by name or alias (case-insensitive).
+pub fn find(name: &str) -> Option<&'static Param> {
+    let lower = name.to_ascii_lowercase();
+    PARAMS.iter().find(|p| p.name == lower || p.alias == Some(lower.as_str()))
+}
+
+/// Parses a memory size with Redis's suffixes (k=1000, kb=1024, m, mb, g, gb).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let (digits, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000), ("b", 1)]
+        .iter()
+        .find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|d| (d, *mul)))
+        .unwrap_or((lower.as_str(), 1));
+    let n: u64 = digits.parse().ok()?;
+    if digits.starts_with('+') {
+        return None;
+    }
+    n.checked_mul(mul)
+}
+
+/// Why a value was refused (the text after `- ` in Redis's CONFIG SET error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue(pub String);
+
+impl fmt::Display for BadValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validates `args` for `param` and returns the canonical text CONFIG GET will show.
+pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
+    let one = || -> Result<&str, BadValue> {
+        match args {
+            [v] => Ok(v.as_str()),
+            _ => Err(BadValue("wrong number of arguments".into())),
+        }
+    };
+    match param.kind {
+        Kind::Bool => match one()?.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err(BadValue("argument must be 'yes' or 'no'".into())),
+        },
+        Kind::Int { min, max } => {
+            let v: i64 = one()?.parse().map_err(|_| BadValue("argument couldn't be parsed into an integer".into()))?;
+            if v < min || v > max {
+                return Err(BadValue(format!("argument must be between {min} and {max} inclusive")));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory => {
+            let v = one()?;
+            let n = parse_memory(v).ok_or_else(|| BadValue("argument must be a memory value".into()))?;
+            if n > i64::MAX as u64 {
+                return Err(BadValue("argument must be a memory value".into()));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Enum(names) => {
+            let v = one()?.to_ascii_lowercase();
+            if names.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err(BadValue(format!("argument(s) must be one of the following: {}", names.join(", "))))
+            }
+        }
+        Kind::Text => Ok(args.join(" ")),
+        Kind::Save => canonical_save(args),
+        Kind::ClientOutputBufferLimit => canonical_cobl(args),
+        Kind::NotifyFlags => {
+            let v = one()?;
+            crate::notify::parse_flags(v).map(crate::notify::format_flags).ok_or_else(|| BadValue("Invalid event class character. Use 'Ag$lshzxeKEtmd'.".into()))
+        }
+    }
+}
+
+fn canonical_save(args: &[String]) -> Result<String, BadValue> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if words.is_empty() {
+        return Ok(String::new());
+    }
+    if words.len() % 2 != 0 {
+        return Err(BadValue("Invalid save parameters".into()));
+    }
+    let mut out = Vec::new();
+    for w in &words {
+        let n: u64 = w.parse().map_err(|_| BadValue("Invalid save parameters".into()))?;
+        out.push(n.to_string());
+    }
+    Ok(out.join(" "))
+}
+
+fn canonical_cobl(args: &[String]) -> Result<String, BadValue> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if words.is_empty() || words.len() % 4 != 0 {
+        return Err(BadValue("Wrong number of arguments in buffer limit configuration.".into()));
+    }
+    let mut classes: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+    for chunk in words.chunks(4) {
+        let class = match chunk[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => return Err(BadValue("Invalid client class specified in buffer limit configuration.".into())),
+        };
+        let hard = parse_memory(chunk[1]);
+        let soft = parse_memory(chunk[2]);
+        let secs = chunk[3].parse::<u64>().ok();
+        match (hard, soft, secs) {
+            (Some(h), Some(s), Some(t)) => {
+                classes.insert(class, [h, s, t]);
+            }
+            _ => return Err(BadValue("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into())),
+        }
+    }
+    let defaults = Config::default();
+    let mut current = parse_cobl(defaults.get("client-output-buffer-limit"));
+    for (class, v) in classes {
+        current.insert(class.to_string(), v);
+    }
+    Ok(["normal", "slave", "pubsub"]
+        .iter()
+        .map(|c| {
+            let v = current[*c];
+            format!("{c} {} {} {}", v[0], v[1], v[2])
+        })
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+fn parse_cobl(s: &str) -> BTreeMap<String, [u64; 3]> {
+    let w: Vec<&str> = s.split_whitespace().collect();
+    w.chunks(4)
+        .filter(|c| c.len() == 4)
+        .map(|c| (c[0].to_string(), [c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0), c[3].parse().unwrap_or(0)]))
+        .collect()
+}
+
+/// The configuration: each parameter's canonical value, plus where it was loaded from.
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+    /// The config file given on the command line, if any (for CONFIG REWRITE).
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let values = PARAMS.iter().map(|p| (p.name, p.default.to_string())).collect();
+        let mut c = Config { values, file: None };
+        if let Ok(dir) = std::env::current_dir() {
+            c.values.insert("dir", dir.display().to_string());
+        }
+        c
+    }
+}
+
+/// A startup configuration error: where it happened and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub source: String,
+    pub line: usize,
+    pub text: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "*** FATAL CONFIG FILE ERROR (Redoubt {}) ***", env!("CARGO_PKG_VERSION"))?;
+        writeln!(f, "Reading the configuration file {}, at line {}", self.source, self.line)?;
+        writeln!(f, ">>> '{}'", self.text)?;
+        write!(f, "{}", self.reason)
+    }
+}
+
+impl Config {
+    /// The canonical value of a parameter (by canonical name).
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// Sets a parameter from its arguments; returns the canonical value stored.
+    pub fn set(&mut self, param: &'static Param, args: &[String]) -> Result<String, BadValue> {
+        let v = canonical(param, args)?;
+        self.values.insert(param.name, v.clone());
+        Ok(v)
+    }
+
+    /// All (name, value) pairs, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.values.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// Applies config-file text (redis.conf syntax). `source` names it in errors. Directives
+    /// are `name arg...` lines; `#` starts a comment line. Repeated `save` lines accumulate.
+    pub fn apply_text(&mut self, text: &str, source: &str) -> Result<(), ConfigError> {
+        let mut saves: Option<Vec<String>> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |reason: &str| ConfigError { source: source.to_string(), line: i + 1, text: line.to_string(), reason: reason.to_string() };
+            let words = resp::split_args(line.as_bytes()).map_err(|_| err("Unbalanced quotes in configuration line"))?;
+            let words: Vec<String> = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
+            let Some((name, args)) = words.split_first() else { continue };
+            let Some(param) = find(name) else {
+                return Err(err("Bad directive or wrong number of arguments"));
+            };
+            if param.kind == Kind::Save {
+                let acc = saves.get_or_insert_with(Vec::new);
+                if args.iter().all(|a| a.is_empty()) {
+                    acc.clear();
+                } else {
+                    acc.extend(args.iter().cloned());
+                }
+                let joined = acc.join(" ");
+                self.set(param, &[joined]).map_err(|e| err(&e.0))?;
+                continue;
+            }
+            self.set(param, args).map_err(|e| err(&e.0))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the configuration from command-line arguments (after the program name):
+    /// an optional config file path first, then `--name value...` options.
+    pub fn from_args(args: &[String]) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let mut rest = args;
+        if let Some(first) = args.first() {
+            if !first.starts_with("--") {
+                let text = if first == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+                } else {
+                    std::fs::read_to_string(first)
+                }
+                .map_err(|e| ConfigError { source: first.clone(), line: 0, text: String::new(), reason: format!("Fatal error, can't open config file '{first}': {e}") })?;
+                config.apply_text(&text, first)?;
+                config.file = Some(std::path::PathBuf::from(first));
+                rest = &args[1..];
+            }
+        }
+        let mut text = String::new();
+        for a in rest {
+            if let Some(name) = a.strip_prefix("--") {
+                text.push('\n');
+                text.push_str(name);
+            } else {
+                text.push(' ');
+                text.push_str(&quote(a));
+            }
+        }
+        config.apply_text(&text, "(command line)")?;
+        Ok(config)
+    }
+}
+
+/// Quotes a value so `split_args` gives it back unchanged.
+pub fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Typed settings the server reads on hot paths, rebuilt whenever the config changes.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub requirepass: Option<Vec<u8>>,
+    pub protected_mode: bool,
+    pub databases: usize,
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: usize,
+    pub timeout_secs: u64,
+    pub hz: u32,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: usize,
+    pub loglevel: crate::log::Level,
+    pub maxclients: usize,
+    pub tcp_keepalive: u64,
+    pub notify_flags: u32,
+    pub debug_command: String,
+    /// (hard, soft, soft seconds) output limits for pub/sub clients.
+    pub pubsub_output_limit: [u64; 3],
+}
+
+impl Settings {
+    /// Derives typed settings from canonical values (which were validated when set).
+    pub fn from_config(c: &Config) -> Settings {
+        let num = |n: &str| c.get(n).parse::<i64>().unwrap_or(0);
+        let cobl = parse_cobl(c.get("client-output-buffer-limit"));
+        let pass = c.get("requirepass");
+        Settings {
+            port: num("port") as u16,
+            bind: c.get("bind").split_whitespace().map(str::to_string).collect(),
+            requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
+            protected_mode: c.get("protected-mode") == "yes",
+            databases: num("databases") as usize,
+            maxmemory: num("maxmemory") as u64,
+            maxmemory_policy: c.get("maxmemory-policy").to_string(),
+            proto_max_bulk_len: num("proto-max-bulk-len"),
+            client_query_buffer_limit: num("client-query-buffer-limit") as usize,
+            timeout_secs: num("timeout") as u64,
+            hz: num("hz") as u32,
+            slowlog_log_slower_than: num("slowlog-log-slower-than"),
+            slowlog_max_len: num("slowlog-max-len") as usize,
+            loglevel: crate::log::Level::from_name(c.get("loglevel")),
+            maxclients: num("maxclients") as usize,
+            tcp_keepalive: num("tcp-keepalive") as u64,
+            notify_flags: crate::notify::parse_flags(c.get("notify-keyspace-events")).unwrap_or(0),
+            debug_command: c.get("enable-debug-command").to_string(),
+            pubsub_output_limit: cobl.get("pubsub").copied().unwrap_or([0, 0, 0]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_sorted_and_defaults_valid() {
+        for w in PARAMS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
+        }
+        for p in PARAMS {
+            let args: Vec<String> = if p.default.is_empty() { vec![String::new()] } else { vec![p.default.to_string()] };
+            assert!(canonical(p, &args).is_ok(), "default of {} invalid", p.name);
+        }
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("1G"), Some(1_000_000_000));
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("12kb"), Some(12 * 1024));
+        assert_eq!(parse_memory("x"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn file_and_flags() {
+        let c = Config::from_args(&["--port".into(), "7000".into(), "--save".into(), "".into(), "--maxmemory".into(), "1mb".into()]).unwrap();
+        assert_eq!(c.get("port"), "7000");
+        assert_eq!(c.get("save"), "");
+        assert_eq!(c.get("maxmemory"), "1048576");
+        let err = Config::from_args(&["--nosuch".into(), "1".into()]).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("Bad directive"));
+        let mut c = Config::default();
+        c.apply_text("save 900 1\nsave 300 10\n", "t").unwrap();
+        assert_eq!(c.get("save"), "900 1 300 10");
+        let e = c.apply_text("port abc", "t.conf").unwrap_err();
+        assert_eq!((e.source.as_str(), e.line), ("t.conf", 1));
+    }
+
+    #[test]
+    fn output_buffer_limits_merge() {
+        let c = Config::default();
+        let p = find("client-output-buffer-limit").unwrap();
+        let v = canonical(p, &["pubsub 1mb 0 0".into()]).unwrap();
+        assert_eq!(v, "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0");
+        let _ = c;
+    }
+}

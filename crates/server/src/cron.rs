@@ -1,0 +1,45 @@
+//! The cron thread: runs `hz` times a second to expire keys actively, sample throughput for
+//! INFO, and track peak memory. It never holds more than one shard lock at a time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use store::expire::ExpireCycle;
+
+use crate::{info, unix_ms, Shared};
+
+/// Starts the cron thread; it exits when the server shuts down.
+pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String> {
+    shared.stats.startup_memory.store(info::memory_figures().allocated, Ordering::Relaxed);
+    std::thread::Builder::new().name("cron".into()).spawn(move || run(shared)).map_err(|e| e.to_string())
+}
+
+fn run(shared: Arc<Shared>) {
+    let mut cycle = ExpireCycle::default();
+    let mut last_sample = Instant::now() - Duration::from_secs(1);
+    let mut cpu_ms = 0u64;
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let hz = shared.settings().hz.clamp(1, 500);
+        let period = Duration::from_millis(1000 / hz as u64);
+        let started = Instant::now();
+        if shared.active_expire.load(Ordering::Relaxed) {
+            // Like Redis's slow cycle: at most 25% of one core per period.
+            let report = cycle.run(&shared.keyspace, unix_ms(), period / 4);
+            if report.examined > 0 {
+                let stale = report.expired as u64 * 10_000 / report.examined as u64;
+                shared.stats.expired_stale_perc.store(stale, Ordering::Relaxed);
+            }
+            cpu_ms += started.elapsed().as_millis() as u64;
+            shared.stats.expire_cycle_cpu_ms.store(cpu_ms, Ordering::Relaxed);
+        }
+        if last_sample.elapsed() >= Duration::from_millis(100) {
+            shared.stats.sample(unix_ms());
+            let used = info::memory_figures().allocated;
+            shared.stats.peak_memory.fetch_max(used, Ordering::Relaxed);
+            last_sample = Instant::now();
+        }
+        let spent = started.elapsed();
+        std::thread::sleep(period.saturating_sub(spent));
+    }
+}

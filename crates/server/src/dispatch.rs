@@ -1,0 +1,282 @@
+//! Command dispatch: lookup in the command table, the generic checks every command goes
+//! through (unknown command, arity, authentication) in Redis's order, locking the shards the
+//! command declares, running it, and the bookkeeping after it (statistics, reply mode, slow
+//! log, MONITOR feed).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use commands::table::flags;
+use commands::{CmdError, CommandSpec, Ctx, Handler};
+use store::View;
+
+use crate::config::Settings;
+use crate::session::{ReplyMode, Session};
+use crate::stats::WorkerStats;
+use crate::worker::Msg;
+use crate::{log_warning, server_cmds, unix_us, Shared};
+
+/// A worker's private state used by dispatch.
+pub struct WorkerLocal {
+    pub stats: WorkerStats,
+    pub settings: Arc<Settings>,
+    settings_gen: u64,
+    pub cmd_settings: commands::Settings,
+}
+
+impl WorkerLocal {
+    pub fn new(shared: &Shared) -> WorkerLocal {
+        let mut w = WorkerLocal { stats: WorkerStats::default(), settings: shared.settings(), settings_gen: 0, cmd_settings: commands::Settings::default() };
+        w.refresh(shared);
+        w
+    }
+
+    /// Picks up configuration changes (one atomic load when nothing changed).
+    pub fn refresh(&mut self, shared: &Shared) {
+        let gen = shared.settings_gen.load(Ordering::Acquire);
+        if gen == self.settings_gen {
+            return;
+        }
+        self.settings = shared.settings();
+        self.settings_gen = gen;
+        let policy = &self.settings.maxmemory_policy;
+        self.cmd_settings = commands::Settings {
+            proto_max_bulk_len: self.settings.proto_max_bulk_len,
+            lfu: policy.ends_with("lfu"),
+            evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
+        };
+    }
+}
+
+/// Copies `s` up to its first NUL byte and at most `max` bytes (C's `%.*s`).
+fn c_str(s: &[u8], max: usize) -> &[u8] {
+    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    &s[..end.min(max)]
+}
+
+/// `ERR unknown command '<name>', with args beginning with: '<a>' '<b>' `
+fn unknown_command(argv: &[&[u8]]) -> Vec<u8> {
+    let mut args: Vec<u8> = Vec::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(c_str(a, room));
+        args.extend_from_slice(b"' ");
+    }
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(c_str(argv[0], 128));
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&args);
+    text
+}
+
+fn unknown_subcommand(argv: &[&[u8]]) -> Vec<u8> {
+    let mut text = b"ERR unknown subcommand '".to_vec();
+    text.extend_from_slice(c_str(argv[1], 128));
+    text.extend_from_slice(b"'. Try ");
+    text.extend_from_slice(&c_str(argv[0], usize::MAX).to_ascii_uppercase());
+    text.extend_from_slice(b" HELP.");
+    text
+}
+
+/// Writes an error reply given as bytes (CR/LF become spaces) and counts it.
+fn reply_error_bytes(s: &mut Session, local: &mut WorkerLocal, text: &[u8]) {
+    s.out.buf.push(b'-');
+    s.out.buf.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    s.out.buf.extend_from_slice(b"\r\n");
+    let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+    local.stats.error(&String::from_utf8_lossy(code));
+}
+
+/// Finds the command (and subcommand) `argv` names, or writes the error Redis would.
+fn resolve(argv: &[&[u8]], s: &mut Session, local: &mut WorkerLocal) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
+    let Some(cmd) = commands::lookup(argv[0]) else {
+        reply_error_bytes(s, local, &unknown_command(argv));
+        return None;
+    };
+    if cmd.subcommands.is_empty() || argv.len() < 2 {
+        return Some((cmd, None));
+    }
+    match commands::lookup_sub(cmd, argv[1]) {
+        Some(sub) => Some((cmd, Some(sub))),
+        None => {
+            reply_error_bytes(s, local, &unknown_subcommand(argv));
+            None
+        }
+    }
+}
+
+/// Runs one command from a client and writes its reply into the session's output.
+pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) {
+    let start_us = unix_us();
+    s.info.last_interaction_ms.store(start_us / 1000, Ordering::Relaxed);
+    if s.reply_mode == ReplyMode::SkipNext {
+        s.reply_mode = ReplyMode::Skipping;
+    }
+    let reply_start = s.out.buf.len();
+    let Some((cmd, sub)) = resolve(argv, s, local) else {
+        finish_reply(s, reply_start);
+        return;
+    };
+    let spec = sub.unwrap_or(cmd);
+    s.info.set_last_cmd(cmd, sub);
+    local.stats.total_commands += 1;
+    s.info.tot_cmds.fetch_add(1, Ordering::Relaxed);
+    if let Some(err) = generic_checks(spec, cmd, sub, argv, s) {
+        local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
+        reply_error_bytes(s, local, err.text().as_bytes());
+        finish_reply(s, reply_start);
+        return;
+    }
+    let now = start_us / 1000;
+    let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now)));
+    let result = result.unwrap_or_else(|_| {
+        log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
+        s.out.buf.truncate(reply_start);
+        Err(CmdError::fixed("ERR internal error while running the command (see the server log)"))
+    });
+    let duration = (unix_us() - start_us).max(0) as u64;
+    let stat = local.stats.command(cmd.name, sub.map(|c| c.name));
+    stat.calls += 1;
+    stat.usec += duration;
+    if let Err(e) = result {
+        stat.failed += 1;
+        reply_error_bytes(s, local, e.text().as_bytes());
+    }
+    finish_reply(s, reply_start);
+    after_command(shared, local, s, spec, argv, start_us, duration);
+}
+
+/// Arity and authentication, in Redis's order. `None` means the command may run.
+fn generic_checks(spec: &CommandSpec, cmd: &CommandSpec, sub: Option<&CommandSpec>, argv: &[&[u8]], s: &Session) -> Option<CmdError> {
+    if !spec.arity_ok(argv.len()) {
+        let name = match sub {
+            Some(sub) => format!("{}|{}", cmd.name, sub.name),
+            None => cmd.name.to_string(),
+        };
+        return Some(commands::error::wrong_arity(&name));
+    }
+    if !s.authenticated && !spec.has(flags::NO_AUTH) {
+        return Some(CmdError::fixed("NOAUTH Authentication required."));
+    }
+    None
+}
+
+/// Runs an admitted command.
+fn run(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, spec: &'static CommandSpec, cmd: &'static CommandSpec, sub: Option<&'static CommandSpec>, argv: &[&[u8]], now: i64) -> commands::CmdResult {
+    match spec.handler {
+        Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now),
+        Handler::Keyspace(f) => {
+            let mut view = lock_for(shared, spec, argv);
+            let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
+            let r = f(&mut ctx, &mut view);
+            local.stats.dirty += ctx.dirty;
+            r
+        }
+    }
+}
+
+/// Locks the shards a keyspace command needs: its declared keys, or all of them.
+pub fn lock_for<'a>(shared: &'a Shared, spec: &CommandSpec, argv: &[&[u8]]) -> View<'a> {
+    let ks = &shared.keyspace;
+    if spec.has(flags::ALL_SHARDS) {
+        return ks.lock_all();
+    }
+    let k = spec.keys;
+    if k.first == 1 && k.last == 1 && argv.len() > 1 {
+        return ks.lock_key(argv[1]);
+    }
+    ks.lock_keys(spec.key_indexes(argv.len()).map(|i| argv[i]))
+}
+
+/// Applies CLIENT REPLY OFF/SKIP to the reply just written.
+fn finish_reply(s: &mut Session, reply_start: usize) {
+    match s.reply_mode {
+        ReplyMode::Off => s.out.buf.truncate(reply_start),
+        ReplyMode::Skipping => {
+            s.out.buf.truncate(reply_start);
+            s.reply_mode = ReplyMode::On;
+        }
+        _ => {}
+    }
+}
+
+/// Slow log and MONITOR feed.
+fn after_command(shared: &Shared, local: &WorkerLocal, s: &Session, spec: &CommandSpec, argv: &[&[u8]], start_us: i64, duration: u64) {
+    let threshold = local.settings.slowlog_log_slower_than;
+    if threshold >= 0 && duration >= threshold as u64 && !spec.has(flags::SKIP_SLOWLOG) {
+        let name = s.info.name.lock().clone().unwrap_or_default();
+        shared.slowlog.lock().push(argv, duration, start_us / 1_000_000, s.info.addr.to_string(), name, local.settings.slowlog_max_len);
+    }
+    if shared.clients.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR | flags::ADMIN | flags::NO_AUTH) {
+        feed_monitors(shared, s, argv, start_us);
+    }
+}
+
+/// Formats a command the way MONITOR shows it and sends it to every monitor.
+fn feed_monitors(shared: &Shared, s: &Session, argv: &[&[u8]], start_us: i64) {
+    let mut line = format!("+{}.{:06} [{} {}]", start_us / 1_000_000, start_us % 1_000_000, s.db, s.info.addr).into_bytes();
+    for a in argv {
+        line.push(b' ');
+        repr(&mut line, a);
+    }
+    line.extend_from_slice(b"\r\n");
+    let monitors = shared.clients.monitor_list();
+    let workers = shared.workers.read();
+    for (id, worker) in monitors {
+        if let Some(w) = workers.get(worker) {
+            w.send(Msg::Deliver(id, line.clone()));
+        }
+    }
+}
+
+/// Redis's `sdscatrepr`: a quoted, escaped rendering of bytes.
+pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(b),
+            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
+}
+
+/// Stops feeding a client that was a monitor.
+pub fn remove_monitor(shared: &Shared, id: u64) {
+    shared.clients.set_monitor(id, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_text() {
+        let text = unknown_command(&[b"foo", b"a", b"b\x00c"]);
+        assert_eq!(text, b"ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        let long = vec![b'x'; 300];
+        let text = unknown_command(&[b"foo", &long, b"next"]);
+        let s = String::from_utf8(text).unwrap();
+        assert!(s.ends_with("' "), "{s}");
+        assert!(!s.contains("next"));
+    }
+
+    #[test]
+    fn repr_escapes() {
+        let mut v = Vec::new();
+        repr(&mut v, b"a\"b\n\x01");
+        assert_eq!(v, b"\"a\\\"b\\n\\x01\"");
+    }
+}

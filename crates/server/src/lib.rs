@@ -1,0 +1,159 @@
+//! The server: listeners, worker threads, connections, command dispatch, configuration,
+//! introspection (INFO, CLIENT, CONFIG, COMMAND, SLOWLOG, MONITOR) and shutdown.
+//!
+//! Threads (see docs/architecture.md): one worker per core, each running its own event loop
+//! over its own `SO_REUSEPORT` listener and the connections the kernel hands it; a cron thread
+//! (active expiry, statistics); the main thread, which waits for signals. Workers share only
+//! the keyspace (sharded locks) and the [`Shared`] state below.
+
+pub mod clients;
+pub mod config;
+mod cron;
+mod dispatch;
+mod info;
+pub mod log;
+pub mod notify;
+mod server_cmds;
+mod session;
+mod slowlog;
+mod stats;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use store::Keyspace;
+
+use crate::clients::Registry;
+use crate::config::{Config, Settings};
+use crate::slowlog::Slowlog;
+use crate::stats::GlobalStats;
+use crate::worker::WorkerHandle;
+
+/// The Redis version we report (`redis_version`, HELLO): clients gate features on it.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
+/// Redoubt's own version (`redoubt_version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// State shared by every thread.
+pub struct Shared {
+    pub keyspace: Keyspace,
+    pub config: Mutex<Config>,
+    settings: RwLock<Arc<Settings>>,
+    /// Bumped whenever `settings` changes, so workers can refresh their cached copy cheaply.
+    pub settings_gen: AtomicU64,
+    pub clients: Registry,
+    pub stats: GlobalStats,
+    pub slowlog: Mutex<Slowlog>,
+    pub workers: RwLock<Vec<WorkerHandle>>,
+    pub started: Instant,
+    pub started_unix: i64,
+    pub run_id: String,
+    pub shutdown: AtomicBool,
+    /// Writes since the last save (the `dirty` counter).
+    pub dirty: AtomicU64,
+    pub lastsave: AtomicI64,
+    /// Address the workers listen on (the real port when configured with port 0).
+    pub listen_addrs: RwLock<Vec<SocketAddr>>,
+    pub active_expire: AtomicBool,
+}
+
+impl Shared {
+    fn new(config: Config) -> Shared {
+        let settings = Settings::from_config(&config);
+        let now = unix_ms();
+        Shared {
+            keyspace: Keyspace::new(settings.databases),
+            config: Mutex::new(config),
+            settings: RwLock::new(Arc::new(settings)),
+            settings_gen: AtomicU64::new(1),
+            clients: Registry::default(),
+            stats: GlobalStats::default(),
+            slowlog: Mutex::new(Slowlog::default()),
+            workers: RwLock::new(Vec::new()),
+            started: Instant::now(),
+            started_unix: now / 1000,
+            run_id: run_id(),
+            shutdown: AtomicBool::new(false),
+            dirty: AtomicU64::new(0),
+            lastsave: AtomicI64::new(now / 1000),
+            listen_addrs: RwLock::new(Vec::new()),
+            active_expire: AtomicBool::new(true),
+        }
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().clone()
+    }
+
+    /// Rebuilds the settings after a configuration change.
+    pub fn reload_settings(&self) {
+        let s = Settings::from_config(&self.config.lock());
+        log::set_level(s.loglevel);
+        *self.settings.write() = Arc::new(s);
+        self.settings_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// Asks every worker to stop, then returns.
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for w in self.workers.read().iter() {
+            w.wake();
+        }
+    }
+}
+
+/// Milliseconds since the unix epoch.
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Microseconds since the unix epoch.
+pub fn unix_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn run_id() -> String {
+    (0..40).map(|_| char::from_digit((store::random_u64() % 16) as u32, 16).unwrap_or('0')).collect()
+}
+
+/// A running server: its listening addresses and a way to stop it.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// The addresses the server accepts connections on.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.shared.listen_addrs.read().clone()
+    }
+
+    /// Blocks until the server has stopped (SHUTDOWN, a signal, or [`Shared::request_shutdown`]).
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the server's threads and returns once it accepts connections.
+pub fn start(config: Config) -> Result<Running, String> {
+    let shared = Arc::new(Shared::new(config));
+    let settings = shared.settings();
+    let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let listeners = worker::bind_listeners(&settings, threads_wanted)?;
+    *shared.listen_addrs.write() = listeners.addrs.clone();
+    let mut threads = Vec::new();
+    for (i, listener_set) in listeners.per_worker.into_iter().enumerate() {
+        let (handle, thread) = worker::spawn(i, shared.clone(), listener_set)?;
+        shared.workers.write().push(handle);
+        threads.push(thread);
+    }
+    threads.push(cron::spawn(shared.clone())?);
+    Ok(Running { shared, threads })
+}

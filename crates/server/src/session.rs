@@ -1,0 +1,56 @@
+//! Per-connection protocol state owned by the connection's worker: selected database,
+//! protocol version, authentication, reply mode, and the output buffer.
+
+use std::sync::Arc;
+
+use resp::{Protocol, ReplyBuf};
+
+use crate::clients::ClientInfo;
+
+/// CLIENT REPLY modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// The current command's reply is being skipped (SKIP was issued before it).
+    Skipping,
+}
+
+/// The state of one client connection, as commands see it.
+pub struct Session {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub authenticated: bool,
+    pub out: ReplyBuf,
+    pub reply_mode: ReplyMode,
+    /// Close the connection once pending output is written (QUIT, protocol errors, KILL of self).
+    pub close_after_reply: bool,
+    pub monitor: bool,
+}
+
+impl Session {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Session {
+        Session {
+            info,
+            db: 0,
+            authenticated,
+            out: ReplyBuf::new(Protocol::Resp2),
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            monitor: false,
+        }
+    }
+
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.out.proto = proto;
+        let v = if proto == Protocol::Resp3 { 3 } else { 2 };
+        self.info.resp.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, std::sync::atomic::Ordering::Relaxed);
+    }
+}

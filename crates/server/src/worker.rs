@@ -1,0 +1,487 @@
+//! Worker threads: each runs one event loop (mio/epoll, edge-triggered) over its own
+//! `SO_REUSEPORT` listeners and the connections the kernel balances onto them.
+//!
+//! Per readable event a connection drains its socket, decodes and runs every complete
+//! command in its buffer, and writes all the replies with one `write` (pipelining batches
+//! writes for free). Other threads reach a worker through its inbox plus a waker: to close a
+//! client (CLIENT KILL), to deliver bytes (MONITOR), or to stop.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use resp::{parse_command, Limits, Parsed};
+
+use crate::clients::ClientInfo;
+use crate::config::Settings;
+use crate::dispatch::{self, WorkerLocal};
+use crate::session::Session;
+use crate::{log_verbose, log_warning, unix_ms, Shared};
+
+const WAKER: Token = Token(0);
+const FIRST_LISTENER: usize = 1;
+const FIRST_CONN: usize = 1024;
+/// Bytes read per `read` call; also the minimum free space kept in an input buffer.
+const READ_CHUNK: usize = 16 * 1024;
+/// Input buffers larger than this are shrunk when they empty.
+const KEEP_INPUT: usize = 64 * 1024;
+/// Before authentication a client may not buffer more than this (as Redis).
+const PREAUTH_QUERY_LIMIT: usize = 1024 * 1024;
+
+/// A message from another thread.
+pub enum Msg {
+    /// Close this client (CLIENT KILL).
+    Kill(u64),
+    /// Append these bytes to this client's output (MONITOR feed).
+    Deliver(u64, Vec<u8>),
+}
+
+/// How other threads reach a worker.
+pub struct WorkerHandle {
+    waker: Arc<Waker>,
+    inbox: Arc<Mutex<Vec<Msg>>>,
+}
+
+impl WorkerHandle {
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    pub fn send(&self, msg: Msg) {
+        self.inbox.lock().push(msg);
+        self.wake();
+    }
+}
+
+/// Listeners bound for every worker.
+pub struct Listeners {
+    pub addrs: Vec<SocketAddr>,
+    pub per_worker: Vec<Vec<std::net::TcpListener>>,
+}
+
+fn parse_bind(addr: &str) -> Option<(IpAddr, bool)> {
+    let (optional, addr) = match addr.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, addr),
+    };
+    let ip = match addr {
+        "*" => IpAddr::from([0, 0, 0, 0]),
+        "::*" => IpAddr::from([0u16; 8]),
+        other => other.parse().ok()?,
+    };
+    Some((ip, optional))
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Binds every configured address once per worker (SO_REUSEPORT), resolving port 0 to one
+/// real port shared by all.
+pub fn bind_listeners(settings: &Settings, workers: usize) -> Result<Listeners, String> {
+    let mut port = settings.port;
+    let mut addrs = Vec::new();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for spec in &settings.bind {
+        let (ip, optional) = parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
+        let mut bound = Vec::new();
+        for _ in 0..workers {
+            match bind_one(SocketAddr::new(ip, port), 511) {
+                Ok(l) => {
+                    if port == 0 {
+                        port = l.local_addr().map_err(|e| e.to_string())?.port();
+                    }
+                    bound.push(l);
+                }
+                Err(e) if optional => {
+                    log_verbose!("Skipping optional bind address {spec}: {e}");
+                    bound.clear();
+                    break;
+                }
+                Err(e) => {
+                    return Err(format!("Could not create server TCP listening socket {spec}:{port}: {e}. Is another server using this port? Pick another with --port."));
+                }
+            }
+        }
+        if !bound.is_empty() {
+            addrs.push(SocketAddr::new(ip, port));
+            for (w, l) in bound.into_iter().enumerate() {
+                per_worker[w].push(l);
+            }
+        }
+    }
+    if addrs.is_empty() {
+        return Err("Failed listening on any configured address; check the bind setting.".into());
+    }
+    Ok(Listeners { addrs, per_worker })
+}
+
+/// Input bytes of one connection: `buf[start..end]` are received and not yet consumed.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Do not try to decode again until `end - start` reaches this.
+    need: usize,
+}
+
+impl Input {
+    fn pending(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Makes room for at least READ_CHUNK more bytes, moving data to the front or growing
+    /// geometrically, never by a length a client merely announced.
+    fn reserve(&mut self) {
+        if self.buf.len() - self.end >= READ_CHUNK {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < READ_CHUNK {
+            let new_len = (self.buf.len() * 2).max(self.end + READ_CHUNK);
+            self.buf.resize(new_len, 0);
+        }
+    }
+
+    fn consumed_all(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        if self.buf.len() > KEEP_INPUT {
+            self.buf = vec![0; READ_CHUNK];
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    input: Input,
+    session: Session,
+    /// Bytes of `session.out` already written.
+    out_pos: usize,
+}
+
+struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    by_id: std::collections::HashMap<u64, usize>,
+    inbox: Arc<Mutex<Vec<Msg>>>,
+    local: WorkerLocal,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+/// Starts worker `id` on its listeners.
+pub fn spawn(id: usize, shared: Arc<Shared>, listeners: Vec<std::net::TcpListener>) -> Result<(WorkerHandle, std::thread::JoinHandle<()>), String> {
+    let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
+    let inbox = Arc::new(Mutex::new(Vec::new()));
+    let mut mio_listeners = Vec::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let mut l = TcpListener::from_std(l);
+        poll.registry().register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE).map_err(|e| e.to_string())?;
+        mio_listeners.push(l);
+    }
+    let local = WorkerLocal::new(&shared);
+    let mut worker = Worker {
+        id,
+        shared,
+        poll,
+        listeners: mio_listeners,
+        conns: Vec::new(),
+        free: Vec::new(),
+        by_id: Default::default(),
+        inbox: inbox.clone(),
+        local,
+        ranges: Vec::new(),
+    };
+    let handle = WorkerHandle { waker, inbox };
+    let thread = std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || worker.run()).map_err(|e| e.to_string())?;
+    Ok((handle, thread))
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log_warning!("Worker {} poll failed: {e}", self.id);
+                }
+                continue;
+            }
+            self.local.refresh(&self.shared);
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.drain_inbox(),
+                    Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => self.accept(t - FIRST_LISTENER),
+                    Token(t) => self.on_conn_event(t - FIRST_CONN, ev.is_readable() || ev.is_read_closed(), ev.is_writable()),
+                }
+            }
+            self.shared.stats.merge(&mut self.local.stats);
+            if self.shared.shutdown.load(Ordering::SeqCst) {
+                self.close_all();
+                return;
+            }
+        }
+    }
+
+    fn accept(&mut self, idx: usize) {
+        loop {
+            let (stream, addr) = match self.listeners[idx].accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log_warning!("Accepting client connection: {e}");
+                    return;
+                }
+            };
+            self.add_conn(stream, addr);
+        }
+    }
+
+    fn refuse(&mut self, mut stream: TcpStream, text: &str) {
+        let _ = stream.write_all(text.as_bytes());
+        self.local.stats.rejected_connections += 1;
+    }
+
+    fn add_conn(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let settings = self.local.settings.clone();
+        if self.shared.clients.len() >= settings.maxclients {
+            self.refuse(stream, "-ERR max number of clients reached\r\n");
+            return;
+        }
+        if settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback() {
+            log_warning!("Refused connection from {addr}: protected mode is on and no password is set");
+            self.refuse(stream, PROTECTED_MODE_ERROR);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        if settings.tcp_keepalive > 0 {
+            let sock = socket2::SockRef::from(&stream);
+            let ka = socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(settings.tcp_keepalive));
+            let _ = sock.set_tcp_keepalive(&ka);
+        }
+        let laddr = stream.local_addr().unwrap_or(addr);
+        let id = self.shared.clients.next_id();
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, stream.as_raw_fd(), self.id, unix_ms()));
+        self.shared.clients.add(info.clone());
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let mut conn = Conn {
+            stream,
+            input: Input { buf: vec![0; READ_CHUNK], start: 0, end: 0, need: 0 },
+            session: Session::new(info, settings.requirepass.is_none()),
+            out_pos: 0,
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut conn.stream, Token(FIRST_CONN + slot), interest) {
+            log_warning!("Registering client {addr}: {e}");
+            self.shared.clients.remove(id);
+            self.free.push(slot);
+            return;
+        }
+        self.by_id.insert(id, slot);
+        self.conns[slot] = Some(conn);
+    }
+
+    fn on_conn_event(&mut self, slot: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let mut open = true;
+        if readable {
+            open = read_and_run(conn, &self.shared, &mut self.local, &mut self.ranges);
+        }
+        if open && (writable || readable) {
+            open = flush(conn, &mut self.local);
+        }
+        if !open || conn.session.info.kill.load(Ordering::Relaxed) {
+            self.close(slot);
+        }
+    }
+
+    fn close(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns[slot].take() else { return };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let id = conn.session.info.id;
+        self.shared.clients.remove(id);
+        if conn.session.monitor {
+            dispatch::remove_monitor(&self.shared, id);
+        }
+        self.by_id.remove(&id);
+        self.free.push(slot);
+    }
+
+    fn drain_inbox(&mut self) {
+        let msgs = std::mem::take(&mut *self.inbox.lock());
+        for msg in msgs {
+            match msg {
+                Msg::Kill(id) => {
+                    if let Some(&slot) = self.by_id.get(&id) {
+                        self.close(slot);
+                    }
+                }
+                Msg::Deliver(id, bytes) => {
+                    let Some(&slot) = self.by_id.get(&id) else { continue };
+                    let Some(conn) = self.conns[slot].as_mut() else { continue };
+                    conn.session.out.raw(&bytes);
+                    if !flush(conn, &mut self.local) {
+                        self.close(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        for slot in 0..self.conns.len() {
+            if let Some(conn) = self.conns[slot].as_mut() {
+                let _ = flush(conn, &mut self.local);
+            }
+            self.close(slot);
+        }
+    }
+}
+
+/// Reads everything available and runs every complete command. Returns false if the
+/// connection must be closed now.
+fn read_and_run(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, ranges: &mut Vec<std::ops::Range<usize>>) -> bool {
+    loop {
+        conn.input.reserve();
+        let end = conn.input.end;
+        match conn.stream.read(&mut conn.input.buf[end..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                conn.input.end += n;
+                local.stats.net_in += n as u64;
+                conn.session.info.tot_net_in.fetch_add(n as u64, Ordering::Relaxed);
+                if !run_commands(conn, shared, local, ranges) {
+                    return false;
+                }
+                if conn.session.close_after_reply {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Decodes and runs the complete commands in the input buffer. Returns false to close.
+fn run_commands(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, ranges: &mut Vec<std::ops::Range<usize>>) -> bool {
+    let limits = Limits { max_bulk_len: local.settings.proto_max_bulk_len, authenticated: conn.session.authenticated };
+    while conn.input.pending() > 0 && !conn.session.close_after_reply {
+        if conn.input.pending() < conn.input.need {
+            break;
+        }
+        let input = &conn.input;
+        let data = &input.buf[input.start..input.end];
+        match parse_command(data, &limits, ranges) {
+            Ok(Parsed::Incomplete { need }) => {
+                conn.input.need = need;
+                return query_buffer_ok(conn, local);
+            }
+            Ok(Parsed::Multibulk { consumed }) => {
+                if !ranges.is_empty() {
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> = ranges.iter().map(|r| &data[r.clone()]).collect();
+                    dispatch::execute(shared, local, &mut conn.session, &argv);
+                }
+                conn.input.start += consumed;
+                conn.input.need = 0;
+            }
+            Ok(Parsed::Inline { consumed, args }) => {
+                if !args.is_empty() {
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
+                    dispatch::execute(shared, local, &mut conn.session, &argv);
+                }
+                conn.input.start += consumed;
+                conn.input.need = 0;
+            }
+            Err(e) => {
+                log_verbose!("Protocol error ({}) from client: id={} addr={}", e, conn.session.info.id, conn.session.info.addr);
+                conn.session.out.error(&format!("ERR {}", e.message()));
+                local.stats.error("ERR");
+                conn.session.close_after_reply = true;
+                break;
+            }
+        }
+    }
+    if conn.input.pending() == 0 {
+        conn.input.consumed_all();
+    }
+    conn.session.info.qbuf.store(conn.input.pending(), Ordering::Relaxed);
+    conn.session.info.qbuf_cap.store(conn.input.buf.len(), Ordering::Relaxed);
+    true
+}
+
+/// Closes clients whose unfinished command exceeds the query buffer limit.
+fn query_buffer_ok(conn: &Conn, local: &WorkerLocal) -> bool {
+    let limit = if conn.session.authenticated { local.settings.client_query_buffer_limit } else { PREAUTH_QUERY_LIMIT };
+    if conn.input.pending() > limit {
+        log_warning!(
+            "Closing client that reached max query buffer length: id={} addr={} qbuf={} (limit {limit} bytes; raise client-query-buffer-limit if this client is legitimate)",
+            conn.session.info.id,
+            conn.session.info.addr,
+            conn.input.pending()
+        );
+        return false;
+    }
+    true
+}
+
+/// Writes pending output. Returns false if the connection must be closed.
+fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
+    let out = &mut conn.session.out.buf;
+    while conn.out_pos < out.len() {
+        match conn.stream.write(&out[conn.out_pos..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                conn.out_pos += n;
+                local.stats.net_out += n as u64;
+                conn.session.info.tot_net_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    if conn.out_pos == out.len() {
+        out.clear();
+        conn.out_pos = 0;
+        if out.capacity() > KEEP_INPUT {
+            out.shrink_to(READ_CHUNK);
+        }
+        if conn.session.close_after_reply {
+            return false;
+        }
+    }
+    conn.session.info.omem.store(out.len() - conn.out_pos, Ordering::Relaxed);
+    true
+}
+
+const PROTECTED_MODE_ERROR: &str = "-DENIED Redoubt is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers, you may adopt one of the following solutions: 1) Set a password for the default user with 'requirepass' (recommended). 2) Disable protected mode by sending the command 'CONFIG SET protected-mode no' from the loopback interface, making sure the server is not publicly accessible from the internet. 3) Restart the server with the '--protected-mode no' option. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";

@@ -1,0 +1,277 @@
+//! One logical database (the `SELECT n` namespace) inside one shard.
+//!
+//! Invariants: `expires` counts the entries that carry a TTL; a key whose TTL has passed is
+//! never returned by a lookup (it is deleted on access, "lazy expiry", and counted in
+//! `expired`).
+
+use crate::entry::{Entry, NewValue};
+use crate::hash_key;
+use crate::table::Table;
+
+/// A database's slice of the keyspace held by one shard.
+#[derive(Default)]
+pub struct Db {
+    table: Table,
+    expires: usize,
+    /// Position of the active expiry cycle in this table.
+    pub expire_cursor: u64,
+    /// Keys removed because their TTL passed (lazily or actively).
+    pub expired: u64,
+    /// Read lookups that found / did not find their key.
+    pub hits: u64,
+    pub misses: u64,
+    /// Bytes held by entries and their objects (not the table itself).
+    used: usize,
+}
+
+fn entry_bytes(e: &Entry) -> usize {
+    let obj = match e.value() {
+        crate::entry::ValueRef::Object(o) => o.heap_size(),
+        crate::entry::ValueRef::Inline(_) => 0,
+    };
+    e.packed_size() + obj
+}
+
+impl Db {
+    /// Number of keys (including ones whose TTL has passed but were not yet removed).
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires(&self) -> usize {
+        self.expires
+    }
+
+    /// Bytes used by entries, objects and the table.
+    pub fn used_bytes(&self) -> usize {
+        self.used + self.table.overhead_bytes()
+    }
+
+    /// The live entry for `key`: a key whose TTL is at or before `now` is deleted and `None`
+    /// returned.
+    pub fn lookup(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        let hash = hash_key(key);
+        let expired = match self.table.get(hash, key)?.expire_at() {
+            Some(at) => at <= now,
+            None => false,
+        };
+        if expired {
+            self.delete_hashed(hash, key);
+            self.expired += 1;
+            return None;
+        }
+        self.table.get_mut(hash, key)
+    }
+
+    /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
+    pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        if self.lookup(key, now).is_some() {
+            self.hits += 1;
+            self.table.get_mut(hash_key(key), key)
+        } else {
+            self.misses += 1;
+            None
+        }
+    }
+
+    /// Whether `key` exists and is live (no hit/miss counting).
+    pub fn contains(&mut self, key: &[u8], now: i64) -> bool {
+        self.lookup(key, now).is_some()
+    }
+
+    /// Stores `entry`, replacing any previous value of the key; returns the previous entry.
+    pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let hash = hash_key(entry.key());
+        self.used += entry_bytes(&entry);
+        if entry.expire_at().is_some() {
+            self.expires += 1;
+        }
+        match self.table.get_mut(hash, entry.key()) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, entry);
+                self.forget(&old);
+                Some(old)
+            }
+            None => {
+                self.table.insert_new(hash, entry);
+                None
+            }
+        }
+    }
+
+    /// Builds and stores a new entry for `key`.
+    pub fn insert_new_value(&mut self, key: &[u8], value: NewValue<'_>, expire_at: Option<i64>) {
+        self.insert(Entry::new(key, value, expire_at, 0));
+    }
+
+    fn forget(&mut self, old: &Entry) {
+        self.used -= entry_bytes(old).min(self.used);
+        if old.expire_at().is_some() {
+            self.expires -= 1;
+        }
+    }
+
+    /// Removes `key` (live or not) and returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.delete_hashed(hash_key(key), key)
+    }
+
+    fn delete_hashed(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let old = self.table.remove(hash, key)?;
+        self.forget(&old);
+        Some(old)
+    }
+
+    /// Sets or clears the TTL of an existing key. Returns false if the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
+        self.replace_with(key, |old| old.with_expire(expire_at))
+    }
+
+    /// Replaces the entry of an existing key with the one `rebuild` makes from it (the new
+    /// entry must have the same key). Returns false if the key is absent.
+    pub fn replace_with(&mut self, key: &[u8], rebuild: impl FnOnce(Entry) -> Entry) -> bool {
+        let mut old_bytes = 0;
+        let mut old_ttl = false;
+        let mut new_bytes = 0;
+        let mut new_ttl = false;
+        let found = self.table.update(hash_key(key), key, |old| {
+            old_bytes = entry_bytes(&old);
+            old_ttl = old.expire_at().is_some();
+            let new = rebuild(old);
+            debug_assert_eq!(new.key(), key);
+            new_bytes = entry_bytes(&new);
+            new_ttl = new.expire_at().is_some();
+            new
+        });
+        if found {
+            self.used = (self.used + new_bytes).saturating_sub(old_bytes);
+            self.expires = self.expires + new_ttl as usize - old_ttl as usize;
+        }
+        found
+    }
+
+    /// Recomputes the byte count for `key` after its object was edited in place.
+    pub fn account_edit(&mut self, before: usize, after: usize) {
+        self.used = (self.used + after).saturating_sub(before);
+    }
+
+    /// Removes every key, returning the old table (so a large one can be freed elsewhere).
+    pub fn clear(&mut self) -> Table {
+        self.expires = 0;
+        self.used = 0;
+        self.expire_cursor = 0;
+        self.table.drain()
+    }
+
+    /// One SCAN step over this database's table.
+    pub fn scan_step(&self, cursor: u64, visit: impl FnMut(&Entry)) -> u64 {
+        self.table.scan_step(cursor, visit)
+    }
+
+    /// Active expiry: examines one bucket chain at `expire_cursor`, deleting expired entries.
+    /// Returns (entries examined that had a TTL, entries deleted).
+    pub fn expire_step(&mut self, now: i64) -> (usize, usize) {
+        let mut checked = 0;
+        let mut deleted = Vec::new();
+        let cursor = self.expire_cursor;
+        self.expire_cursor = self.table.scan_step_remove(
+            cursor,
+            |e| match e.expire_at() {
+                Some(at) => {
+                    checked += 1;
+                    at <= now
+                }
+                None => false,
+            },
+            |e| deleted.push(e),
+        );
+        let n = deleted.len();
+        for e in &deleted {
+            self.forget(e);
+        }
+        self.expired += n as u64;
+        (checked, n)
+    }
+
+    /// A random key's entry (may have an expired TTL; callers check).
+    pub fn random_entry(&self) -> Option<&Entry> {
+        self.table.random(crate::random_u64)
+    }
+
+    /// Every entry, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    /// Swaps the whole contents with another database (SWAPDB).
+    pub fn swap_contents(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        std::mem::swap(&mut self.used, &mut other.used);
+        self.expire_cursor = 0;
+        other.expire_cursor = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_expiry() {
+        let mut db = Db::default();
+        db.insert_new_value(b"a", NewValue::Inline(b"1"), Some(100));
+        db.insert_new_value(b"b", NewValue::Inline(b"2"), None);
+        assert_eq!(db.expires(), 1);
+        assert!(db.lookup(b"a", 99).is_some());
+        assert!(db.lookup(b"a", 100).is_none());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.expires(), 0);
+        assert_eq!(db.expired, 1);
+    }
+
+    #[test]
+    fn expire_bookkeeping() {
+        let mut db = Db::default();
+        db.insert_new_value(b"a", NewValue::Inline(b"1"), None);
+        assert!(db.set_expire(b"a", Some(5)));
+        assert_eq!(db.expires(), 1);
+        assert!(db.set_expire(b"a", Some(6)));
+        assert_eq!(db.expires(), 1);
+        assert_eq!(db.lookup(b"a", 0).unwrap().expire_at(), Some(6));
+        assert!(db.set_expire(b"a", None));
+        assert_eq!(db.expires(), 0);
+        db.insert_new_value(b"a", NewValue::Inline(b"2"), Some(9));
+        assert_eq!(db.expires(), 1);
+        db.replace_with(b"a", |old| Entry::new(old.key(), NewValue::Inline(b"3"), old.expire_at(), 0));
+        assert_eq!(db.expires(), 1);
+        db.replace_with(b"a", |old| Entry::new(old.key(), NewValue::Inline(b"3"), None, 0));
+        assert_eq!(db.expires(), 0);
+        db.remove(b"a");
+        assert_eq!(db.used, 0);
+    }
+
+    #[test]
+    fn active_expiry_removes_only_expired() {
+        let mut db = Db::default();
+        for i in 0..1000 {
+            let at = if i % 2 == 0 { Some(10) } else { None };
+            db.insert_new_value(format!("k{i}").as_bytes(), NewValue::Inline(b"v"), at);
+        }
+        let mut total = 0;
+        loop {
+            total += db.expire_step(11).1;
+            if db.expire_cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(total, 500);
+        assert_eq!(db.len(), 500);
+        assert_eq!(db.expires(), 0);
+    }
+}

@@ -1,0 +1,20 @@
+//! Test harness for Redoubt's end-to-end and differential tests.
+//!
+//! This crate owns everything the tests in `tests/tests/` share:
+//! - [`server`]: spawning `redis-server` or `redoubt-server` on a free loopback
+//!   port and killing it on drop;
+//! - [`conn`]: a blocking raw-TCP client that sends RESP commands and returns
+//!   each reply as its exact bytes;
+//! - [`resp`]: a small RESP2/RESP3 reply reader and helpers to inspect raw replies;
+//! - [`casefile`]: the parser for the differential case files in `tests/diff/*.txt`;
+//! - [`runner`]: runs the case files against two servers and reports every difference.
+
+pub mod casefile;
+pub mod conn;
+pub mod resp;
+pub mod runner;
+pub mod server;
+
+pub use conn::Conn;
+pub use runner::{run_case_files, Peer};
+pub use server::Server;
