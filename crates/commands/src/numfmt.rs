@@ -210,23 +210,53 @@ fn scan_number(s: &[u8]) -> Option<Scanned<'_>> {
     };
     let rest = &s[sign_len..];
     if starts_with_ignore_case(rest, b"inf") {
-        let n = if starts_with_ignore_case(rest, b"infinity") { 8 } else { 3 };
-        return Some(Scanned { neg, body: Body::Inf, end: sign_len + n });
+        let n = if starts_with_ignore_case(rest, b"infinity") {
+            8
+        } else {
+            3
+        };
+        return Some(Scanned {
+            neg,
+            body: Body::Inf,
+            end: sign_len + n,
+        });
     }
     if starts_with_ignore_case(rest, b"nan") {
-        return Some(Scanned { neg, body: Body::Nan, end: sign_len + nan_len(rest) });
+        return Some(Scanned {
+            neg,
+            body: Body::Nan,
+            end: sign_len + nan_len(rest),
+        });
     }
     if rest.len() > 2 && rest[0] == b'0' && (rest[1] | 0x20) == b'x' {
         if let Some((int, frac, len)) = scan_mantissa(&rest[2..], Radix::Hex) {
             let (exp, exp_len) = scan_exponent(&rest[2 + len..], b'p');
-            let body = Body::Num { radix: Radix::Hex, int, frac, exp };
-            return Some(Scanned { neg, body, end: sign_len + 2 + len + exp_len });
+            let body = Body::Num {
+                radix: Radix::Hex,
+                int,
+                frac,
+                exp,
+            };
+            return Some(Scanned {
+                neg,
+                body,
+                end: sign_len + 2 + len + exp_len,
+            });
         }
     }
     let (int, frac, len) = scan_mantissa(rest, Radix::Dec)?;
     let (exp, exp_len) = scan_exponent(&rest[len..], b'e');
-    let body = Body::Num { radix: Radix::Dec, int, frac, exp };
-    Some(Scanned { neg, body, end: sign_len + len + exp_len })
+    let body = Body::Num {
+        radix: Radix::Dec,
+        int,
+        frac,
+        exp,
+    };
+    Some(Scanned {
+        neg,
+        body,
+        end: sign_len + len + exp_len,
+    })
 }
 
 /// Length of `nan` or `nan(chars)` at the start of `s` (which starts with `nan`).
@@ -234,7 +264,10 @@ fn nan_len(s: &[u8]) -> usize {
     if s.get(3) != Some(&b'(') {
         return 3;
     }
-    let inner = s[4..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+    let inner = s[4..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
     if s.get(4 + inner) == Some(&b')') {
         5 + inner
     } else {
@@ -259,7 +292,9 @@ struct Big {
 
 impl Big {
     fn from_u64(v: u64) -> Big {
-        let mut b = Big { limbs: vec![v as u32, (v >> 32) as u32] };
+        let mut b = Big {
+            limbs: vec![v as u32, (v >> 32) as u32],
+        };
         b.trim();
         b
     }
@@ -408,8 +443,13 @@ impl Big {
                 m |= u128::from(l >> bit);
             }
         }
-        let sticky = self.limbs[..word.min(self.limbs.len())].iter().any(|&l| l != 0)
-            || self.limbs.get(word).is_some_and(|&l| bit > 0 && l & ((1 << bit) - 1) != 0);
+        let sticky = self.limbs[..word.min(self.limbs.len())]
+            .iter()
+            .any(|&l| l != 0)
+            || self
+                .limbs
+                .get(word)
+                .is_some_and(|&l| bit > 0 && l & ((1 << bit) - 1) != 0);
         (m, shift, sticky)
     }
 
@@ -450,11 +490,21 @@ struct BinFormat {
 }
 
 /// x87 80-bit extended precision (C `long double` on x86-64 Linux).
-const EXTENDED: BinFormat =
-    BinFormat { prec: 64, min_exp: -16445, max_exp: 16320, min_dec: -4952, max_dec: 4933 };
+const EXTENDED: BinFormat = BinFormat {
+    prec: 64,
+    min_exp: -16445,
+    max_exp: 16320,
+    min_dec: -4952,
+    max_dec: 4933,
+};
 /// IEEE 754 binary64.
-const DOUBLE: BinFormat =
-    BinFormat { prec: 53, min_exp: -1074, max_exp: 971, min_dec: -325, max_dec: 309 };
+const DOUBLE: BinFormat = BinFormat {
+    prec: 53,
+    min_exp: -1074,
+    max_exp: 971,
+    min_dec: -325,
+    max_dec: 309,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rounded {
@@ -476,7 +526,11 @@ fn round_binary(m: u128, e: i64, sticky: bool, fmt: &BinFormat) -> Rounded {
         shift = shift.saturating_add(fmt.min_exp - exp);
         exp = fmt.min_exp;
     }
-    let mut mant = if shift <= 0 { m << (-shift) as u32 } else { shift_round(m, shift, sticky) };
+    let mut mant = if shift <= 0 {
+        m << (-shift) as u32
+    } else {
+        shift_round(m, shift, sticky)
+    };
     if mant >> fmt.prec != 0 {
         mant >>= 1;
         exp += 1;
@@ -486,7 +540,10 @@ fn round_binary(m: u128, e: i64, sticky: bool, fmt: &BinFormat) -> Rounded {
     } else if exp > fmt.max_exp {
         Rounded::Inf
     } else {
-        Rounded::Finite { mant: mant as u64, exp }
+        Rounded::Finite {
+            mant: mant as u64,
+            exp,
+        }
     }
 }
 
@@ -533,14 +590,18 @@ fn decimal_to_binary(int: &[u8], frac: &[u8], exp: i64, fmt: &BinFormat) -> Roun
         return Rounded::Inf;
     }
     if digits.len() <= 19 {
-        let d = digits.iter().fold(0u64, |acc, &&c| acc * 10 + u64::from(c - b'0'));
+        let d = digits
+            .iter()
+            .fold(0u64, |acc, &&c| acc * 10 + u64::from(c - b'0'));
         if let Some(r) = small_decimal_to_binary(d, dexp, fmt) {
             return r;
         }
     }
     let mut num = Big::default();
     for chunk in digits.chunks(9) {
-        let v = chunk.iter().fold(0u32, |acc, &&c| acc * 10 + u32::from(c - b'0'));
+        let v = chunk
+            .iter()
+            .fold(0u32, |acc, &&c| acc * 10 + u32::from(c - b'0'));
         num.mul_add_small(10u32.pow(chunk.len() as u32), v);
     }
     if dexp >= 0 {
@@ -580,10 +641,17 @@ fn small_decimal_to_binary(d: u64, dexp: i64, fmt: &BinFormat) -> Option<Rounded
 /// Exactly rounds the hexadecimal `int.frac * 2^exp` to `fmt`.
 fn hex_to_binary(int: &[u8], frac: &[u8], exp: i64, fmt: &BinFormat) -> Rounded {
     let bexp = exp - 4 * frac.len() as i64;
-    let digits: Vec<u8> = int.iter().chain(frac).skip_while(|&&c| c == b'0').copied().collect();
+    let digits: Vec<u8> = int
+        .iter()
+        .chain(frac)
+        .skip_while(|&&c| c == b'0')
+        .copied()
+        .collect();
     let value = |c: u8| u128::from((c as char).to_digit(16).unwrap_or(0));
     let head = digits.len().min(32);
-    let m = digits[..head].iter().fold(0u128, |acc, &c| (acc << 4) | value(c));
+    let m = digits[..head]
+        .iter()
+        .fold(0u128, |acc, &c| (acc << 4) | value(c));
     let sticky = digits[head..].iter().any(|&c| c != b'0');
     let e = bexp.saturating_add(4 * (digits.len() - head) as i64);
     round_binary(m, e, sticky, fmt)
@@ -594,10 +662,18 @@ fn convert(body: Body<'_>, fmt: &BinFormat) -> Option<Rounded> {
     match body {
         Body::Inf => Some(Rounded::Inf),
         Body::Nan => None,
-        Body::Num { radix: Radix::Dec, int, frac, exp } => {
-            Some(decimal_to_binary(int, frac, exp, fmt))
-        }
-        Body::Num { radix: Radix::Hex, int, frac, exp } => Some(hex_to_binary(int, frac, exp, fmt)),
+        Body::Num {
+            radix: Radix::Dec,
+            int,
+            frac,
+            exp,
+        } => Some(decimal_to_binary(int, frac, exp, fmt)),
+        Body::Num {
+            radix: Radix::Hex,
+            int,
+            frac,
+            exp,
+        } => Some(hex_to_binary(int, frac, exp, fmt)),
     }
 }
 
@@ -651,7 +727,9 @@ fn f64_from_parts(mant: u64, exp: i64) -> f64 {
 fn strtod_value(text: &[u8], scan: &Scanned<'_>) -> Option<f64> {
     match scan.body {
         Body::Nan => None,
-        Body::Num { radix: Radix::Dec, .. } => std::str::from_utf8(text).ok()?.parse().ok(),
+        Body::Num {
+            radix: Radix::Dec, ..
+        } => std::str::from_utf8(text).ok()?.parse().ok(),
         body => Some(rounded_to_f64(scan.neg, convert(body, &DOUBLE)?)),
     }
 }
@@ -730,14 +808,23 @@ pub struct LongDouble {
 
 impl LongDouble {
     /// +0.
-    pub const ZERO: LongDouble = LongDouble { neg: false, kind: LdKind::Zero };
-    const NAN: LongDouble = LongDouble { neg: false, kind: LdKind::Nan };
+    pub const ZERO: LongDouble = LongDouble {
+        neg: false,
+        kind: LdKind::Zero,
+    };
+    const NAN: LongDouble = LongDouble {
+        neg: false,
+        kind: LdKind::Nan,
+    };
 
     fn from_rounded(neg: bool, r: Rounded) -> LongDouble {
         let kind = match r {
             Rounded::Zero => LdKind::Zero,
             Rounded::Inf => LdKind::Inf,
-            Rounded::Finite { mant, exp } => LdKind::Finite { mant, exp: exp as i32 },
+            Rounded::Finite { mant, exp } => LdKind::Finite {
+                mant,
+                exp: exp as i32,
+            },
         };
         LongDouble { neg, kind }
     }
@@ -749,15 +836,25 @@ impl LongDouble {
             return LongDouble::NAN;
         }
         if v.is_infinite() {
-            return LongDouble { neg, kind: LdKind::Inf };
+            return LongDouble {
+                neg,
+                kind: LdKind::Inf,
+            };
         }
         if v == 0.0 {
-            return LongDouble { neg, kind: LdKind::Zero };
+            return LongDouble {
+                neg,
+                kind: LdKind::Zero,
+            };
         }
         let bits = v.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as i64;
         let frac = bits & ((1 << 52) - 1);
-        let (m, e) = if biased == 0 { (frac, -1074) } else { (frac | 1 << 52, biased - 1075) };
+        let (m, e) = if biased == 0 {
+            (frac, -1074)
+        } else {
+            (frac | 1 << 52, biased - 1075)
+        };
         LongDouble::from_rounded(neg, round_binary(u128::from(m), e, false, &EXTENDED))
     }
 
@@ -804,7 +901,10 @@ impl LongDouble {
             (Inf, Inf) if self.neg != rhs.neg => LongDouble::NAN,
             (Inf, _) => self,
             (_, Inf) => rhs,
-            (Zero, Zero) => LongDouble { neg: self.neg && rhs.neg, kind: Zero },
+            (Zero, Zero) => LongDouble {
+                neg: self.neg && rhs.neg,
+                kind: Zero,
+            },
             (Zero, _) => rhs,
             (_, Zero) => self,
             (Finite { mant: am, exp: ae }, Finite { mant: bm, exp: be }) => {
@@ -889,7 +989,11 @@ fn format_fixed17(neg: bool, mant: u64, exp: i32) -> Vec<u8> {
     } else {
         let k = exp.unsigned_abs();
         let int = if k < 64 { mant >> k } else { 0 };
-        let f = if k < 64 { u128::from(mant & ((1u64 << k) - 1)) } else { u128::from(mant) };
+        let f = if k < 64 {
+            u128::from(mant & ((1u64 << k) - 1))
+        } else {
+            u128::from(mant)
+        };
         let scaled = f * SCALE; // < 2^121
         let mut q = scaled >> k;
         let rem = scaled & ((1u128 << k) - 1);
@@ -1151,13 +1255,19 @@ impl DiyFp {
     /// Shifts left until bit 63 is set.
     fn normalized(self) -> DiyFp {
         let lz = self.f.leading_zeros();
-        DiyFp { f: self.f << lz, e: self.e - lz as i32 }
+        DiyFp {
+            f: self.f << lz,
+            e: self.e - lz as i32,
+        }
     }
 
     /// The product's upper 64 bits, rounded half up.
     fn mul(self, o: DiyFp) -> DiyFp {
         let p = u128::from(self.f) * u128::from(o.f) + (1u128 << 63);
-        DiyFp { f: (p >> 64) as u64, e: self.e + o.e + 64 }
+        DiyFp {
+            f: (p >> 64) as u64,
+            e: self.e + o.e + 64,
+        }
     }
 }
 
@@ -1189,14 +1299,24 @@ fn grisu2(bits: u64, digits: &mut [u8; 18]) -> (usize, i32) {
     let frac = bits & (HIDDEN - 1);
     let biased = ((bits >> 52) & 0x7ff) as i32;
     let w = if biased != 0 {
-        DiyFp { f: frac + HIDDEN, e: biased - 1075 }
+        DiyFp {
+            f: frac + HIDDEN,
+            e: biased - 1075,
+        }
     } else {
         DiyFp { f: frac, e: -1074 }
     };
-    let upper = DiyFp { f: (w.f << 1) + 1, e: w.e - 1 }.normalized();
+    let upper = DiyFp {
+        f: (w.f << 1) + 1,
+        e: w.e - 1,
+    }
+    .normalized();
     let l_shift = if w.f == HIDDEN { 2 } else { 1 };
     let lower_e = w.e - l_shift;
-    let lower = DiyFp { f: ((w.f << l_shift) - 1) << (lower_e - upper.e), e: upper.e };
+    let lower = DiyFp {
+        f: ((w.f << l_shift) - 1) << (lower_e - upper.e),
+        e: upper.e,
+    };
     let (cp, k) = cached_power(upper.e);
     let w = w.normalized().mul(cp);
     let mut upper = upper.mul(cp);
@@ -1209,7 +1329,13 @@ fn grisu2(bits: u64, digits: &mut [u8; 18]) -> (usize, i32) {
 }
 
 /// Grisu2's digit generation with fpconv's rounding ("weeding") step.
-fn generate_digits(w: DiyFp, upper: DiyFp, lower: DiyFp, digits: &mut [u8; 18], k: &mut i32) -> usize {
+fn generate_digits(
+    w: DiyFp,
+    upper: DiyFp,
+    lower: DiyFp,
+    digits: &mut [u8; 18],
+    k: &mut i32,
+) -> usize {
     const TENS: [u64; 20] = {
         let mut t = [1u64; 20];
         let mut i = 18;
@@ -1258,7 +1384,13 @@ fn generate_digits(w: DiyFp, upper: DiyFp, lower: DiyFp, digits: &mut [u8; 18], 
         part2 &= one - 1;
         if part2 < delta || unit == 0 {
             *k += kappa;
-            round_digit(&mut digits[..idx], delta, part2, one, wfrac.wrapping_mul(TENS[unit]));
+            round_digit(
+                &mut digits[..idx],
+                delta,
+                part2,
+                one,
+                wfrac.wrapping_mul(TENS[unit]),
+            );
             return idx;
         }
         unit -= 1;
@@ -1322,7 +1454,11 @@ fn emit_digits(out: &mut Vec<u8>, digits: &[u8], k: i32, neg: bool) {
         out.extend_from_slice(&shown[1..]);
     }
     out.push(b'e');
-    out.push(if k + shown.len() as i32 - 1 < 0 { b'-' } else { b'+' });
+    out.push(if k + shown.len() as i32 - 1 < 0 {
+        b'-'
+    } else {
+        b'+'
+    });
     let mut rest = exp;
     let hundreds = rest / 100;
     if exp > 99 {
@@ -1346,7 +1482,11 @@ pub fn format_double_g17(v: f64) -> Vec<u8> {
         return b"nan".to_vec();
     }
     if v.is_infinite() {
-        return if v < 0.0 { b"-inf".to_vec() } else { b"inf".to_vec() };
+        return if v < 0.0 {
+            b"-inf".to_vec()
+        } else {
+            b"inf".to_vec()
+        };
     }
     // 17 significant digits, exactly rounded (ties to even), as d.dddddddddddddddde<x>.
     let sci = format!("{v:.16e}");
@@ -1365,7 +1505,11 @@ pub fn format_double_g17(v: f64) -> Vec<u8> {
             out.push('.');
             out.push_str(rest);
         }
-        out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+        out.push_str(&format!(
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        ));
     } else if exp >= 0 {
         let (int, frac) = digits.split_at(exp as usize + 1);
         out.push_str(int);
@@ -1405,7 +1549,17 @@ mod tests {
         assert_eq!(parse_i64(b"-123"), Some(-123));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in ["", "-", "-0", "01", "+1", " 1", "1 ", "1a", "9223372036854775808"] {
+        for bad in [
+            "",
+            "-",
+            "-0",
+            "01",
+            "+1",
+            " 1",
+            "1 ",
+            "1a",
+            "9223372036854775808",
+        ] {
             assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(parse_i64(b"-9223372036854775809"), None);
@@ -1414,7 +1568,20 @@ mod tests {
 
     #[test]
     fn format_i64_matches_display() {
-        for v in [0, 5, -5, 9, 10, 99, 100, -100, 12345, i64::MAX, i64::MIN, i64::MIN + 1] {
+        for v in [
+            0,
+            5,
+            -5,
+            9,
+            10,
+            99,
+            100,
+            -100,
+            12345,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
             assert_eq!(format_i64(v), v.to_string().into_bytes());
             let mut out = b"x".to_vec();
             append_i64(&mut out, v);
@@ -1442,9 +1609,18 @@ mod tests {
 
     #[test]
     fn incrbyfloat_rounds_17_decimals_half_even() {
-        assert_eq!(incr(Some("0.000003814697265625"), "0").unwrap(), "0.00000381469726562");
-        assert_eq!(incr(None, "0.000011444091796875").unwrap(), "0.00001144409179688");
-        assert_eq!(incr(None, "0.000000000000000015").unwrap(), "0.00000000000000002");
+        assert_eq!(
+            incr(Some("0.000003814697265625"), "0").unwrap(),
+            "0.00000381469726562"
+        );
+        assert_eq!(
+            incr(None, "0.000011444091796875").unwrap(),
+            "0.00001144409179688"
+        );
+        assert_eq!(
+            incr(None, "0.000000000000000015").unwrap(),
+            "0.00000000000000002"
+        );
         let s = "0.000000000000000025000000000000000001";
         assert_eq!(incr(None, s).unwrap(), "0.00000000000000003");
         assert_eq!(incr(None, "0.000000000000000005").unwrap(), "0");
@@ -1473,14 +1649,19 @@ mod tests {
         assert!(top.ends_with("8837777258648564145934262121086647588489260031762345960769508849149662444156604419552086811989770240"));
         assert_eq!(incr(Some(&top), "0").unwrap(), top);
         let e4932 = incr(None, "1e4932").unwrap();
-        assert!(e4932.starts_with("1000000000000000000006018949387963891323837774254533114773785041"));
+        assert!(
+            e4932.starts_with("1000000000000000000006018949387963891323837774254533114773785041")
+        );
         assert_eq!(incr(Some(&e4932), "1e4932").unwrap_err(), NAN_INF_TEXT);
     }
 
     #[test]
     fn incrbyfloat_range_limits() {
         assert_eq!(incr(None, "1e4933").unwrap_err(), NOT_FLOAT_TEXT);
-        assert_eq!(incr(None, "1.18973149535723176508e+4932").unwrap_err(), NOT_FLOAT_TEXT);
+        assert_eq!(
+            incr(None, "1.18973149535723176508e+4932").unwrap_err(),
+            NOT_FLOAT_TEXT
+        );
         assert_eq!(incr(None, "1e-4940").unwrap(), "0");
         assert_eq!(incr(None, "3e-4951").unwrap(), "0");
         assert_eq!(incr(None, "0x1p-16445").unwrap(), "0");
@@ -1488,9 +1669,15 @@ mod tests {
         assert_eq!(incr(None, "0x1p-16446").unwrap_err(), NOT_FLOAT_TEXT);
         assert_eq!(incr(None, "1e-4951").unwrap_err(), NOT_FLOAT_TEXT);
         assert_eq!(incr(None, "1e-5000").unwrap_err(), NOT_FLOAT_TEXT);
-        assert_eq!(incr(None, "1e99999999999999999999999").unwrap_err(), NOT_FLOAT_TEXT);
+        assert_eq!(
+            incr(None, "1e99999999999999999999999").unwrap_err(),
+            NOT_FLOAT_TEXT
+        );
         assert_eq!(incr(None, "0e99999999999999999999999").unwrap(), "0");
-        assert_eq!(incr(None, "1e-99999999999999999999999").unwrap_err(), NOT_FLOAT_TEXT);
+        assert_eq!(
+            incr(None, "1e-99999999999999999999999").unwrap_err(),
+            NOT_FLOAT_TEXT
+        );
         let long_ok = format!("1.{}1", "0".repeat(5116));
         assert_eq!(incr(None, &long_ok).unwrap(), "1");
         let too_long = format!("1.{}1", "0".repeat(5117));
@@ -1500,10 +1687,14 @@ mod tests {
 
     #[test]
     fn incrbyfloat_syntax_errors() {
-        for bad in [" 1", "1 ", "\t1", "nan", "NaN", "-nan", "nan(123)", "", ".", "1e", "1e+", "-"] {
+        for bad in [
+            " 1", "1 ", "\t1", "nan", "NaN", "-nan", "nan(123)", "", ".", "1e", "1e+", "-",
+        ] {
             assert_eq!(incr(None, bad).unwrap_err(), NOT_FLOAT_TEXT, "{bad:?}");
         }
-        for bad in ["\u{0}", "5\u{0}x", "1\u{0}", "0x", "0x1p", "infinit", "1..2", "--1", "abc"] {
+        for bad in [
+            "\u{0}", "5\u{0}x", "1\u{0}", "0x", "0x1p", "infinit", "1..2", "--1", "abc",
+        ] {
             assert_eq!(incr(None, bad).unwrap_err(), NOT_FLOAT_TEXT, "{bad:?}");
         }
         assert_eq!(incr(Some("abc"), "1").unwrap_err(), NOT_FLOAT_TEXT);
@@ -1516,17 +1707,29 @@ mod tests {
 
     #[test]
     fn hincrbyfloat_errors() {
-        assert_eq!(parse_hincrbyfloat_incr(b"inf").unwrap_err(), VALUE_NAN_OR_INF);
+        assert_eq!(
+            parse_hincrbyfloat_incr(b"inf").unwrap_err(),
+            VALUE_NAN_OR_INF
+        );
         assert_eq!(parse_hincrbyfloat_incr(b"abc").unwrap_err(), NOT_FLOAT);
         let one = parse_hincrbyfloat_incr(b"1").unwrap();
-        assert_eq!(hincrbyfloat(Some(b"abc"), one).unwrap_err(), HASH_VALUE_NOT_FLOAT);
+        assert_eq!(
+            hincrbyfloat(Some(b"abc"), one).unwrap_err(),
+            HASH_VALUE_NOT_FLOAT
+        );
         assert_eq!(hincrbyfloat(None, one).unwrap(), b"1");
         let neg_zero = parse_hincrbyfloat_incr(b"-0").unwrap();
         assert_eq!(hincrbyfloat(Some(b"-0"), neg_zero).unwrap(), b"0");
         let big = parse_hincrbyfloat_incr(b"1e4932").unwrap();
         let stored = hincrbyfloat(None, big).unwrap();
-        assert_eq!(hincrbyfloat(Some(&stored), big).unwrap_err(), INCR_NAN_OR_INF);
-        assert_eq!(hincrbyfloat(Some(b"inf"), one).unwrap_err(), INCR_NAN_OR_INF);
+        assert_eq!(
+            hincrbyfloat(Some(&stored), big).unwrap_err(),
+            INCR_NAN_OR_INF
+        );
+        assert_eq!(
+            hincrbyfloat(Some(b"inf"), one).unwrap_err(),
+            INCR_NAN_OR_INF
+        );
     }
 
     #[test]
@@ -1536,14 +1739,26 @@ mod tests {
         assert!((p("inf") + p("-inf")).is_nan());
         assert!((p("inf") + p("1")).is_infinite());
         assert_eq!(p("0.1").to_f64(), 0.1);
-        assert_eq!(LongDouble::from(0.1f64).format_human(), b"0.10000000000000001");
+        assert_eq!(
+            LongDouble::from(0.1f64).format_human(),
+            b"0.10000000000000001"
+        );
         assert_eq!(format_incrbyfloat(0.1f64), b"0.10000000000000001");
         assert_eq!(format_incrbyfloat(p("0.1")), b"0.1");
-        assert_eq!(LongDouble::from_i64(i64::MIN).format_human(), b"-9223372036854775808");
+        assert_eq!(
+            LongDouble::from_i64(i64::MIN).format_human(),
+            b"-9223372036854775808"
+        );
         assert_eq!(LongDouble::from(-2.5f64).format_human(), b"-2.5");
         // 2^64 + 1 needs 65 bits: rounds to even.
-        assert_eq!(p("18446744073709551617").format_human(), b"18446744073709551616");
-        assert_eq!(p("18446744073709551615").format_human(), b"18446744073709551615");
+        assert_eq!(
+            p("18446744073709551617").format_human(),
+            b"18446744073709551616"
+        );
+        assert_eq!(
+            p("18446744073709551615").format_human(),
+            b"18446744073709551615"
+        );
     }
 
     #[test]
@@ -1564,12 +1779,33 @@ mod tests {
         assert_eq!(parse_f64(b"0x1p-1074"), Some(f64::from_bits(1)));
         assert_eq!(parse_f64(b"0x1.8p-1075"), Some(f64::from_bits(1)));
         assert_eq!(parse_f64(b"0x1.00000000000008p0"), Some(1.0));
-        assert_eq!(parse_f64(b"0x1.00000000000018p0"), Some(1.0 + 2.0 * f64::EPSILON));
-        assert_eq!(parse_f64(format!("1.{}1", "0".repeat(6000)).as_bytes()), Some(1.0));
-        for bad in ["1e400", "1e-400", " 1", "1 ", "nan", "1\u{0}", "", "1e99999999999999999999999"] {
+        assert_eq!(
+            parse_f64(b"0x1.00000000000018p0"),
+            Some(1.0 + 2.0 * f64::EPSILON)
+        );
+        assert_eq!(
+            parse_f64(format!("1.{}1", "0".repeat(6000)).as_bytes()),
+            Some(1.0)
+        );
+        for bad in [
+            "1e400",
+            "1e-400",
+            " 1",
+            "1 ",
+            "nan",
+            "1\u{0}",
+            "",
+            "1e99999999999999999999999",
+        ] {
             assert_eq!(parse_f64(bad.as_bytes()), None, "{bad:?}");
         }
-        for bad in ["0x1p99999999999999999999", "0x1.fffffffffffff8p1023", "0x1p-1075", "0x", "e1"] {
+        for bad in [
+            "0x1p99999999999999999999",
+            "0x1.fffffffffffff8p1023",
+            "0x1p-1075",
+            "0x",
+            "e1",
+        ] {
             assert_eq!(parse_f64(bad.as_bytes()), None, "{bad:?}");
         }
     }
@@ -1620,7 +1856,11 @@ mod tests {
             (f64::from_bits(1), "5e-324"),
         ];
         for &(v, want) in cases {
-            assert_eq!(String::from_utf8(format_double_reply(v)).unwrap(), want, "{v:e}");
+            assert_eq!(
+                String::from_utf8(format_double_reply(v)).unwrap(),
+                want,
+                "{v:e}"
+            );
         }
     }
 
@@ -1643,22 +1883,45 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
         ];
         for &(v, want) in cases {
-            assert_eq!(String::from_utf8(format_double_g17(v)).unwrap(), want, "{v:e}");
+            assert_eq!(
+                String::from_utf8(format_double_g17(v)).unwrap(),
+                want,
+                "{v:e}"
+            );
         }
     }
 
     #[test]
     fn no_panics_on_odd_inputs() {
         let inputs: &[&[u8]] = &[
-            b"0x", b"0x.", b"0x.p1", b"0xp1", b"1e-", b"+", b"-.", b"nan(", b"nan()", b"nan(a_1)",
-            b"\xff\xfe", b"0x1p-99999999999999999999999999", b"9e-99999999999", b".e1",
+            b"0x",
+            b"0x.",
+            b"0x.p1",
+            b"0xp1",
+            b"1e-",
+            b"+",
+            b"-.",
+            b"nan(",
+            b"nan()",
+            b"nan(a_1)",
+            b"\xff\xfe",
+            b"0x1p-99999999999999999999999999",
+            b"9e-99999999999",
+            b".e1",
         ];
         for s in inputs {
             let _ = parse_f64(s);
             let _ = parse_range_f64(s);
             let _ = parse_long_double(s);
         }
-        for bits in [0, 1, u64::MAX >> 1, 0x7fef_ffff_ffff_ffff, 0x0010_0000_0000_0000, 0x8000_0000_0000_0001] {
+        for bits in [
+            0,
+            1,
+            u64::MAX >> 1,
+            0x7fef_ffff_ffff_ffff,
+            0x0010_0000_0000_0000,
+            0x8000_0000_0000_0001,
+        ] {
             let v = f64::from_bits(bits);
             let _ = format_double_reply(v);
             let _ = format_double_g17(v);

@@ -68,12 +68,36 @@ pub struct KeyPos {
     pub step: i32,
 }
 
-pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0 };
-pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1 };
-pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1 };
-pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1 };
-pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2 };
-pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1 };
+pub const NO_KEYS: KeyPos = KeyPos {
+    first: 0,
+    last: 0,
+    step: 0,
+};
+pub const KEY1: KeyPos = KeyPos {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+pub const KEYS_ALL: KeyPos = KeyPos {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+pub const KEYS_1_2: KeyPos = KeyPos {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+pub const KEYS_PAIRS: KeyPos = KeyPos {
+    first: 1,
+    last: -1,
+    step: 2,
+};
+pub const KEYS_FROM_2: KeyPos = KeyPos {
+    first: 2,
+    last: -1,
+    step: 1,
+};
 
 /// One command (or one subcommand of a container command such as CLIENT).
 #[derive(Debug)]
@@ -114,9 +138,19 @@ impl CommandSpec {
     pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
         let k = self.keys;
         let (first, step) = (k.first.max(0) as usize, k.step.max(1) as usize);
-        let last = if k.last < 0 { argc as i64 + k.last as i64 } else { k.last as i64 };
-        let last = if k.first == 0 { -1 } else { last.min(argc as i64 - 1) };
-        (first..=last.max(0) as usize).step_by(step).filter(move |&i| i as i64 <= last && first > 0)
+        let last = if k.last < 0 {
+            argc as i64 + k.last as i64
+        } else {
+            k.last as i64
+        };
+        let last = if k.first == 0 {
+            -1
+        } else {
+            last.min(argc as i64 - 1)
+        };
+        (first..=last.max(0) as usize)
+            .step_by(step)
+            .filter(move |&i| i as i64 <= last && first > 0)
     }
 }
 
@@ -236,51 +270,414 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("getname", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "2.6.9", S, "Returns the name of the connection.", "O(1)"),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
-    spec!("id", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "5.0.0", S, "Returns the unique client ID of the connection.", "O(1)"),
-    spec!("info", 2, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "6.2.0", S, "Returns information about the connection.", "O(1)"),
-    spec!("kill", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", S, "Terminates open connections.", "O(N) where N is the number of client connections"),
-    spec!("list", -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "2.4.0", S, "Lists open connections.", "O(N) where N is the number of client connections"),
-    spec!("no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "7.0.0", S, "Sets the client eviction mode of the connection.", "O(1)"),
-    spec!("no-touch", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "7.2.0", S, "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", "O(1)"),
-    spec!("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "3.0.0", S, "Suspends commands processing.", "O(1)"),
-    spec!("reply", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "3.2.0", S, "Instructs the server whether to reply to commands.", "O(1)"),
-    spec!("setinfo", 4, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "7.2.0", S, "Sets information specific to the client or connection.", "O(1)"),
-    spec!("setname", 3, NOSCRIPT | LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "connection", "2.6.9", S, "Sets the connection name.", "O(1)"),
-    spec!("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous", "@connection"], "connection", "6.2.0", S, "Resumes processing commands from paused clients.", "O(N) Where N is the number of paused clients"),
+    spec!(
+        "getname",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "2.6.9",
+        S,
+        "Returns the name of the connection.",
+        "O(1)"
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "5.0.0",
+        S,
+        "Returns helpful text about the different subcommands.",
+        "O(1)"
+    ),
+    spec!(
+        "id",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "5.0.0",
+        S,
+        "Returns the unique client ID of the connection.",
+        "O(1)"
+    ),
+    spec!(
+        "info",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "6.2.0",
+        S,
+        "Returns information about the connection.",
+        "O(1)"
+    ),
+    spec!(
+        "kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "2.4.0",
+        S,
+        "Terminates open connections.",
+        "O(N) where N is the number of client connections"
+    ),
+    spec!(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "2.4.0",
+        S,
+        "Lists open connections.",
+        "O(N) where N is the number of client connections"
+    ),
+    spec!(
+        "no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "7.0.0",
+        S,
+        "Sets the client eviction mode of the connection.",
+        "O(1)"
+    ),
+    spec!(
+        "no-touch",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "7.2.0",
+        S,
+        "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+        "O(1)"
+    ),
+    spec!(
+        "pause",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "3.0.0",
+        S,
+        "Suspends commands processing.",
+        "O(1)"
+    ),
+    spec!(
+        "reply",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "3.2.0",
+        S,
+        "Instructs the server whether to reply to commands.",
+        "O(1)"
+    ),
+    spec!(
+        "setinfo",
+        4,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "7.2.0",
+        S,
+        "Sets information specific to the client or connection.",
+        "O(1)"
+    ),
+    spec!(
+        "setname",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "connection",
+        "2.6.9",
+        S,
+        "Sets the connection name.",
+        "O(1)"
+    ),
+    spec!(
+        "unpause",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "6.2.0",
+        S,
+        "Resumes processing commands from paused clients.",
+        "O(N) Where N is the number of paused clients"
+    ),
 ];
 
 static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("count", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Returns a count of commands.", "O(1)"),
-    spec!("docs", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "7.0.0", S, "Returns documentary information about one, multiple or all commands.", "O(N) where N is the number of commands to look up"),
-    spec!("getkeys", -3, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Extracts the key names from an arbitrary command.", "O(N) where N is the number of arguments to the command"),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
-    spec!("info", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "2.8.13", S, "Returns information about one, multiple or all commands.", "O(N) where N is the number of commands to look up"),
-    spec!("list", -2, LOADING | STALE, NO_KEYS, ["@slow", "@connection"], "server", "7.0.0", S, "Returns a list of command names.", "O(N) where N is the total number of Redis commands"),
+    spec!(
+        "count",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "2.8.13",
+        S,
+        "Returns a count of commands.",
+        "O(1)"
+    ),
+    spec!(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "7.0.0",
+        S,
+        "Returns documentary information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up"
+    ),
+    spec!(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "2.8.13",
+        S,
+        "Extracts the key names from an arbitrary command.",
+        "O(N) where N is the number of arguments to the command"
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "5.0.0",
+        S,
+        "Returns helpful text about the different subcommands.",
+        "O(1)"
+    ),
+    spec!(
+        "info",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "2.8.13",
+        S,
+        "Returns information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up"
+    ),
+    spec!(
+        "list",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow", "@connection"],
+        "server",
+        "7.0.0",
+        S,
+        "Returns a list of command names.",
+        "O(N) where N is the total number of Redis commands"
+    ),
 ];
 
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("get", -3, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided"),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
-    spec!("resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Resets the server's statistics.", "O(1)"),
-    spec!("rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.8.0", S, "Persists the effective configuration to file.", "O(1)"),
-    spec!("set", -4, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.0.0", S, "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided"),
+    spec!(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.0.0",
+        S,
+        "Returns the effective values of configuration parameters.",
+        "O(N) when N is the number of configuration parameters provided"
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow"],
+        "server",
+        "5.0.0",
+        S,
+        "Returns helpful text about the different subcommands.",
+        "O(1)"
+    ),
+    spec!(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.0.0",
+        S,
+        "Resets the server's statistics.",
+        "O(1)"
+    ),
+    spec!(
+        "rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.8.0",
+        S,
+        "Persists the effective configuration to file.",
+        "O(1)"
+    ),
+    spec!(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.0.0",
+        S,
+        "Sets configuration parameters in-flight.",
+        "O(N) when N is the number of configuration parameters provided"
+    ),
 ];
 
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("encoding", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_encoding), "Returns the internal encoding of a Redis object.", "O(1)"),
-    spec!("freq", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "4.0.0", K(handlers::keys::object_freq), "Returns the logarithmic access frequency counter of a Redis object.", "O(1)"),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@keyspace", "@slow"], "generic", "6.2.0", K(handlers::keys::object_help), "Returns helpful text about the different subcommands.", "O(1)"),
-    spec!("idletime", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_idletime), "Returns the time since the last access to a Redis object.", "O(1)"),
-    spec!("refcount", 3, READONLY, KEYS_FROM_2, ["@keyspace", "@read", "@slow"], "generic", "2.2.3", K(handlers::keys::object_refcount), "Returns the reference count of a value of a key.", "O(1)"),
+    spec!(
+        "encoding",
+        3,
+        READONLY,
+        KEYS_FROM_2,
+        ["@keyspace", "@read", "@slow"],
+        "generic",
+        "2.2.3",
+        K(handlers::keys::object_encoding),
+        "Returns the internal encoding of a Redis object.",
+        "O(1)"
+    ),
+    spec!(
+        "freq",
+        3,
+        READONLY,
+        KEYS_FROM_2,
+        ["@keyspace", "@read", "@slow"],
+        "generic",
+        "4.0.0",
+        K(handlers::keys::object_freq),
+        "Returns the logarithmic access frequency counter of a Redis object.",
+        "O(1)"
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@keyspace", "@slow"],
+        "generic",
+        "6.2.0",
+        K(handlers::keys::object_help),
+        "Returns helpful text about the different subcommands.",
+        "O(1)"
+    ),
+    spec!(
+        "idletime",
+        3,
+        READONLY,
+        KEYS_FROM_2,
+        ["@keyspace", "@read", "@slow"],
+        "generic",
+        "2.2.3",
+        K(handlers::keys::object_idletime),
+        "Returns the time since the last access to a Redis object.",
+        "O(1)"
+    ),
+    spec!(
+        "refcount",
+        3,
+        READONLY,
+        KEYS_FROM_2,
+        ["@keyspace", "@read", "@slow"],
+        "generic",
+        "2.2.3",
+        K(handlers::keys::object_refcount),
+        "Returns the reference count of a value of a key.",
+        "O(1)"
+    ),
 ];
 
 static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
-    spec!("get", -2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Returns the slow log's entries.", "O(N) where N is the number of entries returned"),
-    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "6.2.0", S, "Show helpful text about the different subcommands", "O(1)"),
-    spec!("len", 2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Returns the number of entries in the slow log.", "O(1)"),
-    spec!("reset", 2, ADMIN | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "2.2.12", S, "Clears all entries from the slow log.", "O(N) where N is the number of entries in the slowlog"),
+    spec!(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.2.12",
+        S,
+        "Returns the slow log's entries.",
+        "O(N) where N is the number of entries returned"
+    ),
+    spec!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        ["@slow"],
+        "server",
+        "6.2.0",
+        S,
+        "Show helpful text about the different subcommands",
+        "O(1)"
+    ),
+    spec!(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.2.12",
+        S,
+        "Returns the number of entries in the slow log.",
+        "O(1)"
+    ),
+    spec!(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous"],
+        "server",
+        "2.2.12",
+        S,
+        "Clears all entries from the slow log.",
+        "O(N) where N is the number of entries in the slowlog"
+    ),
 ];
 
 /// Finds a top-level command by name, ignoring ASCII case.
@@ -301,7 +698,10 @@ fn find_in(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static Comman
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    table.binary_search_by(|c| c.name.as_bytes().cmp(lower)).ok().map(|i| &table[i])
+    table
+        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
+        .ok()
+        .map(|i| &table[i])
 }
 
 #[cfg(test)]
@@ -310,7 +710,14 @@ mod tests {
 
     #[test]
     fn tables_are_sorted_for_binary_search() {
-        for t in [COMMANDS, CLIENT_SUBCOMMANDS, COMMAND_SUBCOMMANDS, CONFIG_SUBCOMMANDS, OBJECT_SUBCOMMANDS, SLOWLOG_SUBCOMMANDS] {
+        for t in [
+            COMMANDS,
+            CLIENT_SUBCOMMANDS,
+            COMMAND_SUBCOMMANDS,
+            CONFIG_SUBCOMMANDS,
+            OBJECT_SUBCOMMANDS,
+            SLOWLOG_SUBCOMMANDS,
+        ] {
             for w in t.windows(2) {
                 assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
             }
@@ -328,10 +735,28 @@ mod tests {
     #[test]
     fn key_positions() {
         let argv = 5;
-        assert_eq!(lookup(b"mset").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(lookup(b"del").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
-        assert_eq!(lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            lookup(b"mset")
+                .unwrap()
+                .key_indexes(argv)
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            lookup(b"del")
+                .unwrap()
+                .key_indexes(argv)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(
+            lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(lookup(b"ping").unwrap().key_indexes(2).count(), 0);
-        assert_eq!(lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(
+            lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
     }
 }

@@ -25,7 +25,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v") | Some("--version") => {
-            println!("Redoubt server v={} (Redis-compatible {}) bits={} malloc=jemalloc", server::VERSION, server::REDIS_COMPAT_VERSION, usize::BITS);
+            println!(
+                "Redoubt server v={} (Redis-compatible {}) bits={} malloc=jemalloc",
+                server::VERSION,
+                server::REDIS_COMPAT_VERSION,
+                usize::BITS
+            );
             return ExitCode::SUCCESS;
         }
         Some("-h") | Some("--help") => {
@@ -56,7 +61,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    log_notice!("Redoubt {} starting (Redis-compatible {}), pid={}", server::VERSION, server::REDIS_COMPAT_VERSION, std::process::id());
+    log_notice!(
+        "Redoubt {} starting (Redis-compatible {}), pid={}",
+        server::VERSION,
+        server::REDIS_COMPAT_VERSION,
+        std::process::id()
+    );
     match config.file.as_ref() {
         Some(path) => log_notice!("Configuration loaded from {}", path.display()),
         None => log_notice!("No config file specified, using the default config. In order to specify a config file use redoubt-server /path/to/redoubt.conf"),
@@ -88,11 +98,13 @@ fn spawn_signal_watcher(shared: std::sync::Arc<server::Shared>) {
             return;
         }
     };
-    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-            log_warning!("Received {name} scheduling shutdown...");
-            shared.request_shutdown();
-        }
-    });
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                log_warning!("Received {name} scheduling shutdown...");
+                shared.request_shutdown();
+            }
+        });
 }

@@ -32,7 +32,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024, authenticated: true }
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            authenticated: true,
+        }
     }
 }
 
@@ -67,16 +70,26 @@ impl ProtocolError {
     pub fn message(&self) -> String {
         match self {
             ProtocolError::TooBigInline => "Protocol error: too big inline request".into(),
-            ProtocolError::UnbalancedQuotes => "Protocol error: unbalanced quotes in request".into(),
-            ProtocolError::TooBigMultibulkCount => "Protocol error: too big mbulk count string".into(),
-            ProtocolError::InvalidMultibulkLength => "Protocol error: invalid multibulk length".into(),
+            ProtocolError::UnbalancedQuotes => {
+                "Protocol error: unbalanced quotes in request".into()
+            }
+            ProtocolError::TooBigMultibulkCount => {
+                "Protocol error: too big mbulk count string".into()
+            }
+            ProtocolError::InvalidMultibulkLength => {
+                "Protocol error: invalid multibulk length".into()
+            }
             ProtocolError::UnauthenticatedMultibulkLength => {
                 "Protocol error: unauthenticated multibulk length".into()
             }
             ProtocolError::TooBigBulkCount => "Protocol error: too big bulk count string".into(),
             ProtocolError::ExpectedDollar(got) => {
                 // Redis replaces CR and LF in error texts with spaces to keep the reply valid.
-                let shown = if *got == b'\r' || *got == b'\n' { b' ' } else { *got };
+                let shown = if *got == b'\r' || *got == b'\n' {
+                    b' '
+                } else {
+                    *got
+                };
                 let mut text = b"Protocol error: expected '$', got '".to_vec();
                 text.push(shown);
                 text.push(b'\'');
@@ -148,7 +161,9 @@ fn parse_multibulk(
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::TooBigMultibulkCount);
         }
-        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+        return Ok(Parsed::Incomplete {
+            need: buf.len() + 1,
+        });
     };
     let count = match count {
         Some(n) if n <= i32::MAX as i64 => n,
@@ -165,7 +180,9 @@ fn parse_multibulk(
             if buf.len() - pos > INLINE_MAX {
                 return Err(ProtocolError::TooBigBulkCount);
             }
-            return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+            return Ok(Parsed::Incomplete {
+                need: buf.len() + 1,
+            });
         };
         if buf[pos] != b'$' {
             return Err(ProtocolError::ExpectedDollar(buf[pos]));
@@ -193,11 +210,20 @@ fn parse_inline(buf: &[u8]) -> Result<Parsed, ProtocolError> {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::TooBigInline);
         }
-        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
+        return Ok(Parsed::Incomplete {
+            need: buf.len() + 1,
+        });
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let args = split_args(&buf[..line_end]).map_err(|_| ProtocolError::UnbalancedQuotes)?;
-    Ok(Parsed::Inline { consumed: nl + 1, args })
+    Ok(Parsed::Inline {
+        consumed: nl + 1,
+        args,
+    })
 }
 
 /// Redis's `string2ll`: an optional '-', no leading zeros (except "0"), no '+', no spaces,
@@ -248,7 +274,12 @@ mod tests {
     fn complete_multibulk() {
         let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nextra";
         let (r, args) = parse(buf);
-        assert_eq!(r, Ok(Parsed::Multibulk { consumed: buf.len() - 5 }));
+        assert_eq!(
+            r,
+            Ok(Parsed::Multibulk {
+                consumed: buf.len() - 5
+            })
+        );
         assert_eq!(args, vec![b"GET".to_vec(), b"k".to_vec()]);
     }
 
@@ -261,24 +292,49 @@ mod tests {
                 other => panic!("cut {cut}: {other:?}"),
             }
         }
-        assert_eq!(parse(buf).0, Ok(Parsed::Multibulk { consumed: buf.len() }));
+        assert_eq!(
+            parse(buf).0,
+            Ok(Parsed::Multibulk {
+                consumed: buf.len()
+            })
+        );
     }
 
     #[test]
     fn huge_claimed_bulk_does_not_allocate() {
         let (r, _) = parse(b"*1\r\n$536870912\r\nab");
-        assert_eq!(r, Ok(Parsed::Incomplete { need: 4 + 12 + 536870912 + 2 }));
+        assert_eq!(
+            r,
+            Ok(Parsed::Incomplete {
+                need: 4 + 12 + 536870912 + 2
+            })
+        );
         let (r, _) = parse(b"*1\r\n$536870913\r\n");
         assert_eq!(r, Err(ProtocolError::InvalidBulkLength));
     }
 
     #[test]
     fn bad_headers() {
-        assert_eq!(parse(b"*x\r\n").0, Err(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(parse(b"*2147483648\r\n").0, Err(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(parse(b"*1\r\n+3\r\n").0, Err(ProtocolError::ExpectedDollar(b'+')));
-        assert_eq!(parse(b"*1\r\n$-1\r\n").0, Err(ProtocolError::InvalidBulkLength));
-        assert_eq!(parse(b"*1\r\n$01\r\n").0, Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(
+            parse(b"*x\r\n").0,
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse(b"*2147483648\r\n").0,
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse(b"*1\r\n+3\r\n").0,
+            Err(ProtocolError::ExpectedDollar(b'+'))
+        );
+        assert_eq!(
+            parse(b"*1\r\n$-1\r\n").0,
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            parse(b"*1\r\n$01\r\n").0,
+            Err(ProtocolError::InvalidBulkLength)
+        );
         assert_eq!(
             ProtocolError::ExpectedDollar(b'\r').message(),
             "Protocol error: expected '$', got ' '"
@@ -293,7 +349,10 @@ mod tests {
 
     #[test]
     fn preauth_limits() {
-        let limits = Limits { authenticated: false, ..Limits::default() };
+        let limits = Limits {
+            authenticated: false,
+            ..Limits::default()
+        };
         let mut ranges = Vec::new();
         assert_eq!(
             parse_command(b"*11\r\n", &limits, &mut ranges),
@@ -331,7 +390,13 @@ mod tests {
                 args: vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]
             })
         );
-        assert_eq!(parse(b"\r\n").0, Ok(Parsed::Inline { consumed: 2, args: vec![] }));
+        assert_eq!(
+            parse(b"\r\n").0,
+            Ok(Parsed::Inline {
+                consumed: 2,
+                args: vec![]
+            })
+        );
         assert_eq!(parse(b"get \"k\n").0, Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(parse(b"get k").0, Ok(Parsed::Incomplete { need: 6 }));
     }

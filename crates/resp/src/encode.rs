@@ -23,7 +23,10 @@ pub struct ReplyBuf {
 
 impl ReplyBuf {
     pub fn new(proto: Protocol) -> Self {
-        ReplyBuf { buf: Vec::new(), proto }
+        ReplyBuf {
+            buf: Vec::new(),
+            proto,
+        }
     }
 
     pub fn is_resp3(&self) -> bool {
@@ -95,12 +98,20 @@ impl ReplyBuf {
 
     /// The null bulk string (`$-1` or `_`).
     pub fn null(&mut self) {
-        self.buf.extend_from_slice(if self.is_resp3() { b"_\r\n" } else { b"$-1\r\n" });
+        self.buf.extend_from_slice(if self.is_resp3() {
+            b"_\r\n"
+        } else {
+            b"$-1\r\n"
+        });
     }
 
     /// The null array (`*-1` or `_`).
     pub fn null_array(&mut self) {
-        self.buf.extend_from_slice(if self.is_resp3() { b"_\r\n" } else { b"*-1\r\n" });
+        self.buf.extend_from_slice(if self.is_resp3() {
+            b"_\r\n"
+        } else {
+            b"*-1\r\n"
+        });
     }
 
     pub fn array(&mut self, len: usize) {
@@ -142,7 +153,8 @@ impl ReplyBuf {
     /// A boolean (`#t`/`#f`, or `:1`/`:0` in RESP2).
     pub fn boolean(&mut self, v: bool) {
         if self.is_resp3() {
-            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }

@@ -27,7 +27,12 @@ pub struct WorkerLocal {
 
 impl WorkerLocal {
     pub fn new(shared: &Shared) -> WorkerLocal {
-        let mut w = WorkerLocal { stats: WorkerStats::default(), settings: shared.settings(), settings_gen: 0, cmd_settings: commands::Settings::default() };
+        let mut w = WorkerLocal {
+            stats: WorkerStats::default(),
+            settings: shared.settings(),
+            settings_gen: 0,
+            cmd_settings: commands::Settings::default(),
+        };
         w.refresh(shared);
         w
     }
@@ -86,14 +91,21 @@ fn unknown_subcommand(argv: &[&[u8]]) -> Vec<u8> {
 /// Writes an error reply given as bytes (CR/LF become spaces) and counts it.
 fn reply_error_bytes(s: &mut Session, local: &mut WorkerLocal, text: &[u8]) {
     s.out.buf.push(b'-');
-    s.out.buf.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    s.out.buf.extend(
+        text.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
     s.out.buf.extend_from_slice(b"\r\n");
     let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
     local.stats.error(&String::from_utf8_lossy(code));
 }
 
 /// Finds the command (and subcommand) `argv` names, or writes the error Redis would.
-fn resolve(argv: &[&[u8]], s: &mut Session, local: &mut WorkerLocal) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
+fn resolve(
+    argv: &[&[u8]],
+    s: &mut Session,
+    local: &mut WorkerLocal,
+) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
     let Some(cmd) = commands::lookup(argv[0]) else {
         reply_error_bytes(s, local, &unknown_command(argv));
         return None;
@@ -113,7 +125,9 @@ fn resolve(argv: &[&[u8]], s: &mut Session, local: &mut WorkerLocal) -> Option<(
 /// Runs one command from a client and writes its reply into the session's output.
 pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) {
     let start_us = unix_us();
-    s.info.last_interaction_ms.store(start_us / 1000, Ordering::Relaxed);
+    s.info
+        .last_interaction_ms
+        .store(start_us / 1000, Ordering::Relaxed);
     if s.reply_mode == ReplyMode::SkipNext {
         s.reply_mode = ReplyMode::Skipping;
     }
@@ -133,7 +147,9 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         return;
     }
     let now = start_us / 1000;
-    let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        run(shared, local, s, spec, cmd, sub, argv, now)
+    }));
     let result = result.unwrap_or_else(|_| {
         log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
         s.out.buf.truncate(reply_start);
@@ -152,7 +168,13 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
 }
 
 /// Arity and authentication, in Redis's order. `None` means the command may run.
-fn generic_checks(spec: &CommandSpec, cmd: &CommandSpec, sub: Option<&CommandSpec>, argv: &[&[u8]], s: &Session) -> Option<CmdError> {
+fn generic_checks(
+    spec: &CommandSpec,
+    cmd: &CommandSpec,
+    sub: Option<&CommandSpec>,
+    argv: &[&[u8]],
+    s: &Session,
+) -> Option<CmdError> {
     if !spec.arity_ok(argv.len()) {
         let name = match sub {
             Some(sub) => format!("{}|{}", cmd.name, sub.name),
@@ -167,12 +189,28 @@ fn generic_checks(spec: &CommandSpec, cmd: &CommandSpec, sub: Option<&CommandSpe
 }
 
 /// Runs an admitted command.
-fn run(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, spec: &'static CommandSpec, cmd: &'static CommandSpec, sub: Option<&'static CommandSpec>, argv: &[&[u8]], now: i64) -> commands::CmdResult {
+fn run(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    spec: &'static CommandSpec,
+    cmd: &'static CommandSpec,
+    sub: Option<&'static CommandSpec>,
+    argv: &[&[u8]],
+    now: i64,
+) -> commands::CmdResult {
     match spec.handler {
         Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now),
         Handler::Keyspace(f) => {
             let mut view = lock_for(shared, spec, argv);
-            let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
+            let mut ctx = Ctx {
+                argv,
+                db: s.db,
+                now,
+                out: &mut s.out,
+                settings: &local.cmd_settings,
+                dirty: 0,
+            };
             let r = f(&mut ctx, &mut view);
             local.stats.dirty += ctx.dirty;
             r
@@ -206,20 +244,44 @@ fn finish_reply(s: &mut Session, reply_start: usize) {
 }
 
 /// Slow log and MONITOR feed.
-fn after_command(shared: &Shared, local: &WorkerLocal, s: &Session, spec: &CommandSpec, argv: &[&[u8]], start_us: i64, duration: u64) {
+fn after_command(
+    shared: &Shared,
+    local: &WorkerLocal,
+    s: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    start_us: i64,
+    duration: u64,
+) {
     let threshold = local.settings.slowlog_log_slower_than;
     if threshold >= 0 && duration >= threshold as u64 && !spec.has(flags::SKIP_SLOWLOG) {
         let name = s.info.name.lock().clone().unwrap_or_default();
-        shared.slowlog.lock().push(argv, duration, start_us / 1_000_000, s.info.addr.to_string(), name, local.settings.slowlog_max_len);
+        shared.slowlog.lock().push(
+            argv,
+            duration,
+            start_us / 1_000_000,
+            s.info.addr.to_string(),
+            name,
+            local.settings.slowlog_max_len,
+        );
     }
-    if shared.clients.monitors.load(Ordering::Relaxed) > 0 && !spec.has(flags::SKIP_MONITOR | flags::ADMIN | flags::NO_AUTH) {
+    if shared.clients.monitors.load(Ordering::Relaxed) > 0
+        && !spec.has(flags::SKIP_MONITOR | flags::ADMIN | flags::NO_AUTH)
+    {
         feed_monitors(shared, s, argv, start_us);
     }
 }
 
 /// Formats a command the way MONITOR shows it and sends it to every monitor.
 fn feed_monitors(shared: &Shared, s: &Session, argv: &[&[u8]], start_us: i64) {
-    let mut line = format!("+{}.{:06} [{} {}]", start_us / 1_000_000, start_us % 1_000_000, s.db, s.info.addr).into_bytes();
+    let mut line = format!(
+        "+{}.{:06} [{} {}]",
+        start_us / 1_000_000,
+        start_us % 1_000_000,
+        s.db,
+        s.info.addr
+    )
+    .into_bytes();
     for a in argv {
         line.push(b' ');
         repr(&mut line, a);
@@ -265,7 +327,10 @@ mod tests {
     #[test]
     fn unknown_command_text() {
         let text = unknown_command(&[b"foo", b"a", b"b\x00c"]);
-        assert_eq!(text, b"ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(
+            text,
+            b"ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
         let long = vec![b'x'; 300];
         let text = unknown_command(&[b"foo", &long, b"next"]);
         let s = String::from_utf8(text).unwrap();

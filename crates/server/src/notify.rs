@@ -16,7 +16,8 @@ pub const KEY_MISS: u32 = 1 << 11;
 pub const KEYSPACE: u32 = 1 << 12;
 pub const KEYEVENT: u32 = 1 << 13;
 /// `A`: every class except key-miss and new-key.
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// Parses flag letters; `None` if a letter is unknown.
 pub fn parse_flags(s: &str) -> Option<u32> {
@@ -50,7 +51,19 @@ pub fn format_flags(flags: u32) -> String {
     if flags & ALL == ALL {
         s.push('A');
     } else {
-        for (bit, c) in [(GENERIC, 'g'), (STRING, '$'), (LIST, 'l'), (SET, 's'), (HASH, 'h'), (ZSET, 'z'), (EXPIRED, 'x'), (EVICTED, 'e'), (STREAM, 't'), (MODULE, 'd'), (NEW, 'n')] {
+        for (bit, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
             if flags & bit != 0 {
                 s.push(c);
             }

@@ -17,7 +17,15 @@ use crate::worker::Msg;
 use crate::{info, log_notice, log_warning, Shared};
 
 /// Runs a server command. `cmd` is the top-level command, `sub` its subcommand.
-pub fn run(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, cmd: &'static CommandSpec, sub: Option<&'static CommandSpec>, argv: &[&[u8]], now: i64) -> CmdResult {
+pub fn run(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    cmd: &'static CommandSpec,
+    sub: Option<&'static CommandSpec>,
+    argv: &[&[u8]],
+    now: i64,
+) -> CmdResult {
     match (cmd.name, sub.map(|c| c.name)) {
         ("ping", _) => ping(s, argv),
         ("echo", _) => {
@@ -100,7 +108,9 @@ fn check_password(local: &WorkerLocal, user: &[u8], pass: &[u8]) -> CmdResult {
     if ok {
         Ok(())
     } else {
-        Err(CmdError::fixed("WRONGPASS invalid username-password pair or user is disabled."))
+        Err(CmdError::fixed(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
     }
 }
 
@@ -122,7 +132,9 @@ fn auth(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]
 
 fn valid_client_name(name: &[u8]) -> CmdResult {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(CmdError::fixed("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::fixed(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -130,7 +142,10 @@ fn valid_client_name(name: &[u8]) -> CmdResult {
 fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut proto = None;
     if argv.len() >= 2 {
-        let v = args::int_or(argv[1], CmdError::fixed("ERR Protocol version is not an integer or out of range"))?;
+        let v = args::int_or(
+            argv[1],
+            CmdError::fixed("ERR Protocol version is not an integer or out of range"),
+        )?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::fixed("NOPROTO unsupported protocol version"));
         }
@@ -149,7 +164,10 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
             name = Some(argv[i + 1]);
             i += 2;
         } else {
-            return Err(CmdError::new(format!("ERR Syntax error in HELLO option '{}'", args::text(argv[i]))));
+            return Err(CmdError::new(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                args::text(argv[i])
+            )));
         }
     }
     if let Some((user, pass)) = creds {
@@ -163,7 +181,11 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
         *s.info.name.lock() = Some(n.to_vec());
     }
     if let Some(v) = proto {
-        s.set_proto(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
+        s.set_proto(if v == 3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        });
     }
     let _ = shared;
     s.out.map(7);
@@ -172,7 +194,8 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
     s.out.bulk(b"version");
     s.out.bulk(crate::REDIS_COMPAT_VERSION.as_bytes());
     s.out.bulk(b"proto");
-    s.out.int(if s.out.proto == Protocol::Resp3 { 3 } else { 2 });
+    s.out
+        .int(if s.out.proto == Protocol::Resp3 { 3 } else { 2 });
     s.out.bulk(b"id");
     s.out.int(s.info.id as i64);
     s.out.bulk(b"mode");
@@ -260,7 +283,10 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
         "pause" | "unpause" => {
             // Pausing is accepted and acknowledged; commands are not held back yet.
             if sub == "pause" {
-                args::int_or(argv[2], CmdError::fixed("ERR timeout is not an integer or out of range"))?;
+                args::int_or(
+                    argv[2],
+                    CmdError::fixed("ERR timeout is not an integer or out of range"),
+                )?;
                 if argv.len() > 3 && !is(argv[3], "write") && !is(argv[3], "all") {
                     return Err(SYNTAX);
                 }
@@ -271,7 +297,11 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
             s.out.ok();
         }
         "help" => help(s, CLIENT_HELP),
-        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP."))),
+        _ => {
+            return Err(CmdError::new(format!(
+                "ERR unknown subcommand '{sub}'. Try CLIENT HELP."
+            )))
+        }
     }
     Ok(())
 }
@@ -279,14 +309,20 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
 fn client_setinfo(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let value = argv[3];
     if value.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(CmdError::new(format!("ERR {} cannot contain spaces, newlines or special characters.", args::text(argv[2]))));
+        return Err(CmdError::new(format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            args::text(argv[2])
+        )));
     }
     let slot = if is(argv[2], "lib-name") {
         &s.info.lib_name
     } else if is(argv[2], "lib-ver") {
         &s.info.lib_ver
     } else {
-        return Err(CmdError::new(format!("ERR Unrecognized option '{}'", args::text(argv[2]))));
+        return Err(CmdError::new(format!(
+            "ERR Unrecognized option '{}'",
+            args::text(argv[2])
+        )));
     };
     *slot.lock() = (!value.is_empty()).then(|| value.to_vec());
     s.out.ok();
@@ -299,8 +335,14 @@ fn client_list(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
     while i < argv.len() {
         if is(argv[i], "type") && i + 1 < argv.len() {
             let t = argv[i + 1];
-            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| is(t, n)) {
-                return Err(CmdError::new(format!("ERR Unknown client type '{}'", args::text(t))));
+            if !["normal", "master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|n| is(t, n))
+            {
+                return Err(CmdError::new(format!(
+                    "ERR Unknown client type '{}'",
+                    args::text(t)
+                )));
             }
             if !is(t, "normal") {
                 ids = Some(Vec::new());
@@ -309,7 +351,10 @@ fn client_list(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
         } else if is(argv[i], "id") && i + 1 < argv.len() {
             let mut list = Vec::new();
             for a in &argv[i + 1..] {
-                let id = args::int(a).ok().filter(|v| *v > 0).ok_or(CmdError::fixed("ERR Invalid client ID"))?;
+                let id = args::int(a)
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or(CmdError::fixed("ERR Invalid client ID"))?;
                 list.push(id as u64);
             }
             ids = Some(list);
@@ -350,7 +395,11 @@ fn client_kill(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
     for pair in argv[2..].chunks(2) {
         let (k, v) = (pair[0], pair[1]);
         if is(k, "id") {
-            let id = args::int(v).ok().filter(|v| *v > 0).ok_or(CmdError::fixed("ERR client-id should be greater than 0"))? as u64;
+            let id = args::int(v)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or(CmdError::fixed("ERR client-id should be greater than 0"))?
+                as u64;
             filters.push(Box::new(move |c| c.id == id));
         } else if is(k, "addr") {
             let a = args::text(v);
@@ -361,7 +410,10 @@ fn client_kill(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
         } else if is(k, "type") {
             let t = args::text(v).to_ascii_lowercase();
             if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                return Err(CmdError::new(format!("ERR Unknown client type '{}'", args::text(v))));
+                return Err(CmdError::new(format!(
+                    "ERR Unknown client type '{}'",
+                    args::text(v)
+                )));
             }
             filters.push(Box::new(move |_| t == "normal"));
         } else if is(k, "user") {
@@ -458,10 +510,16 @@ const CLIENT_HELP: &[&str] = &[
     "NO-TOUCH (ON|OFF)",
     "    Will not touch LRU/LFU stats when this mode is on.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
-fn config_cmd(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
+fn config_cmd(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    sub: &str,
+    argv: &[&[u8]],
+) -> CmdResult {
     match sub {
         "get" => config_get(shared, s, &argv[2..]),
         "set" => config_set(shared, local, s, argv)?,
@@ -477,7 +535,11 @@ fn config_cmd(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, sub: &s
             s.out.ok();
         }
         "help" => help(s, CONFIG_HELP),
-        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP."))),
+        _ => {
+            return Err(CmdError::new(format!(
+                "ERR unknown subcommand '{sub}'. Try CONFIG HELP."
+            )))
+        }
     }
     Ok(())
 }
@@ -493,7 +555,7 @@ const CONFIG_HELP: &[&str] = &[
     "REWRITE",
     "    Rewrite the configuration file.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
@@ -504,8 +566,14 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
             let names = std::iter::once(p.name).chain(p.alias);
             for name in names {
                 let exact = pat.eq_ignore_ascii_case(name.as_bytes());
-                if (exact || store::glob::glob_match(pat, name.as_bytes(), true)) && !out.iter().any(|(n, _)| *n == name) {
-                    let canonical = p.alias.filter(|_| name != p.name).and_then(find_param).map_or(p.name, |t| t.name);
+                if (exact || store::glob::glob_match(pat, name.as_bytes(), true))
+                    && !out.iter().any(|(n, _)| *n == name)
+                {
+                    let canonical = p
+                        .alias
+                        .filter(|_| name != p.name)
+                        .and_then(find_param)
+                        .map_or(p.name, |t| t.name);
                     out.push((name, cfg.get(canonical).to_string()));
                 }
             }
@@ -518,7 +586,12 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
     }
 }
 
-fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+fn config_set(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    argv: &[&[u8]],
+) -> CmdResult {
     if argv.len() % 2 != 0 {
         return Err(wrong_arity("config|set"));
     }
@@ -527,9 +600,15 @@ fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &
     for pair in argv[2..].chunks(2) {
         let name = args::text(pair[0]);
         let Some(param) = find_param(&name) else {
-            return Err(CmdError::new(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")));
+            return Err(CmdError::new(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
         };
-        let fail = |why: &str| CmdError::new(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
+        let fail = |why: &str| {
+            CmdError::new(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ))
+        };
         if seen.contains(&param.name) {
             return Err(fail("duplicate parameter"));
         }
@@ -537,7 +616,8 @@ fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &
         if !param.mutable {
             return Err(fail("can't set immutable config"));
         }
-        cfg.set(param, &[args::text(pair[1])]).map_err(|e| fail(&e.0))?;
+        cfg.set(param, &[args::text(pair[1])])
+            .map_err(|e| fail(&e.0))?;
     }
     *shared.config.lock() = cfg;
     shared.reload_settings();
@@ -567,7 +647,11 @@ fn command_sub(s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
         "list" => command_list(s, &argv[2..])?,
         "getkeys" => command_getkeys(s, &argv[2..])?,
         "help" => help(s, COMMAND_HELP),
-        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try COMMAND HELP."))),
+        _ => {
+            return Err(CmdError::new(format!(
+                "ERR unknown subcommand '{sub}'. Try COMMAND HELP."
+            )))
+        }
     }
     Ok(())
 }
@@ -593,7 +677,7 @@ const COMMAND_HELP: &[&str] = &[
     "GETKEYSANDFLAGS <full-command>",
     "    Return the keys and the access flags from a full Redis command.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 fn command_info_all(s: &mut Session) {
@@ -612,7 +696,11 @@ fn command_info(s: &mut Session, c: &CommandSpec, parent: Option<&CommandSpec>) 
     s.out.array(10);
     s.out.bulk(name.as_bytes());
     s.out.int(c.arity as i64);
-    let flag_names: Vec<&str> = flags::NAMES.iter().filter(|(f, _)| c.flags & f != 0).map(|(_, n)| *n).collect();
+    let flag_names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(f, _)| c.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
     s.out.set(flag_names.len());
     for f in flag_names {
         s.out.simple(f);
@@ -641,7 +729,11 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
     s.out.array(1);
     s.out.map(3);
     s.out.bulk(b"flags");
-    let access: &[&str] = if c.has(flags::WRITE) { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] };
+    let access: &[&str] = if c.has(flags::WRITE) {
+        &["RW", "UPDATE"]
+    } else {
+        &["RO", "ACCESS"]
+    };
     s.out.array(access.len());
     for f in access {
         s.out.simple(f);
@@ -661,7 +753,11 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
     s.out.bulk(b"spec");
     s.out.map(3);
     s.out.bulk(b"lastkey");
-    s.out.int(if c.keys.last < 0 { c.keys.last as i64 } else { (c.keys.last - c.keys.first) as i64 });
+    s.out.int(if c.keys.last < 0 {
+        c.keys.last as i64
+    } else {
+        (c.keys.last - c.keys.first) as i64
+    });
     s.out.bulk(b"keystep");
     s.out.int(c.keys.step as i64);
     s.out.bulk(b"limit");
@@ -669,7 +765,11 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
 }
 
 fn command_docs(s: &mut Session, names: &[&[u8]]) {
-    let selected: Vec<&CommandSpec> = if names.is_empty() { COMMANDS.iter().collect() } else { names.iter().filter_map(|n| commands::lookup(n)).collect() };
+    let selected: Vec<&CommandSpec> = if names.is_empty() {
+        COMMANDS.iter().collect()
+    } else {
+        names.iter().filter_map(|n| commands::lookup(n)).collect()
+    };
     s.out.map(selected.len());
     for c in selected {
         s.out.bulk(c.name.as_bytes());
@@ -702,7 +802,11 @@ fn command_list(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut names: Vec<String> = Vec::new();
     for c in COMMANDS {
         names.push(c.name.to_string());
-        names.extend(c.subcommands.iter().map(|sc| format!("{}|{}", c.name, sc.name)));
+        names.extend(
+            c.subcommands
+                .iter()
+                .map(|sc| format!("{}|{}", c.name, sc.name)),
+        );
     }
     match argv {
         [] => {}
@@ -711,7 +815,9 @@ fn command_list(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
                 names.retain(|n| store::glob::glob_match(value, n.as_bytes(), true));
             } else if is(kind, "aclcat") {
                 let cat = format!("@{}", args::text(value).to_ascii_lowercase());
-                names.retain(|n| spec_by_full_name(n).is_some_and(|c| c.acl.contains(&cat.as_str())));
+                names.retain(|n| {
+                    spec_by_full_name(n).is_some_and(|c| c.acl.contains(&cat.as_str()))
+                });
             } else if is(kind, "module") {
                 names.clear();
             } else {
@@ -740,9 +846,15 @@ fn command_getkeys(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let Some(top) = commands::lookup(argv[0]) else {
         return Err(CmdError::fixed("ERR Invalid command specified"));
     };
-    let spec = if !top.subcommands.is_empty() && argv.len() >= 2 { commands::lookup_sub(top, argv[1]).unwrap_or(top) } else { top };
+    let spec = if !top.subcommands.is_empty() && argv.len() >= 2 {
+        commands::lookup_sub(top, argv[1]).unwrap_or(top)
+    } else {
+        top
+    };
     if !spec.arity_ok(argv.len()) {
-        return Err(CmdError::fixed("ERR Invalid number of arguments specified for command"));
+        return Err(CmdError::fixed(
+            "ERR Invalid number of arguments specified for command",
+        ));
     }
     let keys: Vec<usize> = spec.key_indexes(argv.len()).collect();
     if keys.is_empty() {
@@ -766,9 +878,14 @@ fn slowlog(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdRe
             let count = match argv.get(2) {
                 None => 10,
                 Some(a) => {
-                    let n = args::int_or(a, CmdError::fixed("ERR count should be greater than or equal to -1"))?;
+                    let n = args::int_or(
+                        a,
+                        CmdError::fixed("ERR count should be greater than or equal to -1"),
+                    )?;
                     if n < -1 {
-                        return Err(CmdError::fixed("ERR count should be greater than or equal to -1"));
+                        return Err(CmdError::fixed(
+                            "ERR count should be greater than or equal to -1",
+                        ));
                     }
                     if n == -1 {
                         usize::MAX
@@ -795,7 +912,11 @@ fn slowlog(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdRe
             }
         }
         "help" => help(s, SLOWLOG_HELP),
-        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."))),
+        _ => {
+            return Err(CmdError::new(format!(
+                "ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."
+            )))
+        }
     }
     Ok(())
 }
@@ -812,12 +933,15 @@ const SLOWLOG_HELP: &[&str] = &[
     "RESET",
     "    Reset the slowlog.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 fn shutdown(shared: &Shared, argv: &[&[u8]]) -> CmdResult {
     for a in &argv[1..] {
-        if !["nosave", "save", "now", "force", "abort"].iter().any(|w| is(a, w)) {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|w| is(a, w))
+        {
             return Err(SYNTAX);
         }
     }
@@ -831,13 +955,17 @@ fn shutdown(shared: &Shared, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
-    if local.settings.debug_command == "no" || (local.settings.debug_command == "local" && !s.info.addr.ip().is_loopback()) {
+    if local.settings.debug_command == "no"
+        || (local.settings.debug_command == "local" && !s.info.addr.ip().is_loopback())
+    {
         return Err(CmdError::fixed("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."));
     }
     let sub = args::text(argv[1]).to_ascii_lowercase();
     match (sub.as_str(), argv.len()) {
         ("sleep", 3) => {
-            let secs: f64 = args::text(argv[2]).parse().map_err(|_| CmdError::fixed("ERR value is not a valid float"))?;
+            let secs: f64 = args::text(argv[2])
+                .parse()
+                .map_err(|_| CmdError::fixed("ERR value is not a valid float"))?;
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             s.out.ok();
         }
@@ -860,8 +988,22 @@ fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
             let line = format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{} lru_seconds_idle:0", e.packed_size(), e.clock());
             s.out.simple(&line);
         }
-        ("help", _) => help(s, &["DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "OBJECT <key>", "SET-ACTIVE-EXPIRE <0|1>", "SLEEP <seconds>", "HELP"]),
-        _ => return Err(CmdError::new(format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.", args::text(argv[1])))),
+        ("help", _) => help(
+            s,
+            &[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "OBJECT <key>",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "SLEEP <seconds>",
+                "HELP",
+            ],
+        ),
+        _ => {
+            return Err(CmdError::new(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                args::text(argv[1])
+            )))
+        }
     }
     Ok(())
 }

@@ -28,23 +28,42 @@ pub struct Slowlog {
 
 impl Slowlog {
     /// Records a command, keeping at most `max_len` entries (newest first).
-    pub fn push(&mut self, argv: &[&[u8]], duration_us: u64, now_unix: i64, addr: String, name: Vec<u8>, max_len: usize) {
+    pub fn push(
+        &mut self,
+        argv: &[&[u8]],
+        duration_us: u64,
+        now_unix: i64,
+        addr: String,
+        name: Vec<u8>,
+        max_len: usize,
+    ) {
         let mut args: Vec<Vec<u8>> = Vec::new();
         let shown = argv.len().min(MAX_ARGS);
         for (i, a) in argv.iter().take(shown).enumerate() {
             if i == MAX_ARGS - 1 && argv.len() > MAX_ARGS {
-                args.push(format!("... ({} more arguments)", argv.len() - MAX_ARGS + 1).into_bytes());
+                args.push(
+                    format!("... ({} more arguments)", argv.len() - MAX_ARGS + 1).into_bytes(),
+                );
                 break;
             }
             if a.len() > MAX_ARG_LEN {
                 let mut v = a[..MAX_ARG_LEN].to_vec();
-                v.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
+                v.extend_from_slice(
+                    format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
+                );
                 args.push(v);
             } else {
                 args.push(a.to_vec());
             }
         }
-        self.entries.push_front(Entry { id: self.next_id, time_unix: now_unix, duration_us, args, client_addr: addr, client_name: name });
+        self.entries.push_front(Entry {
+            id: self.next_id,
+            time_unix: now_unix,
+            duration_us,
+            args,
+            client_addr: addr,
+            client_name: name,
+        });
         self.next_id += 1;
         self.entries.truncate(max_len);
     }

@@ -36,7 +36,13 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     fn is_empty(&self) -> bool {
-        self.total_commands == 0 && self.dirty == 0 && self.net_in == 0 && self.net_out == 0 && self.error_replies == 0 && self.rejected_connections == 0 && self.commands.is_empty()
+        self.total_commands == 0
+            && self.dirty == 0
+            && self.net_in == 0
+            && self.net_out == 0
+            && self.error_replies == 0
+            && self.rejected_connections == 0
+            && self.commands.is_empty()
     }
 
     /// Counts an error reply with its code (the first word).
@@ -114,7 +120,9 @@ impl GlobalStats {
     /// (ops/sec, input KB/sec, output KB/sec) over the recent samples.
     pub fn instantaneous(&self) -> (u64, f64, f64) {
         let samples = self.samples.lock();
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return (0, 0.0, 0.0) };
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return (0, 0.0, 0.0);
+        };
         let ms = (last.0 - first.0).max(1) as f64;
         let ops = (last.1 - first.1) as f64 * 1000.0 / ms;
         let kin = (last.2 - first.2) as f64 * 1000.0 / ms / 1024.0;

@@ -96,9 +96,11 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 pub fn bind_listeners(settings: &Settings, workers: usize) -> Result<Listeners, String> {
     let mut port = settings.port;
     let mut addrs = Vec::new();
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for spec in &settings.bind {
-        let (ip, optional) = parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
+        let (ip, optional) =
+            parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
         let mut bound = Vec::new();
         for _ in 0..workers {
             match bind_one(SocketAddr::new(ip, port), 511) {
@@ -193,14 +195,20 @@ struct Worker {
 }
 
 /// Starts worker `id` on its listeners.
-pub fn spawn(id: usize, shared: Arc<Shared>, listeners: Vec<std::net::TcpListener>) -> Result<(WorkerHandle, std::thread::JoinHandle<()>), String> {
+pub fn spawn(
+    id: usize,
+    shared: Arc<Shared>,
+    listeners: Vec<std::net::TcpListener>,
+) -> Result<(WorkerHandle, std::thread::JoinHandle<()>), String> {
     let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let inbox = Arc::new(Mutex::new(Vec::new()));
     let mut mio_listeners = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         let mut l = TcpListener::from_std(l);
-        poll.registry().register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE).map_err(|e| e.to_string())?;
+        poll.registry()
+            .register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE)
+            .map_err(|e| e.to_string())?;
         mio_listeners.push(l);
     }
     let local = WorkerLocal::new(&shared);
@@ -217,7 +225,10 @@ pub fn spawn(id: usize, shared: Arc<Shared>, listeners: Vec<std::net::TcpListene
         ranges: Vec::new(),
     };
     let handle = WorkerHandle { waker, inbox };
-    let thread = std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || worker.run()).map_err(|e| e.to_string())?;
+    let thread = std::thread::Builder::new()
+        .name(format!("worker-{id}"))
+        .spawn(move || worker.run())
+        .map_err(|e| e.to_string())?;
     Ok((handle, thread))
 }
 
@@ -235,8 +246,14 @@ impl Worker {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_inbox(),
-                    Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => self.accept(t - FIRST_LISTENER),
-                    Token(t) => self.on_conn_event(t - FIRST_CONN, ev.is_readable() || ev.is_read_closed(), ev.is_writable()),
+                    Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => {
+                        self.accept(t - FIRST_LISTENER)
+                    }
+                    Token(t) => self.on_conn_event(
+                        t - FIRST_CONN,
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                    ),
                 }
             }
             self.shared.stats.merge(&mut self.local.stats);
@@ -274,19 +291,29 @@ impl Worker {
             return;
         }
         if settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback() {
-            log_warning!("Refused connection from {addr}: protected mode is on and no password is set");
+            log_warning!(
+                "Refused connection from {addr}: protected mode is on and no password is set"
+            );
             self.refuse(stream, PROTECTED_MODE_ERROR);
             return;
         }
         let _ = stream.set_nodelay(true);
         if settings.tcp_keepalive > 0 {
             let sock = socket2::SockRef::from(&stream);
-            let ka = socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(settings.tcp_keepalive));
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(std::time::Duration::from_secs(settings.tcp_keepalive));
             let _ = sock.set_tcp_keepalive(&ka);
         }
         let laddr = stream.local_addr().unwrap_or(addr);
         let id = self.shared.clients.next_id();
-        let info = Arc::new(ClientInfo::new(id, addr, laddr, stream.as_raw_fd(), self.id, unix_ms()));
+        let info = Arc::new(ClientInfo::new(
+            id,
+            addr,
+            laddr,
+            stream.as_raw_fd(),
+            self.id,
+            unix_ms(),
+        ));
         self.shared.clients.add(info.clone());
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
@@ -294,12 +321,21 @@ impl Worker {
         });
         let mut conn = Conn {
             stream,
-            input: Input { buf: vec![0; READ_CHUNK], start: 0, end: 0, need: 0 },
+            input: Input {
+                buf: vec![0; READ_CHUNK],
+                start: 0,
+                end: 0,
+                need: 0,
+            },
             session: Session::new(info, settings.requirepass.is_none()),
             out_pos: 0,
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut conn.stream, Token(FIRST_CONN + slot), interest) {
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut conn.stream, Token(FIRST_CONN + slot), interest)
+        {
             log_warning!("Registering client {addr}: {e}");
             self.shared.clients.remove(id);
             self.free.push(slot);
@@ -310,7 +346,9 @@ impl Worker {
     }
 
     fn on_conn_event(&mut self, slot: usize, readable: bool, writable: bool) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         let mut open = true;
         if readable {
             open = read_and_run(conn, &self.shared, &mut self.local, &mut self.ranges);
@@ -324,7 +362,9 @@ impl Worker {
     }
 
     fn close(&mut self, slot: usize) {
-        let Some(mut conn) = self.conns[slot].take() else { return };
+        let Some(mut conn) = self.conns[slot].take() else {
+            return;
+        };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let id = conn.session.info.id;
         self.shared.clients.remove(id);
@@ -345,8 +385,12 @@ impl Worker {
                     }
                 }
                 Msg::Deliver(id, bytes) => {
-                    let Some(&slot) = self.by_id.get(&id) else { continue };
-                    let Some(conn) = self.conns[slot].as_mut() else { continue };
+                    let Some(&slot) = self.by_id.get(&id) else {
+                        continue;
+                    };
+                    let Some(conn) = self.conns[slot].as_mut() else {
+                        continue;
+                    };
                     conn.session.out.raw(&bytes);
                     if !flush(conn, &mut self.local) {
                         self.close(slot);
@@ -368,7 +412,12 @@ impl Worker {
 
 /// Reads everything available and runs every complete command. Returns false if the
 /// connection must be closed now.
-fn read_and_run(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, ranges: &mut Vec<std::ops::Range<usize>>) -> bool {
+fn read_and_run(
+    conn: &mut Conn,
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    ranges: &mut Vec<std::ops::Range<usize>>,
+) -> bool {
     loop {
         conn.input.reserve();
         let end = conn.input.end;
@@ -377,7 +426,10 @@ fn read_and_run(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, range
             Ok(n) => {
                 conn.input.end += n;
                 local.stats.net_in += n as u64;
-                conn.session.info.tot_net_in.fetch_add(n as u64, Ordering::Relaxed);
+                conn.session
+                    .info
+                    .tot_net_in
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 if !run_commands(conn, shared, local, ranges) {
                     return false;
                 }
@@ -393,8 +445,16 @@ fn read_and_run(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, range
 }
 
 /// Decodes and runs the complete commands in the input buffer. Returns false to close.
-fn run_commands(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, ranges: &mut Vec<std::ops::Range<usize>>) -> bool {
-    let limits = Limits { max_bulk_len: local.settings.proto_max_bulk_len, authenticated: conn.session.authenticated };
+fn run_commands(
+    conn: &mut Conn,
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    ranges: &mut Vec<std::ops::Range<usize>>,
+) -> bool {
+    let limits = Limits {
+        max_bulk_len: local.settings.proto_max_bulk_len,
+        authenticated: conn.session.authenticated,
+    };
     while conn.input.pending() > 0 && !conn.session.close_after_reply {
         if conn.input.pending() < conn.input.need {
             break;
@@ -408,7 +468,8 @@ fn run_commands(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, range
             }
             Ok(Parsed::Multibulk { consumed }) => {
                 if !ranges.is_empty() {
-                    let argv: smallvec::SmallVec<[&[u8]; 8]> = ranges.iter().map(|r| &data[r.clone()]).collect();
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> =
+                        ranges.iter().map(|r| &data[r.clone()]).collect();
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
@@ -416,14 +477,20 @@ fn run_commands(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, range
             }
             Ok(Parsed::Inline { consumed, args }) => {
                 if !args.is_empty() {
-                    let argv: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> =
+                        args.iter().map(Vec::as_slice).collect();
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
                 conn.input.need = 0;
             }
             Err(e) => {
-                log_verbose!("Protocol error ({}) from client: id={} addr={}", e, conn.session.info.id, conn.session.info.addr);
+                log_verbose!(
+                    "Protocol error ({}) from client: id={} addr={}",
+                    e,
+                    conn.session.info.id,
+                    conn.session.info.addr
+                );
                 conn.session.out.error(&format!("ERR {}", e.message()));
                 local.stats.error("ERR");
                 conn.session.close_after_reply = true;
@@ -434,14 +501,24 @@ fn run_commands(conn: &mut Conn, shared: &Shared, local: &mut WorkerLocal, range
     if conn.input.pending() == 0 {
         conn.input.consumed_all();
     }
-    conn.session.info.qbuf.store(conn.input.pending(), Ordering::Relaxed);
-    conn.session.info.qbuf_cap.store(conn.input.buf.len(), Ordering::Relaxed);
+    conn.session
+        .info
+        .qbuf
+        .store(conn.input.pending(), Ordering::Relaxed);
+    conn.session
+        .info
+        .qbuf_cap
+        .store(conn.input.buf.len(), Ordering::Relaxed);
     true
 }
 
 /// Closes clients whose unfinished command exceeds the query buffer limit.
 fn query_buffer_ok(conn: &Conn, local: &WorkerLocal) -> bool {
-    let limit = if conn.session.authenticated { local.settings.client_query_buffer_limit } else { PREAUTH_QUERY_LIMIT };
+    let limit = if conn.session.authenticated {
+        local.settings.client_query_buffer_limit
+    } else {
+        PREAUTH_QUERY_LIMIT
+    };
     if conn.input.pending() > limit {
         log_warning!(
             "Closing client that reached max query buffer length: id={} addr={} qbuf={} (limit {limit} bytes; raise client-query-buffer-limit if this client is legitimate)",
@@ -463,7 +540,10 @@ fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
             Ok(n) => {
                 conn.out_pos += n;
                 local.stats.net_out += n as u64;
-                conn.session.info.tot_net_out.fetch_add(n as u64, Ordering::Relaxed);
+                conn.session
+                    .info
+                    .tot_net_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -480,7 +560,10 @@ fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
             return false;
         }
     }
-    conn.session.info.omem.store(out.len() - conn.out_pos, Ordering::Relaxed);
+    conn.session
+        .info
+        .omem
+        .store(out.len() - conn.out_pos, Ordering::Relaxed);
     true
 }
 

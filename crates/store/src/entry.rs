@@ -22,6 +22,8 @@ use crate::object::Object;
 
 const HAS_EXPIRE: u32 = 1 << 28;
 const IS_OBJECT: u32 = 1 << 29;
+/// A string that must not report the `int` encoding (e.g. an INCRBYFLOAT result).
+const PLAIN: u32 = 1 << 30;
 const CLOCK_MASK: u32 = (1 << 24) - 1;
 const KIND_SHIFT: u32 = 24;
 
@@ -162,7 +164,9 @@ impl Entry {
         let layout = Layout::from_size_align(size, 1).expect("entry size overflows");
         // SAFETY: size >= 5, so the layout is non-zero.
         let raw = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
         let mut meta = (clock & CLOCK_MASK) | ((kind as u32) << KIND_SHIFT);
         if expire_at.is_some() {
             meta |= HAS_EXPIRE;
@@ -243,7 +247,9 @@ impl Entry {
             return None;
         }
         // SAFETY: object entries store a pointer right after the key.
-        Some(unsafe { (self.ptr.as_ptr().add(self.value_offset()) as *const *mut Object).read_unaligned() })
+        Some(unsafe {
+            (self.ptr.as_ptr().add(self.value_offset()) as *const *mut Object).read_unaligned()
+        })
     }
 
     /// The value.
@@ -275,7 +281,25 @@ impl Entry {
             return None;
         }
         // SAFETY: entries with HAS_EXPIRE store the time right after meta.
-        Some(i64::from_le(unsafe { (self.ptr.as_ptr().add(4) as *const i64).read_unaligned() }))
+        Some(i64::from_le(unsafe {
+            (self.ptr.as_ptr().add(4) as *const i64).read_unaligned()
+        }))
+    }
+
+    /// Whether this inline string is exempt from the `int` encoding (Redis creates such
+    /// strings without trying to encode them as integers).
+    pub fn is_plain(&self) -> bool {
+        self.meta() & PLAIN != 0
+    }
+
+    /// Marks the string as exempt from the `int` encoding.
+    pub fn set_plain(&mut self, plain: bool) {
+        let meta = if plain {
+            self.meta() | PLAIN
+        } else {
+            self.meta() & !PLAIN
+        };
+        self.set_meta(meta);
     }
 
     /// The 24-bit access clock (LRU or LFU data).
@@ -311,17 +335,27 @@ impl Entry {
             return same;
         }
         let clock = self.clock();
+        let plain = self.is_plain();
         let mut this = std::mem::ManuallyDrop::new(self);
         let new = match this.object_ptr() {
             // SAFETY: ownership of the object moves to the new entry; `this` is then freed
             // without dropping the object (ManuallyDrop + dealloc_only).
-            Some(obj) => Entry::new(this.key(), NewValue::Object(unsafe { Box::from_raw(obj) }), expire_at, clock),
+            Some(obj) => Entry::new(
+                this.key(),
+                NewValue::Object(unsafe { Box::from_raw(obj) }),
+                expire_at,
+                clock,
+            ),
             None => match this.value() {
-                ValueRef::Inline(v) => Entry::new(this.key(), NewValue::Inline(v), expire_at, clock),
+                ValueRef::Inline(v) => {
+                    Entry::new(this.key(), NewValue::Inline(v), expire_at, clock)
+                }
                 ValueRef::Object(_) => unreachable!("object_ptr returned None"),
             },
         };
         this.dealloc_only();
+        let mut new = new;
+        new.set_plain(plain);
         new
     }
 
@@ -391,7 +425,12 @@ mod tests {
 
     #[test]
     fn object_entries_own_their_object() {
-        let e = Entry::new(b"k", NewValue::Object(Box::new(Object::Str(b"abc".to_vec()))), None, 0);
+        let e = Entry::new(
+            b"k",
+            NewValue::Object(Box::new(Object::Str(b"abc".to_vec()))),
+            None,
+            0,
+        );
         assert_eq!(e.kind(), Kind::String);
         let mut e = e.with_expire(Some(10));
         if let Some(Object::Str(s)) = e.object_mut() {

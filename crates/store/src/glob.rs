@@ -12,7 +12,13 @@ pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
     if s.is_empty() {
         return pattern.is_empty();
     }
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     let (mut p, mut i) = (0usize, 0usize);
     // Where to resume after the last '*': (pattern index after the star, string index).
     let mut star: Option<(usize, usize)> = None;

@@ -105,7 +105,11 @@ impl Table {
                 if b.tags[slot] == tag {
                     if let Some(e) = &b.slots[slot] {
                         if e.key() == key {
-                            return Some(Pos { bucket, depth, slot });
+                            return Some(Pos {
+                                bucket,
+                                depth,
+                                slot,
+                            });
                         }
                     }
                 }
@@ -130,7 +134,9 @@ impl Table {
     /// Replaces `key`'s entry with `f(old entry)`; returns false if the key is absent.
     /// `f` must return an entry with the same key.
     pub fn update(&mut self, hash: u64, key: &[u8], f: impl FnOnce(Entry) -> Entry) -> bool {
-        let Some(pos) = self.find_pos(hash, key) else { return false };
+        let Some(pos) = self.find_pos(hash, key) else {
+            return false;
+        };
         let slot = &mut self.bucket_at_mut(pos).slots[pos.slot];
         let old = slot.take().expect("occupied");
         *slot = Some(f(old));
@@ -180,10 +186,15 @@ impl Table {
 
     /// Takes the entry at `pos`, freeing an overflow bucket that becomes empty.
     fn take(&mut self, pos: Pos) -> Entry {
-        let entry = self.bucket_at_mut(pos).slots[pos.slot].take().expect("occupied");
+        let entry = self.bucket_at_mut(pos).slots[pos.slot]
+            .take()
+            .expect("occupied");
         self.len -= 1;
         if pos.depth > 0 && self.bucket_at(pos).slots.iter().all(Option::is_none) {
-            let parent = self.bucket_at_mut(Pos { depth: pos.depth - 1, ..pos });
+            let parent = self.bucket_at_mut(Pos {
+                depth: pos.depth - 1,
+                ..pos
+            });
             let mut emptied = parent.next.take().expect("child exists");
             parent.next = emptied.next.take();
             self.overflow -= 1;
@@ -264,7 +275,11 @@ impl Table {
             for (slot, e) in cur.slots.iter_mut().enumerate() {
                 if let Some(e) = e {
                     if remove(e) {
-                        hits.push(Pos { bucket, depth, slot });
+                        hits.push(Pos {
+                            bucket,
+                            depth,
+                            slot,
+                        });
                     }
                 }
             }
@@ -308,7 +323,8 @@ impl Table {
     /// Iterates over every entry (no particular order).
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.buckets.iter().flat_map(|head| {
-            std::iter::successors(Some(head), |b| b.next.as_deref()).flat_map(|b| b.slots.iter().flatten())
+            std::iter::successors(Some(head), |b| b.next.as_deref())
+                .flat_map(|b| b.slots.iter().flatten())
         })
     }
 
@@ -342,7 +358,10 @@ mod tests {
         assert_eq!(t.len(), 10_000);
         for i in 0..10_000 {
             let k = format!("k{i}");
-            assert_eq!(t.get(hash_key(k.as_bytes()), k.as_bytes()).unwrap().key(), k.as_bytes());
+            assert_eq!(
+                t.get(hash_key(k.as_bytes()), k.as_bytes()).unwrap().key(),
+                k.as_bytes()
+            );
         }
         assert!(t.get(hash_key(b"nope"), b"nope").is_none());
         for i in (0..10_000).step_by(2) {
@@ -353,7 +372,10 @@ mod tests {
         assert_eq!(t.iter().count(), 5_000);
         for i in 0..10_000 {
             let k = format!("k{i}");
-            assert_eq!(t.get(hash_key(k.as_bytes()), k.as_bytes()).is_some(), i % 2 == 1);
+            assert_eq!(
+                t.get(hash_key(k.as_bytes()), k.as_bytes()).is_some(),
+                i % 2 == 1
+            );
         }
         for i in (1..10_000).step_by(2) {
             let k = format!("k{i}");
@@ -385,8 +407,11 @@ mod tests {
                 }
             }
             if step % 11 == 0 {
-                let doomed: Vec<Vec<u8>> =
-                    t.iter().filter(|e| e.key().starts_with(b"churn")).map(|e| e.key().to_vec()).collect();
+                let doomed: Vec<Vec<u8>> = t
+                    .iter()
+                    .filter(|e| e.key().starts_with(b"churn"))
+                    .map(|e| e.key().to_vec())
+                    .collect();
                 for k in doomed {
                     t.remove(hash_key(&k), &k);
                 }
@@ -396,7 +421,10 @@ mod tests {
             }
         }
         for i in 0..1000 {
-            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
+            assert!(
+                seen.contains(format!("stable{i}").as_bytes()),
+                "missed stable{i}"
+            );
         }
     }
 

@@ -27,7 +27,10 @@ fn parse_conditions(args: &[&[u8]]) -> CmdResult<Conditions> {
         } else if is(a, "lt") {
             c.lt = true;
         } else {
-            return Err(CmdError::new(format!("ERR Unsupported option {}", args::text(a))));
+            return Err(CmdError::new(format!(
+                "ERR Unsupported option {}",
+                args::text(a)
+            )));
         }
     }
     if c.nx && (c.xx || c.gt || c.lt) {
@@ -36,7 +39,9 @@ fn parse_conditions(args: &[&[u8]]) -> CmdResult<Conditions> {
         ));
     }
     if c.gt && c.lt {
-        return Err(CmdError::fixed("ERR GT and LT options at the same time are not compatible"));
+        return Err(CmdError::fixed(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
     }
     Ok(c)
 }
@@ -46,7 +51,12 @@ fn parse_conditions(args: &[&[u8]]) -> CmdResult<Conditions> {
 fn expire_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, base: i64, seconds: bool) -> CmdResult {
     let cond = parse_conditions(&ctx.argv[3..])?;
     let when = args::int(ctx.argv[2])?;
-    let invalid = || CmdError::new(format!("ERR invalid expire time in '{}' command", ctx.name()));
+    let invalid = || {
+        CmdError::new(format!(
+            "ERR invalid expire time in '{}' command",
+            ctx.name()
+        ))
+    };
     let when = if seconds {
         if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
             return Err(invalid());
@@ -141,7 +151,7 @@ fn expiretime_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, seconds: bool) -> 
     let reply = match expiry_of(ctx, view) {
         Err(code) => code,
         Ok(None) => -1,
-        Ok(Some(at)) if seconds => at / 1000,
+        Ok(Some(at)) if seconds => at.wrapping_add(500) / 1000,
         Ok(Some(at)) => at,
     };
     ctx.out.int(reply);

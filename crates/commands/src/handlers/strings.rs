@@ -7,7 +7,9 @@ use store::{Db, View};
 
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, SYNTAX};
-use crate::handlers::{edit_string, read_string, store_string, write_lookup_string};
+use crate::handlers::{
+    edit_string, read_string, store_string, store_string_as, write_lookup_string,
+};
 use crate::{numfmt, Ctx};
 
 /// When a SET/GETEX expiry was given and how.
@@ -64,7 +66,9 @@ fn parse_options(ctx: &Ctx<'_>, args: &[&[u8]], parser: Parser) -> CmdResult<Set
         } else if is(a, "persist") && expire.is_none() && !keepttl && parser == Parser::GetEx {
             persist = true;
         } else if let Some((unit, absolute)) = expire_word(a) {
-            if keepttl || persist || expire.is_some() || !has_next {
+            // Redis lets the same option repeat (the last one wins) but not mix with others.
+            let conflicting = expire.is_some_and(|(_, u, abs)| (u, abs) != (unit, absolute));
+            if keepttl || persist || conflicting || !has_next {
                 return Err(SYNTAX);
             }
             expire = Some((args[i + 1], unit, absolute));
@@ -75,7 +79,9 @@ fn parse_options(ctx: &Ctx<'_>, args: &[&[u8]], parser: Parser) -> CmdResult<Set
         i += 1;
     }
     o.expire = match (expire, keepttl, persist) {
-        (Some((v, unit, absolute)), _, _) => Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?)),
+        (Some((v, unit, absolute)), _, _) => {
+            Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?))
+        }
         (None, true, _) => Some(ExpireArg::Keep),
         (None, _, true) => Some(ExpireArg::Persist),
         _ => None,
@@ -98,7 +104,10 @@ fn expire_word(a: &[u8]) -> Option<(Unit, bool)> {
 }
 
 fn invalid_expire(ctx: &Ctx<'_>) -> CmdError {
-    CmdError::new(format!("ERR invalid expire time in '{}' command", ctx.name()))
+    CmdError::new(format!(
+        "ERR invalid expire time in '{}' command",
+        ctx.name()
+    ))
 }
 
 /// Converts an EX/PX/EXAT/PXAT value to absolute unix ms, with Redis's checks.
@@ -171,14 +180,20 @@ pub fn set(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// SETNX key value → 1 if set, 0 if the key existed.
 pub fn setnx(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[2]);
-    let o = SetOptions { nx: true, ..Default::default() };
+    let o = SetOptions {
+        nx: true,
+        ..Default::default()
+    };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, Some((1, 0)))
 }
 
 fn setex_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, unit: Unit) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[3]);
     let at = expire_ms(ctx, ctx.argv[2], unit, false)?;
-    let o = SetOptions { expire: Some(ExpireArg::At(at)), ..Default::default() };
+    let o = SetOptions {
+        expire: Some(ExpireArg::At(at)),
+        ..Default::default()
+    };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, None)
 }
 
@@ -195,7 +210,10 @@ pub fn psetex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// GETSET key value → the old value (nil if none), then sets (clearing the TTL).
 pub fn getset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[2]);
-    let o = SetOptions { get: true, ..Default::default() };
+    let o = SetOptions {
+        get: true,
+        ..Default::default()
+    };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, None)
 }
 
@@ -247,7 +265,10 @@ pub fn getex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
             ctx.dirty += 1;
         }
         Some(ExpireArg::Persist) => {
-            if db.lookup(key, ctx.now).is_some_and(|e| e.expire_at().is_some()) {
+            if db
+                .lookup(key, ctx.now)
+                .is_some_and(|e| e.expire_at().is_some())
+            {
                 db.set_expire(key, None);
                 ctx.dirty += 1;
             }
@@ -292,7 +313,9 @@ pub fn mset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// MSETNX key value [key value ...] → 1 if all were set, 0 if any key existed (none set).
 pub fn msetnx(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     check_pairs(ctx)?;
-    let any_exists = (1..ctx.argv.len()).step_by(2).any(|i| view.db(ctx.db, ctx.argv[i]).contains(ctx.argv[i], ctx.now));
+    let any_exists = (1..ctx.argv.len())
+        .step_by(2)
+        .any(|i| view.db(ctx.db, ctx.argv[i]).contains(ctx.argv[i], ctx.now));
     if any_exists {
         ctx.out.int(0);
         return Ok(());
@@ -361,8 +384,16 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     if (start < 0 && end < 0 && start > end) || len == 0 {
         return None;
     }
-    let start = if start < 0 { (len + start).max(0) } else { start };
-    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        (len + end).max(0)
+    } else {
+        end.min(len - 1)
+    };
     if start > end {
         return None;
     }
@@ -382,7 +413,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         ctx.out.int(current.unwrap_or(0) as i64);
         return Ok(());
     }
-    check_length(ctx, offset + value.len() as i64)?;
+    check_length(ctx, offset.saturating_add(value.len() as i64))?;
     let offset = offset as usize;
     let new_len = edit_string(ctx, db, key, |s| {
         let end = offset + value.len();
@@ -432,7 +463,9 @@ pub fn incrby(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// DECRBY key decrement
 pub fn decrby(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let delta = args::int(ctx.argv[2])?;
-    let delta = delta.checked_neg().ok_or(CmdError::fixed("ERR decrement would overflow"))?;
+    let delta = delta
+        .checked_neg()
+        .ok_or(CmdError::fixed("ERR decrement would overflow"))?;
     incr_by(ctx, view, delta)
 }
 
@@ -444,7 +477,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let current = write_lookup_string(ctx, db, key)?.map(<[u8]>::to_vec);
     let text = numfmt::incrbyfloat(current.as_deref(), ctx.argv[2])?;
     let expire = db.lookup(key, ctx.now).and_then(|e| e.expire_at());
-    store_string(ctx, db, key, &text, expire);
+    store_string_as(ctx, db, key, &text, expire, true);
     ctx.out.bulk(&text);
     Ok(())
 }
