@@ -116,27 +116,15 @@ impl CaseFile {
 
     /// Number of steps that send something and check the replies.
     pub fn checked_steps(&self) -> usize {
-        self.steps
-            .iter()
-            .filter(|s| matches!(s.action, Action::Command { .. } | Action::Raw { .. }))
-            .count()
+        self.steps.iter().filter(|s| matches!(s.action, Action::Command { .. } | Action::Raw { .. })).count()
     }
 }
 
 /// Reads and parses a case file.
 pub fn load(path: &Path) -> Result<CaseFile, String> {
-    let text =
-        fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    parse(&name, &text).map(|(only, steps)| CaseFile {
-        path: path.to_path_buf(),
-        name,
-        only,
-        steps,
-    })
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    parse(&name, &text).map(|(only, steps)| CaseFile { path: path.to_path_buf(), name, only, steps })
 }
 
 type Parsed = (Option<Proto>, Vec<Step>);
@@ -153,11 +141,7 @@ pub fn parse(name: &str, text: &str) -> Result<Parsed, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let step = |action| Step {
-            line: line_no,
-            text: line.to_string(),
-            action,
-        };
+        let step = |action| Step { line: line_no, text: line.to_string(), action };
         if let Some(directive) = line.strip_prefix('@') {
             let (word, rest) = match directive.split_once(char::is_whitespace) {
                 Some((w, r)) => (w, r.trim()),
@@ -194,9 +178,7 @@ pub fn parse(name: &str, text: &str) -> Result<Parsed, String> {
                     return Err(err(format!("@{word} takes no argument")));
                 }
                 if let Some((at, _)) = pending {
-                    return Err(err(format!(
-                        "a second modifier before one command (the first is on line {at})"
-                    )));
+                    return Err(err(format!("a second modifier before one command (the first is on line {at})")));
                 }
                 pending = Some((line_no, check));
                 continue;
@@ -230,18 +212,13 @@ pub fn parse(name: &str, text: &str) -> Result<Parsed, String> {
                         return Err(err("@raw needs the bytes to send".into()));
                     }
                     let check = pending.take().map_or(Check::Exact, |(_, c)| c);
-                    steps.push(step(Action::Raw {
-                        bytes: parts.concat(),
-                        check,
-                    }));
+                    steps.push(step(Action::Raw { bytes: parts.concat(), check }));
                     continue;
                 }
                 other => return Err(err(format!("unknown directive @{other}"))),
             };
             if let Some((at, _)) = pending {
-                return Err(err(format!(
-                    "the modifier on line {at} must be followed by a command, not a directive"
-                )));
+                return Err(err(format!("the modifier on line {at} must be followed by a command, not a directive")));
             }
             steps.push(step(action));
             continue;
@@ -254,9 +231,7 @@ pub fn parse(name: &str, text: &str) -> Result<Parsed, String> {
         steps.push(step(Action::Command { args, check }));
     }
     if let Some((at, _)) = pending {
-        return Err(format!(
-            "{name}:{at}: modifier at the end of the file applies to nothing"
-        ));
+        return Err(format!("{name}:{at}: modifier at the end of the file applies to nothing"));
     }
     Ok((only, steps))
 }
@@ -358,22 +333,10 @@ mod tests {
 
     #[test]
     fn splits_like_redis() {
-        assert_eq!(
-            split("  SET  k v "),
-            vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]
-        );
-        assert_eq!(
-            split(r#"SET "a b" ''"#),
-            vec![b"SET".to_vec(), b"a b".to_vec(), vec![]]
-        );
-        assert_eq!(
-            split(r#""\x00\r\n\t\xZZ\"\\""#),
-            vec![b"\x00\r\n\txZZ\"\\".to_vec()]
-        );
-        assert_eq!(
-            split(r"'it\'s' '\n'"),
-            vec![b"it's".to_vec(), b"\\n".to_vec()]
-        );
+        assert_eq!(split("  SET  k v "), vec![b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]);
+        assert_eq!(split(r#"SET "a b" ''"#), vec![b"SET".to_vec(), b"a b".to_vec(), vec![]]);
+        assert_eq!(split(r#""\x00\r\n\t\xZZ\"\\""#), vec![b"\x00\r\n\txZZ\"\\".to_vec()]);
+        assert_eq!(split(r"'it\'s' '\n'"), vec![b"it's".to_vec(), b"\\n".to_vec()]);
         assert_eq!(split(r#"ab"c d""#), vec![b"abc d".to_vec()]);
         assert!(split_args(r#""abc"d"#).is_err());
         assert!(split_args(r#""abc"#).is_err());

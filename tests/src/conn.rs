@@ -4,9 +4,9 @@
 //! tests need to see exactly what the server wrote. Every read has a timeout
 //! so that a server that never answers fails the test instead of hanging it.
 
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::resp;
 
@@ -28,6 +28,26 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     out
 }
 
+/// What [`Conn::read_until_closed`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drained {
+    /// Every byte received before the connection closed or the wait ended.
+    pub bytes: Vec<u8>,
+    /// True if the server closed the connection (EOF or reset) within the wait.
+    pub closed: bool,
+}
+
+/// True for the errors a socket reports once the peer has closed or reset it.
+pub fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
 /// One client connection to a server.
 pub struct Conn {
     reader: BufReader<TcpStream>,
@@ -37,10 +57,7 @@ pub struct Conn {
 impl Conn {
     /// Connects to `127.0.0.1:port`.
     pub fn connect(port: u16) -> io::Result<Conn> {
-        Self::connect_addr(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            CONNECT_TIMEOUT,
-        )
+        Self::connect_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), CONNECT_TIMEOUT)
     }
 
     /// Connects to `addr` within `timeout`, with the standard read timeout set.
@@ -50,10 +67,7 @@ impl Conn {
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_write_timeout(Some(READ_TIMEOUT))?;
         let writer = stream.try_clone()?;
-        Ok(Conn {
-            reader: BufReader::new(stream),
-            writer,
-        })
+        Ok(Conn { reader: BufReader::new(stream), writer })
     }
 
     /// Changes the read timeout (`None` blocks forever: avoid in tests).
@@ -87,5 +101,52 @@ impl Conn {
         let mut out = Vec::new();
         resp::read_reply(&mut self.reader, &mut out)?;
         Ok(out)
+    }
+
+    /// Reads every byte the server sends until it closes the connection or
+    /// `wait` has passed, whichever comes first (a reset counts as closed).
+    ///
+    /// Use it after sending something the server must answer by closing: the
+    /// wait is a bound for a failing server, not a synchronisation delay.
+    pub fn read_until_closed(&mut self, wait: Duration) -> io::Result<Drained> {
+        let deadline = Instant::now() + wait;
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        let result = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Ok(false);
+            }
+            self.writer.set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
+            match self.reader.read(&mut chunk) {
+                Ok(0) => break Ok(true),
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if is_disconnect(&e) => break Ok(true),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.writer.set_read_timeout(Some(READ_TIMEOUT))?;
+        result.map(|closed| Drained { bytes, closed })
+    }
+
+    /// A second handle on the socket, for writing from another thread while
+    /// this `Conn` reads (a big pipeline must not deadlock on full buffers).
+    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.writer.try_clone()
+    }
+
+    /// The client side address of the connection (what the server calls `addr`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.writer.local_addr()
+    }
+
+    /// The server side address of the connection (what the server calls `laddr`).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.writer.peer_addr()
     }
 }

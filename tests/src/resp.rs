@@ -31,16 +31,10 @@ fn read_line<R: BufRead>(r: &mut R, out: &mut Vec<u8>) -> io::Result<usize> {
     let start = out.len();
     let n = r.read_until(b'\n', out)?;
     if n == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed by the server",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the server"));
     }
     if !out.ends_with(b"\r\n") || out.len() - start < 3 {
-        return Err(invalid(format!(
-            "reply line not terminated by CRLF: {}",
-            out[start..].escape_ascii()
-        )));
+        return Err(invalid(format!("reply line not terminated by CRLF: {}", out[start..].escape_ascii())));
     }
     Ok(start)
 }
@@ -83,13 +77,8 @@ fn read_value<R: BufRead>(r: &mut R, out: &mut Vec<u8>, depth: usize) -> io::Res
             if len == -1 && kind == b'*' {
                 return Ok(());
             }
-            let len =
-                u64::try_from(len).map_err(|_| invalid(format!("bad aggregate length {len}")))?;
-            let count = if matches!(kind, b'%' | b'|') {
-                len * 2
-            } else {
-                len
-            };
+            let len = u64::try_from(len).map_err(|_| invalid(format!("bad aggregate length {len}")))?;
+            let count = if matches!(kind, b'%' | b'|') { len * 2 } else { len };
             for _ in 0..count {
                 read_value(r, out, depth + 1)?;
             }
@@ -142,10 +131,7 @@ pub fn split_aggregate(reply: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
         return None;
     }
     let header_len = reply.windows(2).position(|w| w == b"\r\n")? + 2;
-    let len: i64 = std::str::from_utf8(&reply[1..header_len - 2])
-        .ok()?
-        .parse()
-        .ok()?;
+    let len: i64 = std::str::from_utf8(&reply[1..header_len - 2]).ok()?.parse().ok()?;
     let len = usize::try_from(len).ok()?;
     let per_element = if kind == b'%' { 2 } else { 1 };
     let mut elements = Vec::with_capacity(len);
@@ -227,10 +213,7 @@ mod tests {
     #[test]
     fn sorts_top_level_elements() {
         let reply = b"*3\r\n$1\r\nc\r\n$1\r\na\r\n*1\r\n:1\r\n";
-        assert_eq!(
-            sorted_reply(reply),
-            b"*3\r\n$1\r\na\r\n$1\r\nc\r\n*1\r\n:1\r\n"
-        );
+        assert_eq!(sorted_reply(reply), b"*3\r\n$1\r\na\r\n$1\r\nc\r\n*1\r\n:1\r\n");
         let map = b"%2\r\n+b\r\n:1\r\n+a\r\n:2\r\n";
         assert_eq!(sorted_reply(map), b"%2\r\n+a\r\n:2\r\n+b\r\n:1\r\n");
         assert_eq!(sorted_reply(b":1\r\n"), b":1\r\n");

@@ -63,17 +63,12 @@ pub fn case_dir() -> PathBuf {
 /// The case files (`*.txt` in [`case_dir`]) whose names contain `filter`, sorted.
 pub fn case_files(filter: Option<&str>) -> Vec<PathBuf> {
     let dir = case_dir();
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read case directory {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read case directory {}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .filter(|p| {
-            filter.is_none_or(|f| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().contains(f))
-            })
-        })
+        .filter(|p| filter.is_none_or(|f| p.file_name().is_some_and(|n| n.to_string_lossy().contains(f))))
         .collect();
     files.sort();
     files
@@ -105,10 +100,7 @@ pub fn run_case_files(peer: Peer) {
     );
     eprintln!("diff: {headline}");
     if !summary.problems.is_empty() {
-        panic!(
-            "differential test failed: {headline}\n\n{}",
-            summary.problems.join("\n")
-        );
+        panic!("differential test failed: {headline}\n\n{}", summary.problems.join("\n"));
     }
 }
 
@@ -117,11 +109,7 @@ pub fn run_case_files(peer: Peer) {
 pub fn run(peer: Peer, filter: Option<&str>, verbose: bool) -> Summary {
     let paths = case_files(filter);
     if paths.is_empty() {
-        panic!(
-            "no case files in {} match DIFF_FILTER={:?}",
-            case_dir().display(),
-            filter.unwrap_or("")
-        );
+        panic!("no case files in {} match DIFF_FILTER={:?}", case_dir().display(), filter.unwrap_or(""));
     }
     let mut files = Vec::new();
     let mut parse_errors = Vec::new();
@@ -139,16 +127,8 @@ pub fn run(peer: Peer, filter: Option<&str>, verbose: bool) -> Summary {
     let subject = peer.start();
     let mut runner = Runner {
         sides: [
-            Side {
-                label: "redis",
-                server: reference,
-                conn: None,
-            },
-            Side {
-                label: peer.label(),
-                server: subject,
-                conn: None,
-            },
+            Side { label: "redis", server: reference, conn: None },
+            Side { label: peer.label(), server: subject, conn: None },
         ],
         verbose,
         summary: Summary::default(),
@@ -174,11 +154,7 @@ pub fn run(peer: Peer, filter: Option<&str>, verbose: bool) -> Summary {
             let skipped: Vec<&str> = files[i + 1..].iter().map(|f| f.name.as_str()).collect();
             runner.summary.problems.push(format!(
                 "run stopped: {why}\n  files not run: {}",
-                if skipped.is_empty() {
-                    "none".to_string()
-                } else {
-                    skipped.join(", ")
-                }
+                if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") }
             ));
             break;
         }
@@ -212,11 +188,7 @@ pub fn show(bytes: &[u8]) -> String {
     if bytes.len() <= LIMIT {
         bytes.escape_ascii().to_string()
     } else {
-        format!(
-            "{}... ({} bytes in all)",
-            bytes[..LIMIT].escape_ascii(),
-            bytes.len()
-        )
+        format!("{}... ({} bytes in all)", bytes[..LIMIT].escape_ascii(), bytes.len())
     }
 }
 
@@ -227,15 +199,14 @@ fn verdict(check: &Check, expected: &[u8], actual: &[u8]) -> Option<String> {
         Check::Sorted => (resp::sorted_reply(expected) != resp::sorted_reply(actual))
             .then(|| "compared with top-level elements sorted".to_string()),
         Check::SkipReply(_) | Check::Differs(_) => None,
-        Check::TypeOnly => (resp::reply_type(expected) != resp::reply_type(actual))
-            .then(|| "compared by reply type only".to_string()),
+        Check::TypeOnly => {
+            (resp::reply_type(expected) != resp::reply_type(actual)).then(|| "compared by reply type only".to_string())
+        }
         Check::IntBetween(lo, hi) => {
             let ok = |r: &[u8]| resp::integer(r).is_some_and(|n| (*lo..=*hi).contains(&n));
             match (ok(expected), ok(actual)) {
                 (true, true) => None,
-                (false, _) => Some(format!(
-                    "redis's own reply is not an integer in {lo}..={hi}: the case is wrong"
-                )),
+                (false, _) => Some(format!("redis's own reply is not an integer in {lo}..={hi}: the case is wrong")),
                 (true, false) => Some(format!("expected an integer in {lo}..={hi}")),
             }
         }
@@ -253,12 +224,7 @@ impl Runner {
         let mut exited = Vec::new();
         for s in &mut self.sides {
             if !s.server.is_running() {
-                let _ = write!(
-                    report,
-                    "\n    {} has exited; its log ends with:\n{}",
-                    s.label,
-                    s.server.log_tail()
-                );
+                let _ = write!(report, "\n    {} has exited; its log ends with:\n{}", s.label, s.server.log_tail());
                 exited.push(s.label);
             }
         }
@@ -275,11 +241,7 @@ impl Runner {
     }
 
     /// Sends the same bytes to both servers, then reads one reply from each.
-    fn exchange(
-        &mut self,
-        bytes: &[u8],
-        context: &dyn Fn() -> String,
-    ) -> Result<[Vec<u8>; 2], Abort> {
+    fn exchange(&mut self, bytes: &[u8], context: &dyn Fn() -> String) -> Result<[Vec<u8>; 2], Abort> {
         for i in 0..2 {
             let sent = match self.sides[i].conn.as_mut() {
                 Some(conn) => conn.send_raw(bytes).map_err(|e| e.to_string()),
@@ -304,12 +266,7 @@ impl Runner {
     }
 
     /// Sends a bookkeeping command to both servers; each reply must satisfy `ok`.
-    fn setup(
-        &mut self,
-        args: &[&str],
-        ok: fn(&[u8]) -> bool,
-        context: &dyn Fn() -> String,
-    ) -> Result<(), Abort> {
+    fn setup(&mut self, args: &[&str], ok: fn(&[u8]) -> bool, context: &dyn Fn() -> String) -> Result<(), Abort> {
         let replies = self.exchange(&crate::conn::encode_command(args), context)?;
         for (i, reply) in replies.iter().enumerate() {
             if !ok(reply) {
@@ -334,11 +291,7 @@ impl Runner {
                 Err(e) => return Err(self.failure(context(), i, format!("connecting: {e}"))),
             }
         }
-        self.setup(
-            &["HELLO", proto.hello_arg()],
-            |r| !resp::is_error(r),
-            context,
-        )?;
+        self.setup(&["HELLO", proto.hello_arg()], |r| !resp::is_error(r), context)?;
         self.setup(&["SELECT", "0"], |r| r == b"+OK\r\n", context)
     }
 
@@ -354,12 +307,7 @@ impl Runner {
         }
     }
 
-    fn run_pass_inner(
-        &mut self,
-        file: &CaseFile,
-        proto: Proto,
-        start: &dyn Fn() -> String,
-    ) -> Result<(), Abort> {
+    fn run_pass_inner(&mut self, file: &CaseFile, proto: Proto, start: &dyn Fn() -> String) -> Result<(), Abort> {
         self.connect(proto, start)?;
         self.setup(&["FLUSHALL"], |r| r == b"+OK\r\n", start)?;
         let mut current = proto;

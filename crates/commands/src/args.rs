@@ -34,9 +34,7 @@ pub fn int_in(arg: &[u8], min: i64, max: i64, msg: Option<&'static str>) -> CmdR
     if v < min || v > max {
         return Err(match msg {
             Some(m) => CmdError::fixed(m),
-            None => CmdError::new(format!(
-                "ERR value is out of range, value must between {min} and {max}"
-            )),
+            None => CmdError::new(format!("ERR value is out of range, value must between {min} and {max}")),
         });
     }
     Ok(v)
@@ -64,10 +62,7 @@ pub fn scan_cursor(arg: &[u8]) -> CmdResult<u64> {
     }
     let mut v: u64 = 0;
     for d in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add((d - b'0') as u64))
-            .ok_or(invalid.clone())?;
+        v = v.checked_mul(10).and_then(|v| v.checked_add((d - b'0') as u64)).ok_or(invalid.clone())?;
     }
     Ok(if neg { v.wrapping_neg() } else { v })
 }

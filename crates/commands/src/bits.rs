@@ -27,17 +27,14 @@ pub const DEFAULT_PROTO_MAX_BULK_LEN: i64 = 512 * 1024 * 1024;
 /// BITPOS with a bit other than 0 or 1.
 pub const BITPOS_BIT: CmdError = CmdError::fixed("ERR The bit argument must be 1 or 0.");
 /// BITOP NOT with more or fewer than one source key.
-pub const BITOP_NOT_ONE_KEY: CmdError =
-    CmdError::fixed("ERR BITOP NOT must be called with a single source key.");
+pub const BITOP_NOT_ONE_KEY: CmdError = CmdError::fixed("ERR BITOP NOT must be called with a single source key.");
 /// BITFIELD with a bad type.
-pub const BITFIELD_TYPE: CmdError = CmdError::fixed(
-    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
-);
+pub const BITFIELD_TYPE: CmdError =
+    CmdError::fixed("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.");
 /// BITFIELD OVERFLOW with something other than WRAP, SAT or FAIL.
 pub const BITFIELD_OVERFLOW: CmdError = CmdError::fixed("ERR Invalid OVERFLOW type specified");
 /// BITFIELD_RO with SET or INCRBY.
-pub const BITFIELD_RO_WRITE: CmdError =
-    CmdError::fixed("ERR BITFIELD_RO only supports the GET subcommand");
+pub const BITFIELD_RO_WRITE: CmdError = CmdError::fixed("ERR BITFIELD_RO only supports the GET subcommand");
 
 // ------------------------------------------------------------------------------------------
 // Offsets, SETBIT, GETBIT
@@ -89,9 +86,7 @@ pub fn getbit(value: &[u8], offset: u64) -> u8 {
     let Ok(byte) = usize::try_from(offset >> 3) else {
         return 0;
     };
-    value
-        .get(byte)
-        .map_or(0, |&b| (b >> (7 - (offset & 7))) & 1)
+    value.get(byte).map_or(0, |&b| (b >> (7 - (offset & 7))) & 1)
 }
 
 /// The string length SETBIT at `offset` needs (the value grows to at least this, with zero
@@ -148,11 +143,7 @@ fn parse_int(arg: &[u8]) -> CmdResult<i64> {
 /// `start`/`end` (negative from the end) over `total` units, clamped as Redis does; `None`
 /// for an empty range.
 fn clamp_range(start: i64, end: i64, total: i64) -> Option<(u64, u64)> {
-    let start = if start < 0 {
-        (total + start).max(0)
-    } else {
-        start
-    };
+    let start = if start < 0 { (total + start).max(0) } else { start };
     let end = if end < 0 { (total + end).max(0) } else { end };
     let end = end.min(total - 1);
     if start > end {
@@ -240,11 +231,7 @@ fn popcount(bytes: &[u8]) -> i64 {
         w.copy_from_slice(c);
         n += u64::from(u64::from_ne_bytes(w).count_ones());
     }
-    n += chunks
-        .remainder()
-        .iter()
-        .map(|b| u64::from(b.count_ones()))
-        .sum::<u64>();
+    n += chunks.remainder().iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
     n as i64
 }
 
@@ -277,11 +264,7 @@ impl BitPosArgs {
         if args.len() > 3 {
             return Err(SYNTAX);
         }
-        let mut parsed = BitPosArgs {
-            start: None,
-            end: None,
-            unit: BitUnit::Byte,
-        };
+        let mut parsed = BitPosArgs { start: None, end: None, unit: BitUnit::Byte };
         if let Some(start) = args.first() {
             parsed.start = Some(parse_int(start)?);
         }
@@ -409,11 +392,7 @@ impl BitOp {
 /// any type and dropping its TTL; `set` event), or, when the result is empty, deletes the
 /// destination (`del` event if it existed). The reply is the result's length.
 pub fn bitop(op: BitOp, sources: &[Option<&[u8]>]) -> Vec<u8> {
-    let len = sources
-        .iter()
-        .map(|s| s.map_or(0, <[u8]>::len))
-        .max()
-        .unwrap_or(0);
+    let len = sources.iter().map(|s| s.map_or(0, <[u8]>::len)).max().unwrap_or(0);
     let mut out = vec![0u8; len];
     let first = sources.first().copied().flatten().unwrap_or(&[]);
     out[..first.len()].copy_from_slice(first);
@@ -469,10 +448,7 @@ impl BitfieldType {
         let rest = &rest[..rest.iter().position(|&c| c == 0).unwrap_or(rest.len())];
         let max = if signed { 64 } else { 63 };
         match parse_i64(rest) {
-            Some(bits @ 1..) if bits <= max => Ok(BitfieldType {
-                signed,
-                bits: bits as u32,
-            }),
+            Some(bits @ 1..) if bits <= max => Ok(BitfieldType { signed, bits: bits as u32 }),
             _ => Err(BITFIELD_TYPE),
         }
     }
@@ -553,11 +529,7 @@ impl BitfieldOps {
 
     /// [`BitfieldOps::parse`] with a configured `proto-max-bulk-len` (offsets must satisfy
     /// `offset / 8 < proto_max_bulk_len`).
-    pub fn parse_with_limit(
-        args: &[&[u8]],
-        read_only: bool,
-        proto_max_bulk_len: i64,
-    ) -> CmdResult<BitfieldOps> {
+    pub fn parse_with_limit(args: &[&[u8]], read_only: bool, proto_max_bulk_len: i64) -> CmdResult<BitfieldOps> {
         let mut ops = Vec::new();
         let mut overflow = Overflow::Wrap;
         let mut j = 0;
@@ -587,12 +559,7 @@ impl BitfieldOps {
             } else {
                 BitfieldAction::IncrBy(parse_int(args[j + 3])?)
             };
-            ops.push(BitfieldOp {
-                action,
-                ty,
-                offset,
-                overflow,
-            });
+            ops.push(BitfieldOp { action, ty, offset, overflow });
             j += 1 + needs;
         }
         let parsed = BitfieldOps { ops };
@@ -663,11 +630,7 @@ pub fn write_bitfield_replies(out: &mut ReplyBuf, replies: &[Option<i64>]) {
 /// 72 bits starting at byte `byte` (zero beyond the end), big-endian in the low bits.
 fn read_window(value: &[u8], byte: usize) -> u128 {
     (0..9).fold(0u128, |acc, i| {
-        let b = byte
-            .checked_add(i)
-            .and_then(|at| value.get(at))
-            .copied()
-            .unwrap_or(0);
+        let b = byte.checked_add(i).and_then(|at| value.get(at)).copied().unwrap_or(0);
         (acc << 8) | u128::from(b)
     })
 }
@@ -725,19 +688,33 @@ fn new_field_value(op: &BitfieldOp, old: i128) -> Option<i128> {
     }
     match op.overflow {
         Overflow::Wrap => Some(ty.wrap(target)),
-        Overflow::Sat if target > ty.max() => Some(ty.max()),
+        Overflow::Sat if target > ty.max() || signed_set_reads_as_high(op) => Some(ty.max()),
         Overflow::Sat => Some(ty.min()),
         Overflow::Fail => None,
     }
 }
 
+/// Redis tests a signed SET's value with `incr (0) > (int64)((uint64)max - value)`; for
+/// values so negative that `max - value` wraps past `i64::MAX` this reports an overflow
+/// upwards, so OVERFLOW SAT stores the maximum (`SET i8 0 -9223372036854775807` gives 127).
+fn signed_set_reads_as_high(op: &BitfieldOp) -> bool {
+    match op.action {
+        BitfieldAction::Set(v) if op.ty.signed => {
+            let max = ty_max_i64(op.ty);
+            ((max as u64).wrapping_sub(v as u64) as i64) < 0
+        }
+        _ => false,
+    }
+}
+
+fn ty_max_i64(ty: BitfieldType) -> i64 {
+    i64::try_from(ty.max()).unwrap_or(i64::MAX)
+}
+
 /// Runs read-only BITFIELD operations (all GETs, [`BitfieldOps::writes`] false) against
 /// `value` (an empty slice for a missing key).
 pub fn bitfield_get(value: &[u8], ops: &BitfieldOps) -> Vec<Option<i64>> {
-    ops.ops
-        .iter()
-        .map(|op| Some(get_typed(value, op.offset, op.ty) as i64))
-        .collect()
+    ops.ops.iter().map(|op| Some(get_typed(value, op.offset, op.ty) as i64)).collect()
 }
 
 /// Runs BITFIELD operations in order against `value` (an empty `Vec` for a missing key),
@@ -750,10 +727,7 @@ pub fn bitfield_run(value: &mut Vec<u8>, ops: &BitfieldOps) -> BitfieldOutcome {
             grown = true;
         }
     }
-    let mut outcome = BitfieldOutcome {
-        replies: Vec::with_capacity(ops.ops.len()),
-        changes: 0,
-    };
+    let mut outcome = BitfieldOutcome { replies: Vec::with_capacity(ops.ops.len()), changes: 0 };
     for op in &ops.ops {
         let old = get_typed(value, op.offset, op.ty);
         if op.action == BitfieldAction::Get {
@@ -764,11 +738,7 @@ pub fn bitfield_run(value: &mut Vec<u8>, ops: &BitfieldOps) -> BitfieldOutcome {
             outcome.replies.push(None);
             continue;
         };
-        let reply = if matches!(op.action, BitfieldAction::Set(_)) {
-            old
-        } else {
-            new
-        };
+        let reply = if matches!(op.action, BitfieldAction::Set(_)) { old } else { new };
         outcome.replies.push(Some(reply as i64));
         write_field(value, op.offset, op.ty.bits, new as u64);
         if grown || old != new {
@@ -776,4 +746,261 @@ pub fn bitfield_run(value: &mut Vec<u8>, ops: &BitfieldOps) -> BitfieldOutcome {
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expected values were produced by redis-server 7.0.15.
+    use super::*;
+
+    fn args(s: &str) -> Vec<&[u8]> {
+        s.split_whitespace().map(str::as_bytes).collect()
+    }
+
+    #[test]
+    fn offsets_and_bit_values() {
+        assert_eq!(parse_bit_offset(b"0"), Ok(0));
+        assert_eq!(parse_bit_offset(b"4294967295"), Ok(4294967295));
+        for bad in ["4294967296", "-1", "#5", " 1", "05", "+5", "x", ""] {
+            assert_eq!(parse_bit_offset(bad.as_bytes()), Err(BIT_OFFSET), "{bad:?}");
+        }
+        assert_eq!(parse_bit_offset_with_limit(b"8388607", 1024 * 1024), Ok(8388607));
+        assert_eq!(parse_bit_offset_with_limit(b"8388608", 1024 * 1024), Err(BIT_OFFSET));
+        assert_eq!(parse_bit_value(b"1"), Ok(true));
+        assert_eq!(parse_bit_value(b"0"), Ok(false));
+        for bad in ["01", "-0", "2", "-1", " 1", "x", ""] {
+            assert_eq!(parse_bit_value(bad.as_bytes()), Err(BIT_VALUE), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn setbit_and_getbit() {
+        let mut v = Vec::new();
+        assert_eq!(setbit(&mut v, 7, true), 0);
+        assert_eq!(v, b"\x01");
+        assert_eq!(setbit(&mut v, 7, true), 1);
+        assert_eq!(setbit(&mut v, 7, false), 1);
+        assert_eq!(v, b"\x00");
+        let mut v = b"\x01".to_vec();
+        assert_eq!(setbit(&mut v, 15, false), 0);
+        assert_eq!(v, b"\x01\x00");
+        let mut v = b"12345".to_vec();
+        assert_eq!(setbit(&mut v, 100, true), 0);
+        assert_eq!(v, b"12345\x00\x00\x00\x00\x00\x00\x00\x08");
+        assert_eq!(getbit(&v, 100), 1);
+        assert_eq!(getbit(&v, 99), 0);
+        assert_eq!(getbit(b"\x80", 0), 1);
+        assert_eq!(getbit(b"\x80", 4294967295), 0);
+        assert_eq!(setbit_len(4294967295), 536870912);
+    }
+
+    #[test]
+    fn bitcount_ranges() {
+        let count = |a: &str| BitCountArgs::parse(&args(a)).map(|p| bitcount(b"foobar", &p));
+        assert_eq!(count(""), Ok(26));
+        assert_eq!(count("0 0"), Ok(4));
+        assert_eq!(count("1 1"), Ok(6));
+        assert_eq!(count("1 2"), Ok(12));
+        assert_eq!(count("1 2 bit"), Ok(2));
+        assert_eq!(count("5 30 BIT"), Ok(17));
+        assert_eq!(count("-2 -1 BIT"), Ok(1));
+        assert_eq!(count("-9223372036854775808 -1"), Ok(26));
+        assert_eq!(count("0 9223372036854775807 bit"), Ok(26));
+        assert_eq!(count("-1 -2 FOO"), Ok(0));
+        assert_eq!(count("1"), Err(SYNTAX));
+        assert_eq!(count("1 2 3 4"), Err(SYNTAX));
+        assert_eq!(count("1 2 FOO"), Err(SYNTAX));
+        assert_eq!(count("x 2 FOO"), Err(NOT_INTEGER));
+        assert_eq!(count("1 x FOO"), Err(NOT_INTEGER));
+        assert_eq!(bitcount(b"", &BitCountArgs::Whole), 0);
+    }
+
+    #[test]
+    fn bitpos_ranges() {
+        let pos = |v: &[u8], a: &str| {
+            let a = args(a);
+            let bit = parse_bitpos_bit(a[0])?;
+            BitPosArgs::parse(&a[1..]).map(|p| bitpos(Some(v), bit, &p))
+        };
+        let ones = b"\xff\xff\xff";
+        assert_eq!(pos(ones, "0"), Ok(24));
+        assert_eq!(pos(ones, "0 1"), Ok(24));
+        assert_eq!(pos(ones, "0 -1"), Ok(24));
+        assert_eq!(pos(ones, "0 -100"), Ok(24));
+        assert_eq!(pos(ones, "0 1 -1"), Ok(-1));
+        assert_eq!(pos(ones, "0 8 23 bit"), Ok(-1));
+        assert_eq!(pos(ones, "0 5"), Ok(-1));
+        assert_eq!(pos(ones, "1 5"), Ok(-1));
+        assert_eq!(pos(ones, "0 3 2"), Ok(-1));
+        assert_eq!(pos(ones, "0 1 1 byte"), Ok(-1));
+        let k = b"\x00\xff\x00";
+        assert_eq!(pos(k, "1 7 15 bit"), Ok(8));
+        assert_eq!(pos(k, "1 17 23 bit"), Ok(-1));
+        assert_eq!(pos(k, "0 8 15 bit"), Ok(-1));
+        assert_eq!(pos(k, "0 8 16 bit"), Ok(16));
+        assert_eq!(pos(k, "0 9 14 bit"), Ok(-1));
+        assert_eq!(pos(k, "1 9 14 bit"), Ok(9));
+        assert_eq!(pos(k, "1 -7 -1 bit"), Ok(-1));
+        assert_eq!(pos(b"foobar", "1 0 -1 bit"), Ok(1));
+        assert_eq!(pos(b"foobar", "0 3 10 bit"), Ok(3));
+        assert_eq!(pos(b"foobar", "1 -1 -100"), Ok(-1));
+        assert_eq!(pos(b"", "0"), Ok(-1));
+        assert_eq!(pos(b"", "1"), Ok(-1));
+        let mut long = vec![0u8; 100];
+        long[77] = 0x10;
+        assert_eq!(pos(&long, "1"), Ok(77 * 8 + 3));
+        assert_eq!(pos(&long, "1 0 -1 bit"), Ok(77 * 8 + 3));
+        let whole = BitPosArgs { start: None, end: None, unit: BitUnit::Byte };
+        assert_eq!(bitpos(None, false, &whole), 0);
+        assert_eq!(bitpos(None, true, &whole), -1);
+    }
+
+    #[test]
+    fn bitpos_errors() {
+        assert_eq!(parse_bitpos_bit(b"2"), Err(BITPOS_BIT));
+        assert_eq!(parse_bitpos_bit(b"x"), Err(NOT_INTEGER));
+        assert_eq!(BitPosArgs::parse(&args("x")), Err(NOT_INTEGER));
+        assert_eq!(BitPosArgs::parse(&args("0 x")), Err(NOT_INTEGER));
+        assert_eq!(BitPosArgs::parse(&args("0 x foo")), Err(SYNTAX));
+        assert_eq!(BitPosArgs::parse(&args("0 2 foo")), Err(SYNTAX));
+        assert_eq!(BitPosArgs::parse(&args("0 2 bit x")), Err(SYNTAX));
+    }
+
+    #[test]
+    fn bitop_results() {
+        let run =
+            |name: &str, srcs: &[Option<&[u8]>]| BitOp::parse(name.as_bytes(), srcs.len()).map(|op| bitop(op, srcs));
+        assert_eq!(run("AND", &[Some(b"foobar"), Some(b"abc")]).unwrap(), b"`bc\x00\x00\x00");
+        assert_eq!(run("or", &[Some(b"foobar"), Some(b"abc")]).unwrap(), b"goobar");
+        assert_eq!(run("Xor", &[Some(b"foobar"), Some(b"abc"), None]).unwrap(), b"\x07\r\x0cbar");
+        assert_eq!(run("NOT", &[Some(b"foobar")]).unwrap(), b"\x99\x90\x90\x9d\x9e\x8d");
+        assert_eq!(run("AND", &[None, Some(b"abc")]).unwrap(), b"\x00\x00\x00");
+        assert_eq!(run("OR", &[None, None]).unwrap(), b"");
+        assert_eq!(run("NOT", &[Some(b"a"), Some(b"b")]), Err(BITOP_NOT_ONE_KEY));
+        assert_eq!(run("foo", &[Some(b"a")]), Err(SYNTAX));
+        assert_eq!(run("diff", &[Some(b"a"), Some(b"b")]), Err(SYNTAX));
+    }
+
+    /// Replies, the stored value, the change count.
+    type Run = (CmdResult<Vec<Option<i64>>>, Option<Vec<u8>>, u64);
+
+    fn bitfield(init: Option<&[u8]>, a: &str) -> Run {
+        let ops = match BitfieldOps::parse(&args(a), false) {
+            Ok(ops) => ops,
+            Err(e) => return (Err(e), init.map(<[u8]>::to_vec), 0),
+        };
+        if !ops.writes() {
+            return (Ok(bitfield_get(init.unwrap_or(&[]), &ops)), init.map(<[u8]>::to_vec), 0);
+        }
+        let mut v = init.map(<[u8]>::to_vec).unwrap_or_default();
+        let out = bitfield_run(&mut v, &ops);
+        (Ok(out.replies), Some(v), out.changes)
+    }
+
+    #[test]
+    fn bitfield_reads_and_writes() {
+        let (r, v, _) = bitfield(Some(b"ab"), "get u8 0 get i4 4 get u16 8 get i64 0 get u63 1");
+        assert_eq!(r.unwrap(), [97, 1, 25088, 7017171169396654080, 7017171169396654080].map(Some));
+        assert_eq!(v.unwrap(), b"ab");
+        let cmd = "set i8 0 300 get u8 0 set u8 0 -1 get u8 0 overflow sat set i8 0 300 get i8 0 \
+                   set u8 0 -5 get u8 0 overflow fail set u8 0 256 incrby u8 0 1 get u8 0";
+        let (r, _, _) = bitfield(Some(b"ab"), cmd);
+        let want = [Some(97), Some(44), Some(44), Some(255), Some(-1), Some(127), Some(127), Some(255)];
+        assert_eq!(r.unwrap(), [&want[..], &[None, None, Some(255)]].concat());
+        let cmd = "incrby i64 0 9223372036854775807 incrby i64 0 9223372036854775807 overflow sat \
+                   incrby i64 0 9223372036854775807 incrby i64 0 -9223372036854775808 \
+                   incrby i64 0 -9223372036854775808 incrby i64 0 -9223372036854775808";
+        let (r, v, changes) = bitfield(Some(b"ab"), cmd);
+        let want = [-2206200867458121729, 7017171169396654078, i64::MAX, -1, i64::MIN, i64::MIN];
+        assert_eq!(r.unwrap(), want.map(Some));
+        assert_eq!(v.unwrap(), b"\x80\0\0\0\0\0\0\0");
+        assert_eq!(changes, 6);
+        let cmd = "overflow wrap incrby u63 0 9223372036854775807 incrby u63 0 9223372036854775807 \
+                   overflow sat incrby u63 0 -9223372036854775808 incrby u63 0 9223372036854775807 \
+                   incrby u63 0 9223372036854775807";
+        let (r, v, changes) = bitfield(Some(b"ab"), cmd);
+        let want = [3508585584698327039, 3508585584698327038, 0, i64::MAX, i64::MAX];
+        assert_eq!(r.unwrap(), want.map(Some));
+        assert_eq!(v.unwrap(), b"\xff\xff\xff\xff\xff\xff\xff\xfe");
+        assert_eq!(changes, 5);
+    }
+
+    #[test]
+    fn bitfield_overflow_quirks() {
+        let cmd = "overflow sat set i8 0 -9223372036854775807 get i8 0 set i8 0 -200 get i8 0 \
+                   set i8 0 -9223372036854775681 get i8 0 set i8 0 -9223372036854775680 get i8 0";
+        let (r, v, changes) = bitfield(None, cmd);
+        assert_eq!(r.unwrap(), [0, 127, 127, -128, -128, 127, 127, -128].map(Some));
+        assert_eq!(v.unwrap(), b"\x80");
+        assert_eq!(changes, 4);
+        let cmd = "overflow wrap set i5 3 -9223372036854775807 get i5 3 set u5 3 -1 get u5 3 \
+                   incrby u5 3 -33 incrby i5 3 100";
+        let (r, v, changes) = bitfield(None, cmd);
+        assert_eq!(r.unwrap(), [0, 1, 1, 31, 30, 2].map(Some));
+        assert_eq!(v.unwrap(), b"\x02");
+        assert_eq!(changes, 4);
+    }
+
+    #[test]
+    fn bitfield_growth_and_changes() {
+        assert_eq!(bitfield(None, "set u8 0 0"), (Ok(vec![Some(0)]), Some(b"\0".to_vec()), 1));
+        assert_eq!(bitfield(Some(b"a"), "set u8 0 97"), (Ok(vec![Some(97)]), Some(b"a".to_vec()), 0));
+        let (r, v, c) = bitfield(Some(b"a"), "set u8 0 98 incrby u8 0 0");
+        assert_eq!((r.unwrap(), v.unwrap(), c), (vec![Some(97), Some(98)], b"b".to_vec(), 1));
+        let (r, v, c) = bitfield(Some(b"a"), "set u8 8 0 set u8 0 97 get u8 0");
+        assert_eq!((r.unwrap(), v.unwrap(), c), (vec![Some(0), Some(97), Some(97)], b"a\0".to_vec(), 2));
+        // A refused write still creates and grows the key, without counting a change.
+        let (r, v, c) = bitfield(None, "overflow fail incrby u2 100 10");
+        assert_eq!((r.unwrap(), v.unwrap().len(), c), (vec![None], 13, 0));
+        let (r, v, _) = bitfield(None, "get u8 0");
+        assert_eq!((r.unwrap(), v), (vec![Some(0)], None));
+        let ops = BitfieldOps::parse(&args("set i64 4294967295 1"), false).unwrap();
+        assert_eq!(ops.required_len(), Some(536870920));
+        assert_eq!(BitfieldOps::parse(&args(""), false).unwrap().required_len(), None);
+    }
+
+    #[test]
+    fn bitfield_offsets_and_types() {
+        let ok = |a: &str| BitfieldOps::parse(&args(a), false).map(|o| o.ops[0].offset);
+        assert_eq!(ok("get u8 #2305843009213693952"), Ok(0));
+        assert_eq!(ok("get u8 #536870911"), Ok(4294967288));
+        assert_eq!(ok("get i5 #536870912"), Ok(2684354560));
+        assert_eq!(ok("get u8 4294967295"), Ok(4294967295));
+        for bad in ["#536870912", "4294967296", "-1", "#-1", "#", "x", "#1\0"] {
+            let a = [&b"get"[..], b"u8", bad.as_bytes()];
+            assert_eq!(BitfieldOps::parse(&a, false), Err(BIT_OFFSET), "{bad:?}");
+        }
+        let nul_type = [&b"get"[..], b"i8\0zz", b"0"];
+        assert_eq!(BitfieldOps::parse(&nul_type, false).unwrap().ops[0].ty.bits, 8);
+        for bad in ["u64", "i65", "I8", "i0", "i08", "x8", "i", "u-1", "\0"] {
+            let a = [&b"get"[..], bad.as_bytes(), b"0"];
+            assert_eq!(BitfieldOps::parse(&a, false), Err(BITFIELD_TYPE), "{bad:?}");
+        }
+        assert!(BitfieldOps::parse(&args("get u63 0 GET i64 0 Get i1 0"), false).is_ok());
+    }
+
+    #[test]
+    fn bitfield_parse_errors() {
+        let p = |a: &str, ro: bool| BitfieldOps::parse(&args(a), ro).map(|o| o.ops.len());
+        for bad in ["get", "get u8", "foo", "overflow", "set u8 0", "incrby u8 0", "get u8 0 x"] {
+            assert_eq!(p(bad, false), Err(SYNTAX), "{bad:?}");
+        }
+        assert_eq!(p("overflow foo get u8 0", false), Err(BITFIELD_OVERFLOW));
+        assert_eq!(p("set u8 0 x", false), Err(NOT_INTEGER));
+        assert_eq!(p("set u8 0 1", true), Err(BITFIELD_RO_WRITE));
+        assert_eq!(p("get u8 0 set u8 0 1 get x 0", true), Err(BITFIELD_TYPE));
+        assert_eq!(p("overflow sat get u8 0", true), Ok(1));
+        assert_eq!(p("", true), Ok(0));
+        assert_eq!(p("OVERFLOW FAIL", false), Ok(0));
+    }
+
+    #[test]
+    fn bitfield_reply_encoding() {
+        let mut out = ReplyBuf::new(resp::Protocol::Resp2);
+        BitfieldOutcome { replies: vec![Some(1), None, Some(-2)], changes: 1 }.write(&mut out);
+        assert_eq!(out.buf, b"*3\r\n:1\r\n$-1\r\n:-2\r\n");
+        let mut out = ReplyBuf::new(resp::Protocol::Resp3);
+        write_bitfield_replies(&mut out, &[None]);
+        assert_eq!(out.buf, b"*1\r\n_\r\n");
+    }
 }

@@ -35,23 +35,17 @@ impl CmdError {
 pub type CmdResult<T = ()> = Result<T, CmdError>;
 
 pub const SYNTAX: CmdError = CmdError::fixed("ERR syntax error");
-pub const WRONGTYPE: CmdError =
-    CmdError::fixed("WRONGTYPE Operation against a key holding the wrong kind of value");
+pub const WRONGTYPE: CmdError = CmdError::fixed("WRONGTYPE Operation against a key holding the wrong kind of value");
 pub const NOT_INTEGER: CmdError = CmdError::fixed("ERR value is not an integer or out of range");
 pub const NOT_FLOAT: CmdError = CmdError::fixed("ERR value is not a valid float");
 pub const OVERFLOW: CmdError = CmdError::fixed("ERR increment or decrement would overflow");
 pub const NO_SUCH_KEY: CmdError = CmdError::fixed("ERR no such key");
 pub const DB_INDEX: CmdError = CmdError::fixed("ERR DB index is out of range");
-pub const BIT_OFFSET: CmdError =
-    CmdError::fixed("ERR bit offset is not an integer or out of range");
+pub const BIT_OFFSET: CmdError = CmdError::fixed("ERR bit offset is not an integer or out of range");
 pub const BIT_VALUE: CmdError = CmdError::fixed("ERR bit is not an integer or out of range");
-pub const STRING_TOO_LONG: CmdError =
-    CmdError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+pub const STRING_TOO_LONG: CmdError = CmdError::fixed("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
 
 /// `ERR wrong number of arguments for '<name>' command` (name as the user typed it, lowercased).
 pub fn wrong_arity(name: &str) -> CmdError {
-    CmdError::new(format!(
-        "ERR wrong number of arguments for '{}' command",
-        name.to_ascii_lowercase()
-    ))
+    CmdError::new(format!("ERR wrong number of arguments for '{}' command", name.to_ascii_lowercase()))
 }

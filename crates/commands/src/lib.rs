@@ -33,11 +33,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            proto_max_bulk_len: 512 * 1024 * 1024,
-            lfu: false,
-            evicts_by_access: false,
-        }
+        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu: false, evicts_by_access: false }
     }
 }
 

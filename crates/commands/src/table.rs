@@ -68,36 +68,12 @@ pub struct KeyPos {
     pub step: i32,
 }
 
-pub const NO_KEYS: KeyPos = KeyPos {
-    first: 0,
-    last: 0,
-    step: 0,
-};
-pub const KEY1: KeyPos = KeyPos {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-pub const KEYS_ALL: KeyPos = KeyPos {
-    first: 1,
-    last: -1,
-    step: 1,
-};
-pub const KEYS_1_2: KeyPos = KeyPos {
-    first: 1,
-    last: 2,
-    step: 1,
-};
-pub const KEYS_PAIRS: KeyPos = KeyPos {
-    first: 1,
-    last: -1,
-    step: 2,
-};
-pub const KEYS_FROM_2: KeyPos = KeyPos {
-    first: 2,
-    last: -1,
-    step: 1,
-};
+pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0 };
+pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1 };
+pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1 };
+pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1 };
+pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2 };
+pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1 };
 
 /// One command (or one subcommand of a container command such as CLIENT).
 #[derive(Debug)]
@@ -138,19 +114,9 @@ impl CommandSpec {
     pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
         let k = self.keys;
         let (first, step) = (k.first.max(0) as usize, k.step.max(1) as usize);
-        let last = if k.last < 0 {
-            argc as i64 + k.last as i64
-        } else {
-            k.last as i64
-        };
-        let last = if k.first == 0 {
-            -1
-        } else {
-            last.min(argc as i64 - 1)
-        };
-        (first..=last.max(0) as usize)
-            .step_by(step)
-            .filter(move |&i| i as i64 <= last && first > 0)
+        let last = if k.last < 0 { argc as i64 + k.last as i64 } else { k.last as i64 };
+        let last = if k.first == 0 { -1 } else { last.min(argc as i64 - 1) };
+        (first..=last.max(0) as usize).step_by(step).filter(move |&i| i as i64 <= last && first > 0)
     }
 }
 
@@ -698,10 +664,7 @@ fn find_in(table: &'static [CommandSpec], name: &[u8]) -> Option<&'static Comman
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    table
-        .binary_search_by(|c| c.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &table[i])
+    table.binary_search_by(|c| c.name.as_bytes().cmp(lower)).ok().map(|i| &table[i])
 }
 
 #[cfg(test)]
@@ -735,28 +698,10 @@ mod tests {
     #[test]
     fn key_positions() {
         let argv = 5;
-        assert_eq!(
-            lookup(b"mset")
-                .unwrap()
-                .key_indexes(argv)
-                .collect::<Vec<_>>(),
-            vec![1, 3]
-        );
-        assert_eq!(
-            lookup(b"del")
-                .unwrap()
-                .key_indexes(argv)
-                .collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
-        );
-        assert_eq!(
-            lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(),
-            vec![1]
-        );
+        assert_eq!(lookup(b"mset").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(lookup(b"del").unwrap().key_indexes(argv).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(), vec![1]);
         assert_eq!(lookup(b"ping").unwrap().key_indexes(2).count(), 0);
-        assert_eq!(
-            lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(),
-            vec![2, 3, 4]
-        );
+        assert_eq!(lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(), vec![2, 3, 4]);
     }
 }

@@ -71,6 +71,16 @@ fn main() -> ExitCode {
         Some(path) => log_notice!("Configuration loaded from {}", path.display()),
         None => log_notice!("No config file specified, using the default config. In order to specify a config file use redoubt-server /path/to/redoubt.conf"),
     }
+    // Install the signal handlers before accepting connections, so a SIGTERM that arrives
+    // right after startup is a clean shutdown rather than the default fatal action.
+    let signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log_warning!("Could not install signal handlers ({e}); stop the server with SHUTDOWN");
+            None
+        }
+    };
     let running = match server::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -81,30 +91,22 @@ fn main() -> ExitCode {
     for addr in running.addrs() {
         log_notice!("Ready to accept connections tcp {addr}");
     }
-    let shared = running.shared.clone();
-    spawn_signal_watcher(shared);
+    if let Some(signals) = signals {
+        spawn_signal_watcher(signals, running.shared.clone());
+    }
     running.wait();
     log_notice!("Redoubt is now ready to exit, bye bye...");
     ExitCode::SUCCESS
 }
 
 /// Turns SIGTERM/SIGINT into a clean shutdown.
-fn spawn_signal_watcher(shared: std::sync::Arc<server::Shared>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
-        Ok(s) => s,
-        Err(e) => {
-            log_warning!("Could not install signal handlers ({e}); stop the server with SHUTDOWN");
-            return;
+fn spawn_signal_watcher(mut signals: signal_hook::iterator::Signals, shared: std::sync::Arc<server::Shared>) {
+    use signal_hook::consts::SIGINT;
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            log_warning!("Received {name} scheduling shutdown...");
+            shared.request_shutdown();
         }
-    };
-    let _ = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                log_warning!("Received {name} scheduling shutdown...");
-                shared.request_shutdown();
-            }
-        });
+    });
 }

@@ -32,10 +32,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk_len: 512 * 1024 * 1024,
-            authenticated: true,
-        }
+        Limits { max_bulk_len: 512 * 1024 * 1024, authenticated: true }
     }
 }
 
@@ -70,35 +67,21 @@ impl ProtocolError {
     pub fn message(&self) -> String {
         match self {
             ProtocolError::TooBigInline => "Protocol error: too big inline request".into(),
-            ProtocolError::UnbalancedQuotes => {
-                "Protocol error: unbalanced quotes in request".into()
-            }
-            ProtocolError::TooBigMultibulkCount => {
-                "Protocol error: too big mbulk count string".into()
-            }
-            ProtocolError::InvalidMultibulkLength => {
-                "Protocol error: invalid multibulk length".into()
-            }
-            ProtocolError::UnauthenticatedMultibulkLength => {
-                "Protocol error: unauthenticated multibulk length".into()
-            }
+            ProtocolError::UnbalancedQuotes => "Protocol error: unbalanced quotes in request".into(),
+            ProtocolError::TooBigMultibulkCount => "Protocol error: too big mbulk count string".into(),
+            ProtocolError::InvalidMultibulkLength => "Protocol error: invalid multibulk length".into(),
+            ProtocolError::UnauthenticatedMultibulkLength => "Protocol error: unauthenticated multibulk length".into(),
             ProtocolError::TooBigBulkCount => "Protocol error: too big bulk count string".into(),
             ProtocolError::ExpectedDollar(got) => {
                 // Redis replaces CR and LF in error texts with spaces to keep the reply valid.
-                let shown = if *got == b'\r' || *got == b'\n' {
-                    b' '
-                } else {
-                    *got
-                };
+                let shown = if *got == b'\r' || *got == b'\n' { b' ' } else { *got };
                 let mut text = b"Protocol error: expected '$', got '".to_vec();
                 text.push(shown);
                 text.push(b'\'');
                 String::from_utf8_lossy(&text).into_owned()
             }
             ProtocolError::InvalidBulkLength => "Protocol error: invalid bulk length".into(),
-            ProtocolError::UnauthenticatedBulkLength => {
-                "Protocol error: unauthenticated bulk length".into()
-            }
+            ProtocolError::UnauthenticatedBulkLength => "Protocol error: unauthenticated bulk length".into(),
         }
     }
 }
@@ -115,11 +98,7 @@ impl std::error::Error for ProtocolError {}
 ///
 /// For a multibulk command, `ranges` is cleared and receives one range of `buf` per argument.
 /// Callers must not pass an empty buffer.
-pub fn parse_command(
-    buf: &[u8],
-    limits: &Limits,
-    ranges: &mut Vec<Range<usize>>,
-) -> Result<Parsed, ProtocolError> {
+pub fn parse_command(buf: &[u8], limits: &Limits, ranges: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
     ranges.clear();
     if buf.first() == Some(&b'*') {
         parse_multibulk(buf, limits, ranges)
@@ -152,18 +131,12 @@ fn header_line(buf: &[u8], pos: usize) -> Option<(Option<i64>, usize)> {
     Some((parse_i64(&buf[pos + 1..cr]), cr + 2))
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    limits: &Limits,
-    ranges: &mut Vec<Range<usize>>,
-) -> Result<Parsed, ProtocolError> {
+fn parse_multibulk(buf: &[u8], limits: &Limits, ranges: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
     let Some((count, mut pos)) = header_line(buf, 0) else {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::TooBigMultibulkCount);
         }
-        return Ok(Parsed::Incomplete {
-            need: buf.len() + 1,
-        });
+        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
     };
     let count = match count {
         Some(n) if n <= i32::MAX as i64 => n,
@@ -180,9 +153,7 @@ fn parse_multibulk(
             if buf.len() - pos > INLINE_MAX {
                 return Err(ProtocolError::TooBigBulkCount);
             }
-            return Ok(Parsed::Incomplete {
-                need: buf.len() + 1,
-            });
+            return Ok(Parsed::Incomplete { need: buf.len() + 1 });
         };
         if buf[pos] != b'$' {
             return Err(ProtocolError::ExpectedDollar(buf[pos]));
@@ -210,20 +181,11 @@ fn parse_inline(buf: &[u8]) -> Result<Parsed, ProtocolError> {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::TooBigInline);
         }
-        return Ok(Parsed::Incomplete {
-            need: buf.len() + 1,
-        });
+        return Ok(Parsed::Incomplete { need: buf.len() + 1 });
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
     let args = split_args(&buf[..line_end]).map_err(|_| ProtocolError::UnbalancedQuotes)?;
-    Ok(Parsed::Inline {
-        consumed: nl + 1,
-        args,
-    })
+    Ok(Parsed::Inline { consumed: nl + 1, args })
 }
 
 /// Redis's `string2ll`: an optional '-', no leading zeros (except "0"), no '+', no spaces,
@@ -274,12 +236,7 @@ mod tests {
     fn complete_multibulk() {
         let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nextra";
         let (r, args) = parse(buf);
-        assert_eq!(
-            r,
-            Ok(Parsed::Multibulk {
-                consumed: buf.len() - 5
-            })
-        );
+        assert_eq!(r, Ok(Parsed::Multibulk { consumed: buf.len() - 5 }));
         assert_eq!(args, vec![b"GET".to_vec(), b"k".to_vec()]);
     }
 
@@ -292,53 +249,25 @@ mod tests {
                 other => panic!("cut {cut}: {other:?}"),
             }
         }
-        assert_eq!(
-            parse(buf).0,
-            Ok(Parsed::Multibulk {
-                consumed: buf.len()
-            })
-        );
+        assert_eq!(parse(buf).0, Ok(Parsed::Multibulk { consumed: buf.len() }));
     }
 
     #[test]
     fn huge_claimed_bulk_does_not_allocate() {
         let (r, _) = parse(b"*1\r\n$536870912\r\nab");
-        assert_eq!(
-            r,
-            Ok(Parsed::Incomplete {
-                need: 4 + 12 + 536870912 + 2
-            })
-        );
+        assert_eq!(r, Ok(Parsed::Incomplete { need: 4 + 12 + 536870912 + 2 }));
         let (r, _) = parse(b"*1\r\n$536870913\r\n");
         assert_eq!(r, Err(ProtocolError::InvalidBulkLength));
     }
 
     #[test]
     fn bad_headers() {
-        assert_eq!(
-            parse(b"*x\r\n").0,
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
-        assert_eq!(
-            parse(b"*2147483648\r\n").0,
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
-        assert_eq!(
-            parse(b"*1\r\n+3\r\n").0,
-            Err(ProtocolError::ExpectedDollar(b'+'))
-        );
-        assert_eq!(
-            parse(b"*1\r\n$-1\r\n").0,
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            parse(b"*1\r\n$01\r\n").0,
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            ProtocolError::ExpectedDollar(b'\r').message(),
-            "Protocol error: expected '$', got ' '"
-        );
+        assert_eq!(parse(b"*x\r\n").0, Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse(b"*2147483648\r\n").0, Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse(b"*1\r\n+3\r\n").0, Err(ProtocolError::ExpectedDollar(b'+')));
+        assert_eq!(parse(b"*1\r\n$-1\r\n").0, Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(parse(b"*1\r\n$01\r\n").0, Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(ProtocolError::ExpectedDollar(b'\r').message(), "Protocol error: expected '$', got ' '");
     }
 
     #[test]
@@ -349,23 +278,14 @@ mod tests {
 
     #[test]
     fn preauth_limits() {
-        let limits = Limits {
-            authenticated: false,
-            ..Limits::default()
-        };
+        let limits = Limits { authenticated: false, ..Limits::default() };
         let mut ranges = Vec::new();
-        assert_eq!(
-            parse_command(b"*11\r\n", &limits, &mut ranges),
-            Err(ProtocolError::UnauthenticatedMultibulkLength)
-        );
+        assert_eq!(parse_command(b"*11\r\n", &limits, &mut ranges), Err(ProtocolError::UnauthenticatedMultibulkLength));
         assert_eq!(
             parse_command(b"*1\r\n$16385\r\n", &limits, &mut ranges),
             Err(ProtocolError::UnauthenticatedBulkLength)
         );
-        assert!(matches!(
-            parse_command(b"*1\r\n$16384\r\n", &limits, &mut ranges),
-            Ok(Parsed::Incomplete { .. })
-        ));
+        assert!(matches!(parse_command(b"*1\r\n$16384\r\n", &limits, &mut ranges), Ok(Parsed::Incomplete { .. })));
     }
 
     #[test]
@@ -383,20 +303,8 @@ mod tests {
     #[test]
     fn inline_commands() {
         let (r, _) = parse(b"set k \"a b\"\r\nget k\n");
-        assert_eq!(
-            r,
-            Ok(Parsed::Inline {
-                consumed: 13,
-                args: vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]
-            })
-        );
-        assert_eq!(
-            parse(b"\r\n").0,
-            Ok(Parsed::Inline {
-                consumed: 2,
-                args: vec![]
-            })
-        );
+        assert_eq!(r, Ok(Parsed::Inline { consumed: 13, args: vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()] }));
+        assert_eq!(parse(b"\r\n").0, Ok(Parsed::Inline { consumed: 2, args: vec![] }));
         assert_eq!(parse(b"get \"k\n").0, Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(parse(b"get k").0, Ok(Parsed::Incomplete { need: 6 }));
     }

@@ -23,10 +23,7 @@ pub struct ReplyBuf {
 
 impl ReplyBuf {
     pub fn new(proto: Protocol) -> Self {
-        ReplyBuf {
-            buf: Vec::new(),
-            proto,
-        }
+        ReplyBuf { buf: Vec::new(), proto }
     }
 
     pub fn is_resp3(&self) -> bool {
@@ -98,20 +95,12 @@ impl ReplyBuf {
 
     /// The null bulk string (`$-1` or `_`).
     pub fn null(&mut self) {
-        self.buf.extend_from_slice(if self.is_resp3() {
-            b"_\r\n"
-        } else {
-            b"$-1\r\n"
-        });
+        self.buf.extend_from_slice(if self.is_resp3() { b"_\r\n" } else { b"$-1\r\n" });
     }
 
     /// The null array (`*-1` or `_`).
     pub fn null_array(&mut self) {
-        self.buf.extend_from_slice(if self.is_resp3() {
-            b"_\r\n"
-        } else {
-            b"*-1\r\n"
-        });
+        self.buf.extend_from_slice(if self.is_resp3() { b"_\r\n" } else { b"*-1\r\n" });
     }
 
     pub fn array(&mut self, len: usize) {
@@ -153,8 +142,7 @@ impl ReplyBuf {
     /// A boolean (`#t`/`#f`, or `:1`/`:0` in RESP2).
     pub fn boolean(&mut self, v: bool) {
         if self.is_resp3() {
-            self.buf
-                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }
@@ -229,14 +217,8 @@ mod tests {
             r.int(i64::MIN);
             r.error("ERR bad\r\nthing");
         }
-        assert_eq!(
-            r2.buf,
-            b"*2\r\n$1\r\nk\r\n$-1\r\n:1\r\n$3\r\n1.5\r\n:-9223372036854775808\r\n-ERR bad  thing\r\n"
-        );
-        assert_eq!(
-            r3.buf,
-            b"%1\r\n$1\r\nk\r\n_\r\n#t\r\n,1.5\r\n:-9223372036854775808\r\n-ERR bad  thing\r\n"
-        );
+        assert_eq!(r2.buf, b"*2\r\n$1\r\nk\r\n$-1\r\n:1\r\n$3\r\n1.5\r\n:-9223372036854775808\r\n-ERR bad  thing\r\n");
+        assert_eq!(r3.buf, b"%1\r\n$1\r\nk\r\n_\r\n#t\r\n,1.5\r\n:-9223372036854775808\r\n-ERR bad  thing\r\n");
     }
 
     #[test]

@@ -101,11 +101,7 @@ mod tests {
     use super::*;
 
     fn split(s: &str) -> Result<Vec<String>, SplitError> {
-        split_args(s.as_bytes()).map(|v| {
-            v.into_iter()
-                .map(|a| String::from_utf8_lossy(&a).into_owned())
-                .collect()
-        })
+        split_args(s.as_bytes()).map(|v| v.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect())
     }
 
     #[test]

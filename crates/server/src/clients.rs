@@ -45,14 +45,7 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn new(
-        id: u64,
-        addr: SocketAddr,
-        laddr: SocketAddr,
-        fd: i32,
-        worker: usize,
-        now_ms: i64,
-    ) -> Self {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32, worker: usize, now_ms: i64) -> Self {
         ClientInfo {
             id,
             addr,
@@ -84,8 +77,7 @@ impl ClientInfo {
 
     /// Records the command being run (for `cmd=`).
     pub fn set_last_cmd(&self, cmd: &'static CommandSpec, sub: Option<&'static CommandSpec>) {
-        self.last_cmd
-            .store(cmd as *const _ as *mut _, Ordering::Relaxed);
+        self.last_cmd.store(cmd as *const _ as *mut _, Ordering::Relaxed);
         let sub = sub.map_or(std::ptr::null_mut(), |s| s as *const _ as *mut _);
         self.last_sub.store(sub, Ordering::Relaxed);
     }
@@ -106,18 +98,8 @@ impl ClientInfo {
     /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's field order.
     pub fn describe(&self, now_ms: i64) -> String {
         let name = self.name.lock().as_deref().map(lossy).unwrap_or_default();
-        let lib_name = self
-            .lib_name
-            .lock()
-            .as_deref()
-            .map(lossy)
-            .unwrap_or_default();
-        let lib_ver = self
-            .lib_ver
-            .lock()
-            .as_deref()
-            .map(lossy)
-            .unwrap_or_default();
+        let lib_name = self.lib_name.lock().as_deref().map(lossy).unwrap_or_default();
+        let lib_ver = self.lib_ver.lock().as_deref().map(lossy).unwrap_or_default();
         let mut flags = String::new();
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');

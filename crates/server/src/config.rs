@@ -41,39 +41,15 @@ pub struct Param {
 }
 
 const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
-    Param {
-        name,
-        alias: None,
-        kind,
-        default,
-        mutable,
-    }
+    Param { name, alias: None, kind, default, mutable }
 }
 
-const fn pa(
-    name: &'static str,
-    alias: &'static str,
-    kind: Kind,
-    default: &'static str,
-    mutable: bool,
-) -> Param {
-    Param {
-        name,
-        alias: Some(alias),
-        kind,
-        default,
-        mutable,
-    }
+const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param { name, alias: Some(alias), kind, default, mutable }
 }
 
-const INT: Kind = Kind::Int {
-    min: i64::MIN,
-    max: i64::MAX,
-};
-const UINT: Kind = Kind::Int {
-    min: 0,
-    max: i64::MAX,
-};
+const INT: Kind = Kind::Int { min: i64::MIN, max: i64::MAX };
+const UINT: Kind = Kind::Int { min: 0, max: i64::MAX };
 const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
@@ -96,12 +72,7 @@ pub static PARAMS: &[Param] = &[
     p("always-show-logo", Kind::Bool, "no", false),
     p("appenddirname", Kind::Text, "appendonlydir", false),
     p("appendfilename", Kind::Text, "appendonly.aof", false),
-    p(
-        "appendfsync",
-        Kind::Enum(&["always", "everysec", "no"]),
-        "everysec",
-        true,
-    ),
+    p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
     p("appendonly", Kind::Bool, "no", true),
     p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     p("auto-aof-rewrite-percentage", UINT, "100", true),
@@ -113,24 +84,14 @@ pub static PARAMS: &[Param] = &[
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         true,
     ),
-    p(
-        "client-query-buffer-limit",
-        Kind::Memory,
-        "1073741824",
-        true,
-    ),
+    p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
     p("cluster-enabled", Kind::Bool, "no", false),
     p("daemonize", Kind::Bool, "no", false),
     p("databases", int(1, i32::MAX as i64), "16", false),
     p("dbfilename", Kind::Text, "dump.rdb", true),
     p("dir", Kind::Text, "", true),
     p("dynamic-hz", Kind::Bool, "yes", true),
-    p(
-        "enable-debug-command",
-        Kind::Enum(&["no", "yes", "local"]),
-        "no",
-        false,
-    ),
+    p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("hash-max-listpack-entries", UINT, "128", true),
     p("hash-max-listpack-value", UINT, "64", true),
     p("hz", int(1, 500), "10", true),
@@ -147,12 +108,7 @@ pub static PARAMS: &[Param] = &[
     p("list-compress-depth", UINT, "0", true),
     p("list-max-listpack-size", INT, "-2", true),
     p("logfile", Kind::Text, "", false),
-    p(
-        "loglevel",
-        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
-        "notice",
-        true,
-    ),
+    p("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning"]), "notice", true),
     pa("lua-time-limit", "busy-reply-threshold", UINT, "5000", true),
     p("maxclients", int(1, i32::MAX as i64), "10000", true),
     p("maxmemory", Kind::Memory, "0", true),
@@ -165,8 +121,8 @@ pub static PARAMS: &[Param] = &[
     p("notify-keyspace-events", Kind::NotifyFlags, "", true),
     p("pidfile", Kind::Text, "", false),
     p("port", int(0, 65535), "6379", false),
-    p("proto-max-bulk-len", Kind::Memory, "536870912", true),
     p("protected-mode", Kind::Bool, "yes", true),
+    p("proto-max-bulk-len", Kind::Memory, "536870912", true),
     p("rdbchecksum", Kind::Bool, "yes", false),
     p("rdbcompression", Kind::Bool, "yes", true),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
@@ -183,12 +139,7 @@ pub static PARAMS: &[Param] = &[
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     p("stream-node-max-bytes", Kind::Memory, "4096", true),
     p("stream-node-max-entries", UINT, "100", true),
-    p(
-        "supervised",
-        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
-        "no",
-        false,
-    ),
+    p("supervised", Kind::Enum(&["upstart", "systemd", "auto", "no"]), "no", false),
     p("tcp-backlog", UINT, "511", false),
     p("tcp-keepalive", UINT, "300", true),
     p("timeout", UINT, "0", true),
@@ -201,9 +152,7 @@ pub static PARAMS: &[Param] = &[
 /// Finds a parameter by name or alias (case-insensitive).
 pub fn find(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
-    PARAMS
-        .iter()
-        .find(|p| p.name == lower || p.alias == Some(lower.as_str()))
+    PARAMS.iter().find(|p| p.name == lower || p.alias == Some(lower.as_str()))
 }
 
 /// Parses a memory size with Redis's suffixes (k=1000, kb=1024, m, mb, g, gb).
@@ -253,20 +202,15 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
             _ => Err(BadValue("argument must be 'yes' or 'no'".into())),
         },
         Kind::Int { min, max } => {
-            let v: i64 = one()?
-                .parse()
-                .map_err(|_| BadValue("argument couldn't be parsed into an integer".into()))?;
+            let v: i64 = one()?.parse().map_err(|_| BadValue("argument couldn't be parsed into an integer".into()))?;
             if v < min || v > max {
-                return Err(BadValue(format!(
-                    "argument must be between {min} and {max} inclusive"
-                )));
+                return Err(BadValue(format!("argument must be between {min} and {max} inclusive")));
             }
             Ok(v.to_string())
         }
         Kind::Memory => {
             let v = one()?;
-            let n = parse_memory(v)
-                .ok_or_else(|| BadValue("argument must be a memory value".into()))?;
+            let n = parse_memory(v).ok_or_else(|| BadValue("argument must be a memory value".into()))?;
             if n > i64::MAX as u64 {
                 return Err(BadValue("argument must be a memory value".into()));
             }
@@ -277,10 +221,7 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
             if names.contains(&v.as_str()) {
                 Ok(v)
             } else {
-                Err(BadValue(format!(
-                    "argument(s) must be one of the following: {}",
-                    names.join(", ")
-                )))
+                Err(BadValue(format!("argument(s) must be one of the following: {}", names.join(", "))))
             }
         }
         Kind::Text => Ok(args.join(" ")),
@@ -290,9 +231,7 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
             let v = one()?;
             crate::notify::parse_flags(v)
                 .map(crate::notify::format_flags)
-                .ok_or_else(|| {
-                    BadValue("Invalid event class character. Use 'Ag$lshzxeKEtmd'.".into())
-                })
+                .ok_or_else(|| BadValue("Invalid event class character. Use 'Ag$lshzxeKEtmd'.".into()))
         }
     }
 }
@@ -302,14 +241,12 @@ fn canonical_save(args: &[String]) -> Result<String, BadValue> {
     if words.is_empty() {
         return Ok(String::new());
     }
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(BadValue("Invalid save parameters".into()));
     }
     let mut out = Vec::new();
     for w in &words {
-        let n: u64 = w
-            .parse()
-            .map_err(|_| BadValue("Invalid save parameters".into()))?;
+        let n: u64 = w.parse().map_err(|_| BadValue("Invalid save parameters".into()))?;
         out.push(n.to_string());
     }
     Ok(out.join(" "))
@@ -317,10 +254,8 @@ fn canonical_save(args: &[String]) -> Result<String, BadValue> {
 
 fn canonical_cobl(args: &[String]) -> Result<String, BadValue> {
     let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
-    if words.is_empty() || words.len() % 4 != 0 {
-        return Err(BadValue(
-            "Wrong number of arguments in buffer limit configuration.".into(),
-        ));
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err(BadValue("Wrong number of arguments in buffer limit configuration.".into()));
     }
     let mut classes: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
     for chunk in words.chunks(4) {
@@ -328,11 +263,7 @@ fn canonical_cobl(args: &[String]) -> Result<String, BadValue> {
             "normal" => "normal",
             "slave" | "replica" => "slave",
             "pubsub" => "pubsub",
-            _ => {
-                return Err(BadValue(
-                    "Invalid client class specified in buffer limit configuration.".into(),
-                ))
-            }
+            _ => return Err(BadValue("Invalid client class specified in buffer limit configuration.".into())),
         };
         let hard = parse_memory(chunk[1]);
         let soft = parse_memory(chunk[2]);
@@ -343,8 +274,7 @@ fn canonical_cobl(args: &[String]) -> Result<String, BadValue> {
             }
             _ => {
                 return Err(BadValue(
-                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                        .into(),
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
                 ))
             }
         }
@@ -368,16 +298,7 @@ fn parse_cobl(s: &str) -> BTreeMap<String, [u64; 3]> {
     let w: Vec<&str> = s.split_whitespace().collect();
     w.chunks(4)
         .filter(|c| c.len() == 4)
-        .map(|c| {
-            (
-                c[0].to_string(),
-                [
-                    c[1].parse().unwrap_or(0),
-                    c[2].parse().unwrap_or(0),
-                    c[3].parse().unwrap_or(0),
-                ],
-            )
-        })
+        .map(|c| (c[0].to_string(), [c[1].parse().unwrap_or(0), c[2].parse().unwrap_or(0), c[3].parse().unwrap_or(0)]))
         .collect()
 }
 
@@ -391,10 +312,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let values = PARAMS
-            .iter()
-            .map(|p| (p.name, p.default.to_string()))
-            .collect();
+        let values = PARAMS.iter().map(|p| (p.name, p.default.to_string())).collect();
         let mut c = Config { values, file: None };
         if let Ok(dir) = std::env::current_dir() {
             c.values.insert("dir", dir.display().to_string());
@@ -414,16 +332,8 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "*** FATAL CONFIG FILE ERROR (Redoubt {}) ***",
-            env!("CARGO_PKG_VERSION")
-        )?;
-        writeln!(
-            f,
-            "Reading the configuration file {}, at line {}",
-            self.source, self.line
-        )?;
+        writeln!(f, "*** FATAL CONFIG FILE ERROR (Redoubt {}) ***", env!("CARGO_PKG_VERSION"))?;
+        writeln!(f, "Reading the configuration file {}, at line {}", self.source, self.line)?;
         writeln!(f, ">>> '{}'", self.text)?;
         write!(f, "{}", self.reason)
     }
@@ -462,12 +372,9 @@ impl Config {
                 text: line.to_string(),
                 reason: reason.to_string(),
             };
-            let words = resp::split_args(line.as_bytes())
-                .map_err(|_| err("Unbalanced quotes in configuration line"))?;
-            let words: Vec<String> = words
-                .into_iter()
-                .map(|w| String::from_utf8_lossy(&w).into_owned())
-                .collect();
+            let words =
+                resp::split_args(line.as_bytes()).map_err(|_| err("Unbalanced quotes in configuration line"))?;
+            let words: Vec<String> = words.into_iter().map(|w| String::from_utf8_lossy(&w).into_owned()).collect();
             let Some((name, args)) = words.split_first() else {
                 continue;
             };
@@ -579,11 +486,7 @@ impl Settings {
         let pass = c.get("requirepass");
         Settings {
             port: num("port") as u16,
-            bind: c
-                .get("bind")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
+            bind: c.get("bind").split_whitespace().map(str::to_string).collect(),
             requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),
             protected_mode: c.get("protected-mode") == "yes",
             databases: num("databases") as usize,
@@ -615,11 +518,8 @@ mod tests {
             assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
         }
         for p in PARAMS {
-            let args: Vec<String> = if p.default.is_empty() {
-                vec![String::new()]
-            } else {
-                vec![p.default.to_string()]
-            };
+            let args: Vec<String> =
+                if p.default.is_empty() { vec![String::new()] } else { vec![p.default.to_string()] };
             assert!(canonical(p, &args).is_ok(), "default of {} invalid", p.name);
         }
     }
@@ -663,10 +563,7 @@ mod tests {
         let c = Config::default();
         let p = find("client-output-buffer-limit").unwrap();
         let v = canonical(p, &["pubsub 1mb 0 0".into()]).unwrap();
-        assert_eq!(
-            v,
-            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0"
-        );
+        assert_eq!(v, "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0");
         let _ = c;
     }
 }

@@ -11,14 +11,8 @@ use crate::{info, unix_ms, Shared};
 
 /// Starts the cron thread; it exits when the server shuts down.
 pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String> {
-    shared
-        .stats
-        .startup_memory
-        .store(info::memory_figures().allocated, Ordering::Relaxed);
-    std::thread::Builder::new()
-        .name("cron".into())
-        .spawn(move || run(shared))
-        .map_err(|e| e.to_string())
+    shared.stats.startup_memory.store(info::memory_figures().allocated, Ordering::Relaxed);
+    std::thread::Builder::new().name("cron".into()).spawn(move || run(shared)).map_err(|e| e.to_string())
 }
 
 fn run(shared: Arc<Shared>) {
@@ -34,16 +28,10 @@ fn run(shared: Arc<Shared>) {
             let report = cycle.run(&shared.keyspace, unix_ms(), period / 4);
             if report.examined > 0 {
                 let stale = report.expired as u64 * 10_000 / report.examined as u64;
-                shared
-                    .stats
-                    .expired_stale_perc
-                    .store(stale, Ordering::Relaxed);
+                shared.stats.expired_stale_perc.store(stale, Ordering::Relaxed);
             }
             cpu_ms += started.elapsed().as_millis() as u64;
-            shared
-                .stats
-                .expire_cycle_cpu_ms
-                .store(cpu_ms, Ordering::Relaxed);
+            shared.stats.expire_cycle_cpu_ms.store(cpu_ms, Ordering::Relaxed);
         }
         if last_sample.elapsed() >= Duration::from_millis(100) {
             shared.stats.sample(unix_ms());

@@ -91,10 +91,7 @@ fn unknown_subcommand(argv: &[&[u8]]) -> Vec<u8> {
 /// Writes an error reply given as bytes (CR/LF become spaces) and counts it.
 fn reply_error_bytes(s: &mut Session, local: &mut WorkerLocal, text: &[u8]) {
     s.out.buf.push(b'-');
-    s.out.buf.extend(
-        text.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    s.out.buf.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     s.out.buf.extend_from_slice(b"\r\n");
     let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
     local.stats.error(&String::from_utf8_lossy(code));
@@ -125,9 +122,7 @@ fn resolve(
 /// Runs one command from a client and writes its reply into the session's output.
 pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) {
     let start_us = unix_us();
-    s.info
-        .last_interaction_ms
-        .store(start_us / 1000, Ordering::Relaxed);
+    s.info.last_interaction_ms.store(start_us / 1000, Ordering::Relaxed);
     if s.reply_mode == ReplyMode::SkipNext {
         s.reply_mode = ReplyMode::Skipping;
     }
@@ -139,7 +134,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     let spec = sub.unwrap_or(cmd);
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
-    s.info.tot_cmds.fetch_add(1, Ordering::Relaxed);
+    crate::worker::bump(&s.info.tot_cmds, 1);
     if let Some(err) = generic_checks(spec, cmd, sub, argv, s) {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         reply_error_bytes(s, local, err.text().as_bytes());
@@ -147,9 +142,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         return;
     }
     let now = start_us / 1000;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        run(shared, local, s, spec, cmd, sub, argv, now)
-    }));
+    let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now)));
     let result = result.unwrap_or_else(|_| {
         log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
         s.out.buf.truncate(reply_start);
@@ -203,14 +196,7 @@ fn run(
         Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now),
         Handler::Keyspace(f) => {
             let mut view = lock_for(shared, spec, argv);
-            let mut ctx = Ctx {
-                argv,
-                db: s.db,
-                now,
-                out: &mut s.out,
-                settings: &local.cmd_settings,
-                dirty: 0,
-            };
+            let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
             let r = f(&mut ctx, &mut view);
             local.stats.dirty += ctx.dirty;
             r
@@ -274,14 +260,8 @@ fn after_command(
 
 /// Formats a command the way MONITOR shows it and sends it to every monitor.
 fn feed_monitors(shared: &Shared, s: &Session, argv: &[&[u8]], start_us: i64) {
-    let mut line = format!(
-        "+{}.{:06} [{} {}]",
-        start_us / 1_000_000,
-        start_us % 1_000_000,
-        s.db,
-        s.info.addr
-    )
-    .into_bytes();
+    let mut line =
+        format!("+{}.{:06} [{} {}]", start_us / 1_000_000, start_us % 1_000_000, s.db, s.info.addr).into_bytes();
     for a in argv {
         line.push(b' ');
         repr(&mut line, a);
@@ -327,10 +307,7 @@ mod tests {
     #[test]
     fn unknown_command_text() {
         let text = unknown_command(&[b"foo", b"a", b"b\x00c"]);
-        assert_eq!(
-            text,
-            b"ERR unknown command 'foo', with args beginning with: 'a' 'b' "
-        );
+        assert_eq!(text, b"ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
         let long = vec![b'x'; 300];
         let text = unknown_command(&[b"foo", &long, b"next"]);
         let s = String::from_utf8(text).unwrap();

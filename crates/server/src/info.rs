@@ -55,10 +55,7 @@ pub struct KeyspaceTotals {
 /// Sums the per-shard counters, locking one shard at a time.
 pub fn keyspace_totals(shared: &Shared) -> KeyspaceTotals {
     let ks = &shared.keyspace;
-    let mut t = KeyspaceTotals {
-        dbs: vec![(0, 0); ks.databases()],
-        ..Default::default()
-    };
+    let mut t = KeyspaceTotals { dbs: vec![(0, 0); ks.databases()], ..Default::default() };
     for i in 0..store::keyspace::SHARDS {
         let mut view = ks.lock_shard(i);
         for shard in view.shards_mut() {
@@ -89,11 +86,7 @@ pub fn memory_figures() -> MemoryFigures {
     let _ = epoch::advance();
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map(|pages| pages * page_size())
         .unwrap_or(0);
     MemoryFigures {
@@ -127,11 +120,7 @@ pub fn human_bytes(n: u64) -> String {
     ];
     for w in units.windows(2) {
         if n < w[1].1 {
-            return if w[0].0 == "B" {
-                format!("{}B", n as u64)
-            } else {
-                format!("{:.2}{}", n / w[0].1, w[0].0)
-            };
+            return if w[0].0 == "B" { format!("{}B", n as u64) } else { format!("{:.2}{}", n / w[0].1, w[0].0) };
         }
     }
     format!("{:.2}P", n / units[5].1)
@@ -168,11 +157,7 @@ fn selected(args: &[&[u8]]) -> Vec<&'static str> {
             }
         }
     }
-    ALL_SECTIONS
-        .iter()
-        .filter(|s| out.contains(s))
-        .copied()
-        .collect()
+    ALL_SECTIONS.iter().filter(|s| out.contains(s)).copied().collect()
 }
 
 /// Renders INFO for the given section arguments.
@@ -210,20 +195,10 @@ fn server(shared: &Shared, out: &mut String) {
     let settings = shared.settings();
     let uptime = shared.started.elapsed().as_secs();
     let cfg = shared.config.lock();
-    let config_file = cfg
-        .file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let config_file = cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     drop(cfg);
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let port = shared
-        .listen_addrs
-        .read()
-        .first()
-        .map_or(settings.port, |a| a.port());
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let port = shared.listen_addrs.read().first().map_or(settings.port, |a| a.port());
     let _ = write!(
         out,
         "# Server\r\nredis_version:{}\r\nredoubt_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nredoubt_worker_threads:{}\r\n",
@@ -254,33 +229,16 @@ fn os_name() -> String {
         return "Linux".into();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    format!(
-        "{} {} {}",
-        field(&u.sysname),
-        field(&u.release),
-        field(&u.machine)
-    )
+    format!("{} {} {}", field(&u.sysname), field(&u.release), field(&u.machine))
 }
 
 fn clients(shared: &Shared, out: &mut String) {
     let all = shared.clients.all();
-    let max_in = all
-        .iter()
-        .map(|c| c.qbuf_cap.load(Ordering::Relaxed))
-        .max()
-        .unwrap_or(0);
-    let max_out = all
-        .iter()
-        .map(|c| c.omem.load(Ordering::Relaxed))
-        .max()
-        .unwrap_or(0);
+    let max_in = all.iter().map(|c| c.qbuf_cap.load(Ordering::Relaxed)).max().unwrap_or(0);
+    let max_out = all.iter().map(|c| c.omem.load(Ordering::Relaxed)).max().unwrap_or(0);
     let _ = write!(
         out,
         "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\npubsub_clients:0\r\nwatching_clients:0\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:0\r\ntotal_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n",
@@ -294,19 +252,11 @@ fn clients(shared: &Shared, out: &mut String) {
 fn memory(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {
     let m = memory_figures();
     let settings = shared.settings();
-    let peak = shared
-        .stats
-        .peak_memory
-        .fetch_max(m.allocated, Ordering::Relaxed)
-        .max(m.allocated);
+    let peak = shared.stats.peak_memory.fetch_max(m.allocated, Ordering::Relaxed).max(m.allocated);
     let dataset = ks.dataset_bytes as u64;
     let overhead = m.allocated.saturating_sub(dataset);
     let total_system = total_system_memory();
-    let frag = if m.allocated > 0 {
-        m.rss as f64 / m.allocated as f64
-    } else {
-        0.0
-    };
+    let frag = if m.allocated > 0 { m.rss as f64 / m.allocated as f64 } else { 0.0 };
     let _ = write!(
         out,
         "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
@@ -405,21 +355,16 @@ fn commandstats(shared: &Shared, out: &mut String) {
     let mut rows: Vec<(String, crate::stats::CmdStat)> = t
         .commands
         .iter()
-        .map(|((c, sub), s)| {
-            (
-                sub.map_or_else(|| c.to_string(), |sub| format!("{c}|{sub}")),
-                *s,
-            )
-        })
+        .map(|((c, sub), s)| (sub.map_or_else(|| c.to_string(), |sub| format!("{c}|{sub}")), *s))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, s) in rows {
-        let per = if s.calls > 0 {
-            s.usec as f64 / s.calls as f64
-        } else {
-            0.0
-        };
-        let _ = write!(out, "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n", s.calls, s.usec, s.rejected, s.failed);
+        let per = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n",
+            s.calls, s.usec, s.rejected, s.failed
+        );
     }
 }
 
@@ -469,11 +414,7 @@ pub fn rewrite_config(cfg: &Config) -> Result<(), String> {
     }
     let mut header = false;
     for p in config::PARAMS {
-        if written.contains(&p.name)
-            || p.alias.is_some()
-            || cfg.get(p.name) == p.default
-            || p.name == "dir"
-        {
+        if written.contains(&p.name) || p.alias.is_some() || cfg.get(p.name) == p.default || p.name == "dir" {
             continue;
         }
         if !header {
@@ -483,8 +424,7 @@ pub fn rewrite_config(cfg: &Config) -> Result<(), String> {
         lines.push(directive(p.name, cfg.get(p.name)));
     }
     let tmp = path.with_extension("rewrite-tmp");
-    std::fs::write(&tmp, lines.join("\n") + "\n")
-        .map_err(|e| format!("ERR Rewriting config file: {e}"))?;
+    std::fs::write(&tmp, lines.join("\n") + "\n").map_err(|e| format!("ERR Rewriting config file: {e}"))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("ERR Rewriting config file: {e}"))
 }
 

@@ -109,24 +109,16 @@ impl Shared {
 
 /// Milliseconds since the unix epoch.
 pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Microseconds since the unix epoch.
 pub fn unix_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 fn run_id() -> String {
-    (0..40)
-        .map(|_| char::from_digit((store::random_u64() % 16) as u32, 16).unwrap_or('0'))
-        .collect()
+    (0..40).map(|_| char::from_digit((store::random_u64() % 16) as u32, 16).unwrap_or('0')).collect()
 }
 
 /// A running server: its listening addresses and a way to stop it.
@@ -153,9 +145,7 @@ impl Running {
 pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
     let settings = shared.settings();
-    let threads_wanted = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();
     let mut threads = Vec::new();

@@ -48,12 +48,7 @@ pub fn init(logfile: &str, level: Level) -> std::io::Result<()> {
     let sink: Box<dyn Write + Send> = if logfile.is_empty() {
         Box::new(std::io::stdout())
     } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(logfile)?,
-        )
+        Box::new(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?)
     };
     let _ = SINK.set(Mutex::new(sink));
     Ok(())
@@ -69,16 +64,8 @@ pub fn log(level: Level, msg: std::fmt::Arguments<'_>) {
     if (level as u8) < MIN_LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let line = format!(
-        "{}:M {} {} {}\n",
-        std::process::id(),
-        format_time(now.as_millis() as i64),
-        level.mark(),
-        msg
-    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let line = format!("{}:M {} {} {}\n", std::process::id(), format_time(now.as_millis() as i64), level.mark(), msg);
     match SINK.get() {
         Some(sink) => {
             let mut w = sink.lock();
@@ -91,9 +78,7 @@ pub fn log(level: Level, msg: std::fmt::Arguments<'_>) {
 
 /// `23 Nov 2026 14:50:06.123` for a unix time in milliseconds (UTC).
 pub fn format_time(ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
@@ -133,9 +118,6 @@ mod tests {
     #[test]
     fn time_format() {
         assert_eq!(super::format_time(0), "01 Jan 1970 00:00:00.000");
-        assert_eq!(
-            super::format_time(1_795_445_406_123),
-            "23 Nov 2026 14:50:06.123"
-        );
+        assert_eq!(super::format_time(1_795_445_406_123), "23 Nov 2026 14:50:06.123");
     }
 }

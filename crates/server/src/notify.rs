@@ -16,8 +16,7 @@ pub const KEY_MISS: u32 = 1 << 11;
 pub const KEYSPACE: u32 = 1 << 12;
 pub const KEYEVENT: u32 = 1 << 13;
 /// `A`: every class except key-miss and new-key.
-pub const ALL: u32 =
-    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// Parses flag letters; `None` if a letter is unknown.
 pub fn parse_flags(s: &str) -> Option<u32> {

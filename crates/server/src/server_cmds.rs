@@ -108,9 +108,7 @@ fn check_password(local: &WorkerLocal, user: &[u8], pass: &[u8]) -> CmdResult {
     if ok {
         Ok(())
     } else {
-        Err(CmdError::fixed(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+        Err(CmdError::fixed("WRONGPASS invalid username-password pair or user is disabled."))
     }
 }
 
@@ -132,9 +130,7 @@ fn auth(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]
 
 fn valid_client_name(name: &[u8]) -> CmdResult {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(CmdError::fixed(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::fixed("ERR Client names cannot contain spaces, newlines or special characters."));
     }
     Ok(())
 }
@@ -142,10 +138,7 @@ fn valid_client_name(name: &[u8]) -> CmdResult {
 fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut proto = None;
     if argv.len() >= 2 {
-        let v = args::int_or(
-            argv[1],
-            CmdError::fixed("ERR Protocol version is not an integer or out of range"),
-        )?;
+        let v = args::int_or(argv[1], CmdError::fixed("ERR Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::fixed("NOPROTO unsupported protocol version"));
         }
@@ -164,10 +157,7 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
             name = Some(argv[i + 1]);
             i += 2;
         } else {
-            return Err(CmdError::new(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                args::text(argv[i])
-            )));
+            return Err(CmdError::new(format!("ERR Syntax error in HELLO option '{}'", args::text(argv[i]))));
         }
     }
     if let Some((user, pass)) = creds {
@@ -181,11 +171,7 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
         *s.info.name.lock() = Some(n.to_vec());
     }
     if let Some(v) = proto {
-        s.set_proto(if v == 3 {
-            Protocol::Resp3
-        } else {
-            Protocol::Resp2
-        });
+        s.set_proto(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
     }
     let _ = shared;
     s.out.map(7);
@@ -194,8 +180,7 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
     s.out.bulk(b"version");
     s.out.bulk(crate::REDIS_COMPAT_VERSION.as_bytes());
     s.out.bulk(b"proto");
-    s.out
-        .int(if s.out.proto == Protocol::Resp3 { 3 } else { 2 });
+    s.out.int(if s.out.proto == Protocol::Resp3 { 3 } else { 2 });
     s.out.bulk(b"id");
     s.out.int(s.info.id as i64);
     s.out.bulk(b"mode");
@@ -283,10 +268,7 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
         "pause" | "unpause" => {
             // Pausing is accepted and acknowledged; commands are not held back yet.
             if sub == "pause" {
-                args::int_or(
-                    argv[2],
-                    CmdError::fixed("ERR timeout is not an integer or out of range"),
-                )?;
+                args::int_or(argv[2], CmdError::fixed("ERR timeout is not an integer or out of range"))?;
                 if argv.len() > 3 && !is(argv[3], "write") && !is(argv[3], "all") {
                     return Err(SYNTAX);
                 }
@@ -297,11 +279,7 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
             s.out.ok();
         }
         "help" => help(s, CLIENT_HELP),
-        _ => {
-            return Err(CmdError::new(format!(
-                "ERR unknown subcommand '{sub}'. Try CLIENT HELP."
-            )))
-        }
+        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP."))),
     }
     Ok(())
 }
@@ -319,10 +297,7 @@ fn client_setinfo(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     } else if is(argv[2], "lib-ver") {
         &s.info.lib_ver
     } else {
-        return Err(CmdError::new(format!(
-            "ERR Unrecognized option '{}'",
-            args::text(argv[2])
-        )));
+        return Err(CmdError::new(format!("ERR Unrecognized option '{}'", args::text(argv[2]))));
     };
     *slot.lock() = (!value.is_empty()).then(|| value.to_vec());
     s.out.ok();
@@ -335,14 +310,8 @@ fn client_list(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
     while i < argv.len() {
         if is(argv[i], "type") && i + 1 < argv.len() {
             let t = argv[i + 1];
-            if !["normal", "master", "replica", "slave", "pubsub"]
-                .iter()
-                .any(|n| is(t, n))
-            {
-                return Err(CmdError::new(format!(
-                    "ERR Unknown client type '{}'",
-                    args::text(t)
-                )));
+            if !["normal", "master", "replica", "slave", "pubsub"].iter().any(|n| is(t, n)) {
+                return Err(CmdError::new(format!("ERR Unknown client type '{}'", args::text(t))));
             }
             if !is(t, "normal") {
                 ids = Some(Vec::new());
@@ -351,10 +320,7 @@ fn client_list(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
         } else if is(argv[i], "id") && i + 1 < argv.len() {
             let mut list = Vec::new();
             for a in &argv[i + 1..] {
-                let id = args::int(a)
-                    .ok()
-                    .filter(|v| *v > 0)
-                    .ok_or(CmdError::fixed("ERR Invalid client ID"))?;
+                let id = args::int(a).ok().filter(|v| *v > 0).ok_or(CmdError::fixed("ERR Invalid client ID"))?;
                 list.push(id as u64);
             }
             ids = Some(list);
@@ -375,6 +341,9 @@ fn client_list(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
     Ok(())
 }
 
+/// One CLIENT KILL filter (all given filters must match).
+type ClientFilter = Box<dyn Fn(&crate::clients::ClientInfo) -> bool>;
+
 fn client_kill(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> CmdResult {
     let all = shared.clients.all();
     if argv.len() == 3 {
@@ -387,19 +356,17 @@ fn client_kill(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
         s.out.ok();
         return Ok(());
     }
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(SYNTAX);
     }
     let mut skipme = true;
-    let mut filters: Vec<Box<dyn Fn(&crate::clients::ClientInfo) -> bool>> = Vec::new();
+    let mut filters: Vec<ClientFilter> = Vec::new();
     for pair in argv[2..].chunks(2) {
         let (k, v) = (pair[0], pair[1]);
         if is(k, "id") {
-            let id = args::int(v)
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or(CmdError::fixed("ERR client-id should be greater than 0"))?
-                as u64;
+            let id =
+                args::int(v).ok().filter(|v| *v > 0).ok_or(CmdError::fixed("ERR client-id should be greater than 0"))?
+                    as u64;
             filters.push(Box::new(move |c| c.id == id));
         } else if is(k, "addr") {
             let a = args::text(v);
@@ -410,10 +377,7 @@ fn client_kill(shared: &Shared, s: &mut Session, argv: &[&[u8]], now: i64) -> Cm
         } else if is(k, "type") {
             let t = args::text(v).to_ascii_lowercase();
             if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                return Err(CmdError::new(format!(
-                    "ERR Unknown client type '{}'",
-                    args::text(v)
-                )));
+                return Err(CmdError::new(format!("ERR Unknown client type '{}'", args::text(v))));
             }
             filters.push(Box::new(move |_| t == "normal"));
         } else if is(k, "user") {
@@ -513,13 +477,7 @@ const CLIENT_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-fn config_cmd(
-    shared: &Shared,
-    local: &mut WorkerLocal,
-    s: &mut Session,
-    sub: &str,
-    argv: &[&[u8]],
-) -> CmdResult {
+fn config_cmd(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
     match sub {
         "get" => config_get(shared, s, &argv[2..]),
         "set" => config_set(shared, local, s, argv)?,
@@ -535,11 +493,7 @@ fn config_cmd(
             s.out.ok();
         }
         "help" => help(s, CONFIG_HELP),
-        _ => {
-            return Err(CmdError::new(format!(
-                "ERR unknown subcommand '{sub}'. Try CONFIG HELP."
-            )))
-        }
+        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP."))),
     }
     Ok(())
 }
@@ -569,11 +523,7 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
                 if (exact || store::glob::glob_match(pat, name.as_bytes(), true))
                     && !out.iter().any(|(n, _)| *n == name)
                 {
-                    let canonical = p
-                        .alias
-                        .filter(|_| name != p.name)
-                        .and_then(find_param)
-                        .map_or(p.name, |t| t.name);
+                    let canonical = p.alias.filter(|_| name != p.name).and_then(find_param).map_or(p.name, |t| t.name);
                     out.push((name, cfg.get(canonical).to_string()));
                 }
             }
@@ -586,13 +536,8 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
     }
 }
 
-fn config_set(
-    shared: &Shared,
-    local: &mut WorkerLocal,
-    s: &mut Session,
-    argv: &[&[u8]],
-) -> CmdResult {
-    if argv.len() % 2 != 0 {
+fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+    if !argv.len().is_multiple_of(2) {
         return Err(wrong_arity("config|set"));
     }
     let mut cfg = shared.config.lock().clone();
@@ -600,15 +545,10 @@ fn config_set(
     for pair in argv[2..].chunks(2) {
         let name = args::text(pair[0]);
         let Some(param) = find_param(&name) else {
-            return Err(CmdError::new(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
+            return Err(CmdError::new(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")));
         };
-        let fail = |why: &str| {
-            CmdError::new(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ))
-        };
+        let fail =
+            |why: &str| CmdError::new(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"));
         if seen.contains(&param.name) {
             return Err(fail("duplicate parameter"));
         }
@@ -616,8 +556,7 @@ fn config_set(
         if !param.mutable {
             return Err(fail("can't set immutable config"));
         }
-        cfg.set(param, &[args::text(pair[1])])
-            .map_err(|e| fail(&e.0))?;
+        cfg.set(param, &[args::text(pair[1])]).map_err(|e| fail(&e.0))?;
     }
     *shared.config.lock() = cfg;
     shared.reload_settings();
@@ -647,11 +586,7 @@ fn command_sub(s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
         "list" => command_list(s, &argv[2..])?,
         "getkeys" => command_getkeys(s, &argv[2..])?,
         "help" => help(s, COMMAND_HELP),
-        _ => {
-            return Err(CmdError::new(format!(
-                "ERR unknown subcommand '{sub}'. Try COMMAND HELP."
-            )))
-        }
+        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try COMMAND HELP."))),
     }
     Ok(())
 }
@@ -696,11 +631,7 @@ fn command_info(s: &mut Session, c: &CommandSpec, parent: Option<&CommandSpec>) 
     s.out.array(10);
     s.out.bulk(name.as_bytes());
     s.out.int(c.arity as i64);
-    let flag_names: Vec<&str> = flags::NAMES
-        .iter()
-        .filter(|(f, _)| c.flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
+    let flag_names: Vec<&str> = flags::NAMES.iter().filter(|(f, _)| c.flags & f != 0).map(|(_, n)| *n).collect();
     s.out.set(flag_names.len());
     for f in flag_names {
         s.out.simple(f);
@@ -729,11 +660,7 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
     s.out.array(1);
     s.out.map(3);
     s.out.bulk(b"flags");
-    let access: &[&str] = if c.has(flags::WRITE) {
-        &["RW", "UPDATE"]
-    } else {
-        &["RO", "ACCESS"]
-    };
+    let access: &[&str] = if c.has(flags::WRITE) { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] };
     s.out.array(access.len());
     for f in access {
         s.out.simple(f);
@@ -753,11 +680,7 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
     s.out.bulk(b"spec");
     s.out.map(3);
     s.out.bulk(b"lastkey");
-    s.out.int(if c.keys.last < 0 {
-        c.keys.last as i64
-    } else {
-        (c.keys.last - c.keys.first) as i64
-    });
+    s.out.int(if c.keys.last < 0 { c.keys.last as i64 } else { (c.keys.last - c.keys.first) as i64 });
     s.out.bulk(b"keystep");
     s.out.int(c.keys.step as i64);
     s.out.bulk(b"limit");
@@ -802,11 +725,7 @@ fn command_list(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut names: Vec<String> = Vec::new();
     for c in COMMANDS {
         names.push(c.name.to_string());
-        names.extend(
-            c.subcommands
-                .iter()
-                .map(|sc| format!("{}|{}", c.name, sc.name)),
-        );
+        names.extend(c.subcommands.iter().map(|sc| format!("{}|{}", c.name, sc.name)));
     }
     match argv {
         [] => {}
@@ -815,9 +734,7 @@ fn command_list(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
                 names.retain(|n| store::glob::glob_match(value, n.as_bytes(), true));
             } else if is(kind, "aclcat") {
                 let cat = format!("@{}", args::text(value).to_ascii_lowercase());
-                names.retain(|n| {
-                    spec_by_full_name(n).is_some_and(|c| c.acl.contains(&cat.as_str()))
-                });
+                names.retain(|n| spec_by_full_name(n).is_some_and(|c| c.acl.contains(&cat.as_str())));
             } else if is(kind, "module") {
                 names.clear();
             } else {
@@ -852,9 +769,7 @@ fn command_getkeys(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
         top
     };
     if !spec.arity_ok(argv.len()) {
-        return Err(CmdError::fixed(
-            "ERR Invalid number of arguments specified for command",
-        ));
+        return Err(CmdError::fixed("ERR Invalid number of arguments specified for command"));
     }
     let keys: Vec<usize> = spec.key_indexes(argv.len()).collect();
     if keys.is_empty() {
@@ -878,14 +793,9 @@ fn slowlog(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdRe
             let count = match argv.get(2) {
                 None => 10,
                 Some(a) => {
-                    let n = args::int_or(
-                        a,
-                        CmdError::fixed("ERR count should be greater than or equal to -1"),
-                    )?;
+                    let n = args::int_or(a, CmdError::fixed("ERR count should be greater than or equal to -1"))?;
                     if n < -1 {
-                        return Err(CmdError::fixed(
-                            "ERR count should be greater than or equal to -1",
-                        ));
+                        return Err(CmdError::fixed("ERR count should be greater than or equal to -1"));
                     }
                     if n == -1 {
                         usize::MAX
@@ -912,11 +822,7 @@ fn slowlog(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdRe
             }
         }
         "help" => help(s, SLOWLOG_HELP),
-        _ => {
-            return Err(CmdError::new(format!(
-                "ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."
-            )))
-        }
+        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try SLOWLOG HELP."))),
     }
     Ok(())
 }
@@ -938,10 +844,7 @@ const SLOWLOG_HELP: &[&str] = &[
 
 fn shutdown(shared: &Shared, argv: &[&[u8]]) -> CmdResult {
     for a in &argv[1..] {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|w| is(a, w))
-        {
+        if !["nosave", "save", "now", "force", "abort"].iter().any(|w| is(a, w)) {
             return Err(SYNTAX);
         }
     }
@@ -963,9 +866,8 @@ fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
     let sub = args::text(argv[1]).to_ascii_lowercase();
     match (sub.as_str(), argv.len()) {
         ("sleep", 3) => {
-            let secs: f64 = args::text(argv[2])
-                .parse()
-                .map_err(|_| CmdError::fixed("ERR value is not a valid float"))?;
+            let secs: f64 =
+                args::text(argv[2]).parse().map_err(|_| CmdError::fixed("ERR value is not a valid float"))?;
             std::thread::sleep(std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0)));
             s.out.ok();
         }
@@ -985,7 +887,11 @@ fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
                 store::Kind::String => commands::handlers::keys::string_encoding(e),
                 other => other.name(),
             };
-            let line = format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{} lru_seconds_idle:0", e.packed_size(), e.clock());
+            let line = format!(
+                "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{} lru_seconds_idle:0",
+                e.packed_size(),
+                e.clock()
+            );
             s.out.simple(&line);
         }
         ("help", _) => help(

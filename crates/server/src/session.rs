@@ -46,9 +46,7 @@ impl Session {
     pub fn set_proto(&mut self, proto: Protocol) {
         self.out.proto = proto;
         let v = if proto == Protocol::Resp3 { 3 } else { 2 };
-        self.info
-            .resp
-            .store(v, std::sync::atomic::Ordering::Relaxed);
+        self.info.resp.store(v, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn select(&mut self, db: usize) {

@@ -41,16 +41,12 @@ impl Slowlog {
         let shown = argv.len().min(MAX_ARGS);
         for (i, a) in argv.iter().take(shown).enumerate() {
             if i == MAX_ARGS - 1 && argv.len() > MAX_ARGS {
-                args.push(
-                    format!("... ({} more arguments)", argv.len() - MAX_ARGS + 1).into_bytes(),
-                );
+                args.push(format!("... ({} more arguments)", argv.len() - MAX_ARGS + 1).into_bytes());
                 break;
             }
             if a.len() > MAX_ARG_LEN {
                 let mut v = a[..MAX_ARG_LEN].to_vec();
-                v.extend_from_slice(
-                    format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
-                );
+                v.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
                 args.push(v);
             } else {
                 args.push(a.to_vec());

@@ -96,11 +96,9 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 pub fn bind_listeners(settings: &Settings, workers: usize) -> Result<Listeners, String> {
     let mut port = settings.port;
     let mut addrs = Vec::new();
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-        (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     for spec in &settings.bind {
-        let (ip, optional) =
-            parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
+        let (ip, optional) = parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
         let mut bound = Vec::new();
         for _ in 0..workers {
             match bind_one(SocketAddr::new(ip, port), 511) {
@@ -206,9 +204,7 @@ pub fn spawn(
     let mut mio_listeners = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
         let mut l = TcpListener::from_std(l);
-        poll.registry()
-            .register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE)
-            .map_err(|e| e.to_string())?;
+        poll.registry().register(&mut l, Token(FIRST_LISTENER + i), Interest::READABLE).map_err(|e| e.to_string())?;
         mio_listeners.push(l);
     }
     let local = WorkerLocal::new(&shared);
@@ -246,14 +242,10 @@ impl Worker {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_inbox(),
-                    Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => {
-                        self.accept(t - FIRST_LISTENER)
+                    Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => self.accept(t - FIRST_LISTENER),
+                    Token(t) => {
+                        self.on_conn_event(t - FIRST_CONN, ev.is_readable() || ev.is_read_closed(), ev.is_writable())
                     }
-                    Token(t) => self.on_conn_event(
-                        t - FIRST_CONN,
-                        ev.is_readable() || ev.is_read_closed(),
-                        ev.is_writable(),
-                    ),
                 }
             }
             self.shared.stats.merge(&mut self.local.stats);
@@ -291,29 +283,19 @@ impl Worker {
             return;
         }
         if settings.protected_mode && settings.requirepass.is_none() && !addr.ip().is_loopback() {
-            log_warning!(
-                "Refused connection from {addr}: protected mode is on and no password is set"
-            );
+            log_warning!("Refused connection from {addr}: protected mode is on and no password is set");
             self.refuse(stream, PROTECTED_MODE_ERROR);
             return;
         }
         let _ = stream.set_nodelay(true);
         if settings.tcp_keepalive > 0 {
             let sock = socket2::SockRef::from(&stream);
-            let ka = socket2::TcpKeepalive::new()
-                .with_time(std::time::Duration::from_secs(settings.tcp_keepalive));
+            let ka = socket2::TcpKeepalive::new().with_time(std::time::Duration::from_secs(settings.tcp_keepalive));
             let _ = sock.set_tcp_keepalive(&ka);
         }
         let laddr = stream.local_addr().unwrap_or(addr);
         let id = self.shared.clients.next_id();
-        let info = Arc::new(ClientInfo::new(
-            id,
-            addr,
-            laddr,
-            stream.as_raw_fd(),
-            self.id,
-            unix_ms(),
-        ));
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, stream.as_raw_fd(), self.id, unix_ms()));
         self.shared.clients.add(info.clone());
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
@@ -321,21 +303,12 @@ impl Worker {
         });
         let mut conn = Conn {
             stream,
-            input: Input {
-                buf: vec![0; READ_CHUNK],
-                start: 0,
-                end: 0,
-                need: 0,
-            },
+            input: Input { buf: vec![0; READ_CHUNK], start: 0, end: 0, need: 0 },
             session: Session::new(info, settings.requirepass.is_none()),
             out_pos: 0,
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut conn.stream, Token(FIRST_CONN + slot), interest)
-        {
+        if let Err(e) = self.poll.registry().register(&mut conn.stream, Token(FIRST_CONN + slot), interest) {
             log_warning!("Registering client {addr}: {e}");
             self.shared.clients.remove(id);
             self.free.push(slot);
@@ -421,19 +394,19 @@ fn read_and_run(
     loop {
         conn.input.reserve();
         let end = conn.input.end;
+        let room = conn.input.buf.len() - end;
         match conn.stream.read(&mut conn.input.buf[end..]) {
             Ok(0) => return false,
             Ok(n) => {
                 conn.input.end += n;
                 local.stats.net_in += n as u64;
-                conn.session
-                    .info
-                    .tot_net_in
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                bump(&conn.session.info.tot_net_in, n as u64);
                 if !run_commands(conn, shared, local, ranges) {
                     return false;
                 }
-                if conn.session.close_after_reply {
+                // A short read drained the socket: with edge-triggered polling the next
+                // arrival raises a new event, so skip the read that would only say EAGAIN.
+                if conn.session.close_after_reply || n < room {
                     return true;
                 }
             }
@@ -451,10 +424,7 @@ fn run_commands(
     local: &mut WorkerLocal,
     ranges: &mut Vec<std::ops::Range<usize>>,
 ) -> bool {
-    let limits = Limits {
-        max_bulk_len: local.settings.proto_max_bulk_len,
-        authenticated: conn.session.authenticated,
-    };
+    let limits = Limits { max_bulk_len: local.settings.proto_max_bulk_len, authenticated: conn.session.authenticated };
     while conn.input.pending() > 0 && !conn.session.close_after_reply {
         if conn.input.pending() < conn.input.need {
             break;
@@ -468,8 +438,7 @@ fn run_commands(
             }
             Ok(Parsed::Multibulk { consumed }) => {
                 if !ranges.is_empty() {
-                    let argv: smallvec::SmallVec<[&[u8]; 8]> =
-                        ranges.iter().map(|r| &data[r.clone()]).collect();
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> = ranges.iter().map(|r| &data[r.clone()]).collect();
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
@@ -477,8 +446,7 @@ fn run_commands(
             }
             Ok(Parsed::Inline { consumed, args }) => {
                 if !args.is_empty() {
-                    let argv: smallvec::SmallVec<[&[u8]; 8]> =
-                        args.iter().map(Vec::as_slice).collect();
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
@@ -501,24 +469,20 @@ fn run_commands(
     if conn.input.pending() == 0 {
         conn.input.consumed_all();
     }
-    conn.session
-        .info
-        .qbuf
-        .store(conn.input.pending(), Ordering::Relaxed);
-    conn.session
-        .info
-        .qbuf_cap
-        .store(conn.input.buf.len(), Ordering::Relaxed);
+    conn.session.info.qbuf.store(conn.input.pending(), Ordering::Relaxed);
+    conn.session.info.qbuf_cap.store(conn.input.buf.len(), Ordering::Relaxed);
     true
+}
+
+/// Adds to a counter that only this thread writes (a plain load and store, no locked
+/// instruction; readers on other threads see a recent value).
+pub fn bump(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 /// Closes clients whose unfinished command exceeds the query buffer limit.
 fn query_buffer_ok(conn: &Conn, local: &WorkerLocal) -> bool {
-    let limit = if conn.session.authenticated {
-        local.settings.client_query_buffer_limit
-    } else {
-        PREAUTH_QUERY_LIMIT
-    };
+    let limit = if conn.session.authenticated { local.settings.client_query_buffer_limit } else { PREAUTH_QUERY_LIMIT };
     if conn.input.pending() > limit {
         log_warning!(
             "Closing client that reached max query buffer length: id={} addr={} qbuf={} (limit {limit} bytes; raise client-query-buffer-limit if this client is legitimate)",
@@ -540,10 +504,7 @@ fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
             Ok(n) => {
                 conn.out_pos += n;
                 local.stats.net_out += n as u64;
-                conn.session
-                    .info
-                    .tot_net_out
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                bump(&conn.session.info.tot_net_out, n as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -560,10 +521,7 @@ fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
             return false;
         }
     }
-    conn.session
-        .info
-        .omem
-        .store(out.len() - conn.out_pos, Ordering::Relaxed);
+    conn.session.info.omem.store(out.len() - conn.out_pos, Ordering::Relaxed);
     true
 }
 

@@ -248,13 +248,9 @@ mod tests {
         assert_eq!(db.expires(), 0);
         db.insert_new_value(b"a", NewValue::Inline(b"2"), Some(9));
         assert_eq!(db.expires(), 1);
-        db.replace_with(b"a", |old| {
-            Entry::new(old.key(), NewValue::Inline(b"3"), old.expire_at(), 0)
-        });
+        db.replace_with(b"a", |old| Entry::new(old.key(), NewValue::Inline(b"3"), old.expire_at(), 0));
         assert_eq!(db.expires(), 1);
-        db.replace_with(b"a", |old| {
-            Entry::new(old.key(), NewValue::Inline(b"3"), None, 0)
-        });
+        db.replace_with(b"a", |old| Entry::new(old.key(), NewValue::Inline(b"3"), None, 0));
         assert_eq!(db.expires(), 0);
         db.remove(b"a");
         assert_eq!(db.used, 0);

@@ -164,9 +164,7 @@ impl Entry {
         let layout = Layout::from_size_align(size, 1).expect("entry size overflows");
         // SAFETY: size >= 5, so the layout is non-zero.
         let raw = unsafe { alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
+        let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
         let mut meta = (clock & CLOCK_MASK) | ((kind as u32) << KIND_SHIFT);
         if expire_at.is_some() {
             meta |= HAS_EXPIRE;
@@ -247,9 +245,7 @@ impl Entry {
             return None;
         }
         // SAFETY: object entries store a pointer right after the key.
-        Some(unsafe {
-            (self.ptr.as_ptr().add(self.value_offset()) as *const *mut Object).read_unaligned()
-        })
+        Some(unsafe { (self.ptr.as_ptr().add(self.value_offset()) as *const *mut Object).read_unaligned() })
     }
 
     /// The value.
@@ -281,9 +277,7 @@ impl Entry {
             return None;
         }
         // SAFETY: entries with HAS_EXPIRE store the time right after meta.
-        Some(i64::from_le(unsafe {
-            (self.ptr.as_ptr().add(4) as *const i64).read_unaligned()
-        }))
+        Some(i64::from_le(unsafe { (self.ptr.as_ptr().add(4) as *const i64).read_unaligned() }))
     }
 
     /// Whether this inline string is exempt from the `int` encoding (Redis creates such
@@ -294,11 +288,7 @@ impl Entry {
 
     /// Marks the string as exempt from the `int` encoding.
     pub fn set_plain(&mut self, plain: bool) {
-        let meta = if plain {
-            self.meta() | PLAIN
-        } else {
-            self.meta() & !PLAIN
-        };
+        let meta = if plain { self.meta() | PLAIN } else { self.meta() & !PLAIN };
         self.set_meta(meta);
     }
 
@@ -340,16 +330,9 @@ impl Entry {
         let new = match this.object_ptr() {
             // SAFETY: ownership of the object moves to the new entry; `this` is then freed
             // without dropping the object (ManuallyDrop + dealloc_only).
-            Some(obj) => Entry::new(
-                this.key(),
-                NewValue::Object(unsafe { Box::from_raw(obj) }),
-                expire_at,
-                clock,
-            ),
+            Some(obj) => Entry::new(this.key(), NewValue::Object(unsafe { Box::from_raw(obj) }), expire_at, clock),
             None => match this.value() {
-                ValueRef::Inline(v) => {
-                    Entry::new(this.key(), NewValue::Inline(v), expire_at, clock)
-                }
+                ValueRef::Inline(v) => Entry::new(this.key(), NewValue::Inline(v), expire_at, clock),
                 ValueRef::Object(_) => unreachable!("object_ptr returned None"),
             },
         };
@@ -425,12 +408,7 @@ mod tests {
 
     #[test]
     fn object_entries_own_their_object() {
-        let e = Entry::new(
-            b"k",
-            NewValue::Object(Box::new(Object::Str(b"abc".to_vec()))),
-            None,
-            0,
-        );
+        let e = Entry::new(b"k", NewValue::Object(Box::new(Object::Str(b"abc".to_vec()))), None, 0);
         assert_eq!(e.kind(), Kind::String);
         let mut e = e.with_expire(Some(10));
         if let Some(Object::Str(s)) = e.object_mut() {

@@ -70,11 +70,7 @@ mod tests {
         for i in 0..5000 {
             let k = format!("k{i}");
             let mut v = ks.lock_key(k.as_bytes());
-            v.db(i % 2, k.as_bytes()).insert_new_value(
-                k.as_bytes(),
-                NewValue::Inline(b"v"),
-                Some(5),
-            );
+            v.db(i % 2, k.as_bytes()).insert_new_value(k.as_bytes(), NewValue::Inline(b"v"), Some(5));
         }
         let mut cycle = ExpireCycle::default();
         let mut total = 0;

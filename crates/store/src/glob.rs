@@ -48,19 +48,16 @@ pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
                         continue;
                     }
                 }
-                b'\\' if i < s.len() && p + 1 < pattern.len() => {
-                    if eq(pattern[p + 1], s[i]) {
-                        p += 2;
-                        i += 1;
-                        continue;
-                    }
+                b'\\' if i < s.len() && p + 1 < pattern.len() && eq(pattern[p + 1], s[i]) => {
+                    p += 2;
+                    i += 1;
+                    continue;
                 }
-                c if i < s.len() && !matches!(c, b'?' | b'[') => {
-                    if eq(c, s[i]) {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
+                b'\\' if i < s.len() && p + 1 < pattern.len() => {}
+                c if i < s.len() && !matches!(c, b'?' | b'[') && eq(c, s[i]) => {
+                    p += 1;
+                    i += 1;
+                    continue;
                 }
                 _ => {}
             }
@@ -152,7 +149,7 @@ mod tests {
         assert!(m(b"*a*b", b"xxaxxb"));
         assert!(!m(b"*a*b", b"xxaxxc"));
         assert!(m(b"[abc", b"b"));
-        assert!(m(b"HELLO", b"hello") == false);
+        assert!(!m(b"HELLO", b"hello"));
         assert!(crate::glob::glob_match(b"HE*O", b"hello", true));
     }
 

@@ -45,13 +45,8 @@ pub struct View<'a> {
 impl Keyspace {
     /// A keyspace with `databases` logical databases (the `databases` setting).
     pub fn new(databases: usize) -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| {
-                Mutex::new(Shard {
-                    dbs: (0..databases).map(|_| Db::default()).collect(),
-                })
-            })
-            .collect();
+        let shards =
+            (0..SHARDS).map(|_| Mutex::new(Shard { dbs: (0..databases).map(|_| Db::default()).collect() })).collect();
         Keyspace { shards, databases }
     }
 
@@ -69,11 +64,7 @@ impl Keyspace {
     pub fn lock_shard(&self, shard: usize) -> View<'_> {
         let mut guards = SmallVec::new();
         guards.push((shard, self.shards[shard].lock()));
-        View {
-            guards,
-            all: false,
-            databases: self.databases,
-        }
+        View { guards, all: false, databases: self.databases }
     }
 
     /// Locks the shards of all the given keys, in ascending order.
@@ -84,30 +75,14 @@ impl Keyspace {
         if ids.len() == SHARDS {
             return self.lock_all();
         }
-        let guards = ids
-            .into_iter()
-            .map(|i| (i, self.shards[i].lock()))
-            .collect();
-        View {
-            guards,
-            all: false,
-            databases: self.databases,
-        }
+        let guards = ids.into_iter().map(|i| (i, self.shards[i].lock())).collect();
+        View { guards, all: false, databases: self.databases }
     }
 
     /// Locks every shard, in ascending order.
     pub fn lock_all(&self) -> View<'_> {
-        let guards = self
-            .shards
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (i, m.lock()))
-            .collect();
-        View {
-            guards,
-            all: true,
-            databases: self.databases,
-        }
+        let guards = self.shards.iter().enumerate().map(|(i, m)| (i, m.lock())).collect();
+        View { guards, all: true, databases: self.databases }
     }
 }
 
@@ -127,10 +102,7 @@ impl<'a> View<'a> {
         if self.all {
             return Some(&mut self.guards[i].1);
         }
-        self.guards
-            .iter_mut()
-            .find(|(idx, _)| *idx == i)
-            .map(|(_, g)| &mut **g)
+        self.guards.iter_mut().find(|(idx, _)| *idx == i).map(|(_, g)| &mut **g)
     }
 
     /// Database `db` of the shard that owns `key`.
@@ -139,9 +111,7 @@ impl<'a> View<'a> {
     /// key declaration, caught by the connection's panic guard.
     pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
         let i = shard_of(key);
-        let shard = self
-            .shard(i)
-            .expect("key's shard is not locked: command key spec is wrong");
+        let shard = self.shard(i).expect("key's shard is not locked: command key spec is wrong");
         &mut shard.dbs[db]
     }
 
@@ -151,9 +121,7 @@ impl<'a> View<'a> {
     }
 
     /// Every locked shard, with its index.
-    pub fn indexed_shards_mut(
-        &mut self,
-    ) -> impl Iterator<Item = (usize, &mut Shard)> + use<'_, 'a> {
+    pub fn indexed_shards_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> + use<'_, 'a> {
         self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
     }
 
@@ -186,14 +154,11 @@ mod tests {
     #[test]
     fn shards_lock_independently() {
         let ks = std::sync::Arc::new(Keyspace::new(1));
-        let (a, b) = (0..1000u32).map(|i| i.to_string().into_bytes()).fold(
-            (None, None),
-            |(a, b), k| match (a, b) {
-                (None, b) => (Some(k), b),
-                (Some(a), None) if shard_of(&a) != shard_of(&k) => (Some(a), Some(k)),
-                other => other,
-            },
-        );
+        let (a, b) = (0..1000u32).map(|i| i.to_string().into_bytes()).fold((None, None), |(a, b), k| match (a, b) {
+            (None, b) => (Some(k), b),
+            (Some(a), None) if shard_of(&a) != shard_of(&k) => (Some(a), Some(k)),
+            other => other,
+        });
         let (a, b) = (a.unwrap(), b.unwrap());
         let _held = ks.lock_key(&a);
         let ks2 = ks.clone();

@@ -105,11 +105,7 @@ impl Table {
                 if b.tags[slot] == tag {
                     if let Some(e) = &b.slots[slot] {
                         if e.key() == key {
-                            return Some(Pos {
-                                bucket,
-                                depth,
-                                slot,
-                            });
+                            return Some(Pos { bucket, depth, slot });
                         }
                     }
                 }
@@ -186,15 +182,10 @@ impl Table {
 
     /// Takes the entry at `pos`, freeing an overflow bucket that becomes empty.
     fn take(&mut self, pos: Pos) -> Entry {
-        let entry = self.bucket_at_mut(pos).slots[pos.slot]
-            .take()
-            .expect("occupied");
+        let entry = self.bucket_at_mut(pos).slots[pos.slot].take().expect("occupied");
         self.len -= 1;
         if pos.depth > 0 && self.bucket_at(pos).slots.iter().all(Option::is_none) {
-            let parent = self.bucket_at_mut(Pos {
-                depth: pos.depth - 1,
-                ..pos
-            });
+            let parent = self.bucket_at_mut(Pos { depth: pos.depth - 1, ..pos });
             let mut emptied = parent.next.take().expect("child exists");
             parent.next = emptied.next.take();
             self.overflow -= 1;
@@ -275,11 +266,7 @@ impl Table {
             for (slot, e) in cur.slots.iter_mut().enumerate() {
                 if let Some(e) = e {
                     if remove(e) {
-                        hits.push(Pos {
-                            bucket,
-                            depth,
-                            slot,
-                        });
+                        hits.push(Pos { bucket, depth, slot });
                     }
                 }
             }
@@ -323,8 +310,7 @@ impl Table {
     /// Iterates over every entry (no particular order).
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.buckets.iter().flat_map(|head| {
-            std::iter::successors(Some(head), |b| b.next.as_deref())
-                .flat_map(|b| b.slots.iter().flatten())
+            std::iter::successors(Some(head), |b| b.next.as_deref()).flat_map(|b| b.slots.iter().flatten())
         })
     }
 
@@ -358,10 +344,7 @@ mod tests {
         assert_eq!(t.len(), 10_000);
         for i in 0..10_000 {
             let k = format!("k{i}");
-            assert_eq!(
-                t.get(hash_key(k.as_bytes()), k.as_bytes()).unwrap().key(),
-                k.as_bytes()
-            );
+            assert_eq!(t.get(hash_key(k.as_bytes()), k.as_bytes()).unwrap().key(), k.as_bytes());
         }
         assert!(t.get(hash_key(b"nope"), b"nope").is_none());
         for i in (0..10_000).step_by(2) {
@@ -372,10 +355,7 @@ mod tests {
         assert_eq!(t.iter().count(), 5_000);
         for i in 0..10_000 {
             let k = format!("k{i}");
-            assert_eq!(
-                t.get(hash_key(k.as_bytes()), k.as_bytes()).is_some(),
-                i % 2 == 1
-            );
+            assert_eq!(t.get(hash_key(k.as_bytes()), k.as_bytes()).is_some(), i % 2 == 1);
         }
         for i in (1..10_000).step_by(2) {
             let k = format!("k{i}");
@@ -407,11 +387,8 @@ mod tests {
                 }
             }
             if step % 11 == 0 {
-                let doomed: Vec<Vec<u8>> = t
-                    .iter()
-                    .filter(|e| e.key().starts_with(b"churn"))
-                    .map(|e| e.key().to_vec())
-                    .collect();
+                let doomed: Vec<Vec<u8>> =
+                    t.iter().filter(|e| e.key().starts_with(b"churn")).map(|e| e.key().to_vec()).collect();
                 for k in doomed {
                     t.remove(hash_key(&k), &k);
                 }
@@ -421,10 +398,7 @@ mod tests {
             }
         }
         for i in 0..1000 {
-            assert!(
-                seen.contains(format!("stable{i}").as_bytes()),
-                "missed stable{i}"
-            );
+            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
         }
     }
 

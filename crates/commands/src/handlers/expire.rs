@@ -27,21 +27,14 @@ fn parse_conditions(args: &[&[u8]]) -> CmdResult<Conditions> {
         } else if is(a, "lt") {
             c.lt = true;
         } else {
-            return Err(CmdError::new(format!(
-                "ERR Unsupported option {}",
-                args::text(a)
-            )));
+            return Err(CmdError::new(format!("ERR Unsupported option {}", args::text(a))));
         }
     }
     if c.nx && (c.xx || c.gt || c.lt) {
-        return Err(CmdError::fixed(
-            "ERR NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::fixed("ERR NX and XX, GT or LT options at the same time are not compatible"));
     }
     if c.gt && c.lt {
-        return Err(CmdError::fixed(
-            "ERR GT and LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::fixed("ERR GT and LT options at the same time are not compatible"));
     }
     Ok(c)
 }
@@ -51,14 +44,9 @@ fn parse_conditions(args: &[&[u8]]) -> CmdResult<Conditions> {
 fn expire_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, base: i64, seconds: bool) -> CmdResult {
     let cond = parse_conditions(&ctx.argv[3..])?;
     let when = args::int(ctx.argv[2])?;
-    let invalid = || {
-        CmdError::new(format!(
-            "ERR invalid expire time in '{}' command",
-            ctx.name()
-        ))
-    };
+    let invalid = || CmdError::new(format!("ERR invalid expire time in '{}' command", ctx.name()));
     let when = if seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return Err(invalid());
         }
         when * 1000

@@ -30,10 +30,7 @@ pub fn del(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 
 /// EXISTS key [key ...] → how many of the named keys exist (repeats count again).
 pub fn exists(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
-    let n = ctx.argv[1..]
-        .iter()
-        .filter(|k| view.db(ctx.db, k).contains(k, ctx.now))
-        .count();
+    let n = ctx.argv[1..].iter().filter(|k| view.db(ctx.db, k).contains(k, ctx.now)).count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -55,10 +52,7 @@ pub fn touch(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// TYPE key → string, list, set, zset, hash, stream or none.
 pub fn type_(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let key = ctx.argv[1];
-    let name = view
-        .db(ctx.db, key)
-        .lookup(key, ctx.now)
-        .map_or("none", |e| e.kind().name());
+    let name = view.db(ctx.db, key).lookup(key, ctx.now).map_or("none", |e| e.kind().name());
     ctx.out.simple(name);
     Ok(())
 }
@@ -67,9 +61,7 @@ pub fn type_(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 fn copy_entry(e: &Entry, key: &[u8], expire_at: Option<i64>, clock: u32) -> Entry {
     let mut copy = match e.value() {
         ValueRef::Inline(v) => Entry::new(key, NewValue::Inline(v), expire_at, clock),
-        ValueRef::Object(o) => {
-            Entry::new(key, NewValue::Object(Box::new(o.clone())), expire_at, clock)
-        }
+        ValueRef::Object(o) => Entry::new(key, NewValue::Object(Box::new(o.clone())), expire_at, clock),
     };
     copy.set_plain(e.is_plain());
     copy
@@ -210,11 +202,7 @@ struct ScanFilter<'a> {
 }
 
 fn parse_scan_options<'a>(args: &[&'a [u8]]) -> CmdResult<ScanFilter<'a>> {
-    let mut f = ScanFilter {
-        pattern: None,
-        kind: None,
-        count: 10,
-    };
+    let mut f = ScanFilter { pattern: None, kind: None, count: 10 };
     let mut i = 0;
     while i < args.len() {
         let has_value = i + 1 < args.len();
@@ -225,11 +213,7 @@ fn parse_scan_options<'a>(args: &[&'a [u8]]) -> CmdResult<ScanFilter<'a>> {
             }
             f.count = count.min(1 << 20) as usize;
         } else if is(args[i], "match") && has_value {
-            f.pattern = if args[i + 1] == b"*" {
-                None
-            } else {
-                Some(args[i + 1])
-            };
+            f.pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
         } else if is(args[i], "type") && has_value {
             f.kind = Some(args[i + 1]);
         } else {
@@ -278,9 +262,7 @@ pub fn scan(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         let Some(e) = shards[shard].dbs[ctx.db].lookup(&k, now) else {
             continue;
         };
-        if f.kind
-            .is_some_and(|t| !t.eq_ignore_ascii_case(e.kind().name().as_bytes()))
-        {
+        if f.kind.is_some_and(|t| !t.eq_ignore_ascii_case(e.kind().name().as_bytes())) {
             continue;
         }
         keep.push(k);
@@ -345,11 +327,7 @@ fn flush_mode(ctx: &Ctx<'_>) -> CmdResult<bool> {
 fn free_tables(tables: Vec<store::table::Table>, background: bool) {
     let big = tables.iter().map(store::table::Table::len).sum::<usize>() > 10_000;
     if background || big {
-        std::thread::Builder::new()
-            .name("lazyfree".into())
-            .spawn(move || drop(tables))
-            .map(drop)
-            .unwrap_or(());
+        std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(tables)).map(drop).unwrap_or(());
     }
 }
 
@@ -412,11 +390,7 @@ pub fn swapdb(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 pub fn string_encoding(e: &Entry) -> &'static str {
     match e.value() {
         ValueRef::Object(_) => "raw",
-        ValueRef::Inline(v)
-            if !e.is_plain() && v.len() <= 20 && resp::decode::parse_i64(v).is_some() =>
-        {
-            "int"
-        }
+        ValueRef::Inline(v) if !e.is_plain() && v.len() <= 20 && resp::decode::parse_i64(v).is_some() => "int",
         ValueRef::Inline(v) if v.len() <= 44 => "embstr",
         ValueRef::Inline(_) => "raw",
     }
@@ -478,9 +452,7 @@ pub fn object_refcount(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     };
     let shared = shared_ints
         && matches!(e.value(), ValueRef::Inline(_))
-        && string_bytes(e)
-            .and_then(resp::decode::parse_i64)
-            .is_some_and(|v| (0..10_000).contains(&v));
+        && string_bytes(e).and_then(resp::decode::parse_i64).is_some_and(|v| (0..10_000).contains(&v));
     ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
     Ok(())
 }

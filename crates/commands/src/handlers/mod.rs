@@ -37,11 +37,7 @@ pub fn read_string<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<O
 }
 
 /// Like [`read_string`] but for commands that write (no hit/miss counting).
-pub fn write_lookup_string<'d>(
-    ctx: &Ctx<'_>,
-    db: &'d mut Db,
-    key: &[u8],
-) -> CmdResult<Option<&'d [u8]>> {
+pub fn write_lookup_string<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<Option<&'d [u8]>> {
     match db.lookup(key, ctx.now) {
         None => Ok(None),
         Some(e) => {
@@ -52,25 +48,12 @@ pub fn write_lookup_string<'d>(
 }
 
 /// Stores a string value inline, replacing whatever the key held.
-pub fn store_string(
-    ctx: &mut Ctx<'_>,
-    db: &mut Db,
-    key: &[u8],
-    value: &[u8],
-    expire_at: Option<i64>,
-) {
+pub fn store_string(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], value: &[u8], expire_at: Option<i64>) {
     store_string_as(ctx, db, key, value, expire_at, false);
 }
 
 /// Like [`store_string`]; `plain` strings never report the `int` encoding.
-pub fn store_string_as(
-    ctx: &mut Ctx<'_>,
-    db: &mut Db,
-    key: &[u8],
-    value: &[u8],
-    expire_at: Option<i64>,
-    plain: bool,
-) {
+pub fn store_string_as(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], value: &[u8], expire_at: Option<i64>, plain: bool) {
     let clock = clock(ctx);
     let mut e = Entry::new(key, NewValue::Inline(value), expire_at, clock);
     e.set_plain(plain);
@@ -81,12 +64,7 @@ pub fn store_string_as(
 /// Edits a string in place (APPEND, SETRANGE, SETBIT...): the value becomes a growable
 /// object (Redis's `raw` encoding) so repeated edits are amortised. Creates the key (empty
 /// string) if missing. Returns the closure's result. The caller checked the type.
-pub fn edit_string<R>(
-    ctx: &mut Ctx<'_>,
-    db: &mut Db,
-    key: &[u8],
-    edit: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
+pub fn edit_string<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let clock = clock(ctx);
     let now = ctx.now;
     ctx.dirty += 1;
@@ -97,19 +75,12 @@ pub fn edit_string<R>(
         None => Some((Vec::new(), None)),
     };
     if let Some((bytes, expire)) = promote {
-        db.insert(Entry::new(
-            key,
-            NewValue::Object(Box::new(Object::Str(bytes))),
-            expire,
-            clock,
-        ));
+        db.insert(Entry::new(key, NewValue::Object(Box::new(Object::Str(bytes))), expire, clock));
     }
     let e = db.lookup(key, now).expect("just stored");
     let before = e.packed_size() + obj_size(e);
     e.set_clock(clock);
-    let Some(Object::Str(v)) = e.object_mut() else {
-        unreachable!("string object stored above")
-    };
+    let Some(Object::Str(v)) = e.object_mut() else { unreachable!("string object stored above") };
     let r = edit(v);
     let after = e.packed_size() + obj_size(e);
     db.account_edit(before, after);

@@ -7,9 +7,7 @@ use store::{Db, View};
 
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, SYNTAX};
-use crate::handlers::{
-    edit_string, read_string, store_string, store_string_as, write_lookup_string,
-};
+use crate::handlers::{edit_string, read_string, store_string, store_string_as, write_lookup_string};
 use crate::{numfmt, Ctx};
 
 /// When a SET/GETEX expiry was given and how.
@@ -79,9 +77,7 @@ fn parse_options(ctx: &Ctx<'_>, args: &[&[u8]], parser: Parser) -> CmdResult<Set
         i += 1;
     }
     o.expire = match (expire, keepttl, persist) {
-        (Some((v, unit, absolute)), _, _) => {
-            Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?))
-        }
+        (Some((v, unit, absolute)), _, _) => Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?)),
         (None, true, _) => Some(ExpireArg::Keep),
         (None, _, true) => Some(ExpireArg::Persist),
         _ => None,
@@ -104,10 +100,7 @@ fn expire_word(a: &[u8]) -> Option<(Unit, bool)> {
 }
 
 fn invalid_expire(ctx: &Ctx<'_>) -> CmdError {
-    CmdError::new(format!(
-        "ERR invalid expire time in '{}' command",
-        ctx.name()
-    ))
+    CmdError::new(format!("ERR invalid expire time in '{}' command", ctx.name()))
 }
 
 /// Converts an EX/PX/EXAT/PXAT value to absolute unix ms, with Redis's checks.
@@ -180,20 +173,14 @@ pub fn set(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// SETNX key value → 1 if set, 0 if the key existed.
 pub fn setnx(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[2]);
-    let o = SetOptions {
-        nx: true,
-        ..Default::default()
-    };
+    let o = SetOptions { nx: true, ..Default::default() };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, Some((1, 0)))
 }
 
 fn setex_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, unit: Unit) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[3]);
     let at = expire_ms(ctx, ctx.argv[2], unit, false)?;
-    let o = SetOptions {
-        expire: Some(ExpireArg::At(at)),
-        ..Default::default()
-    };
+    let o = SetOptions { expire: Some(ExpireArg::At(at)), ..Default::default() };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, None)
 }
 
@@ -210,10 +197,7 @@ pub fn psetex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// GETSET key value → the old value (nil if none), then sets (clearing the TTL).
 pub fn getset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let (key, value) = (ctx.argv[1], ctx.argv[2]);
-    let o = SetOptions {
-        get: true,
-        ..Default::default()
-    };
+    let o = SetOptions { get: true, ..Default::default() };
     set_generic(ctx, view.db(ctx.db, key), key, value, o, None)
 }
 
@@ -264,14 +248,9 @@ pub fn getex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
             db.set_expire(key, Some(at));
             ctx.dirty += 1;
         }
-        Some(ExpireArg::Persist) => {
-            if db
-                .lookup(key, ctx.now)
-                .is_some_and(|e| e.expire_at().is_some())
-            {
-                db.set_expire(key, None);
-                ctx.dirty += 1;
-            }
+        Some(ExpireArg::Persist) if db.lookup(key, ctx.now).is_some_and(|e| e.expire_at().is_some()) => {
+            db.set_expire(key, None);
+            ctx.dirty += 1;
         }
         _ => {}
     }
@@ -293,7 +272,7 @@ pub fn mget(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 }
 
 fn check_pairs(ctx: &Ctx<'_>) -> CmdResult {
-    if ctx.argv.len() % 2 == 0 {
+    if ctx.argv.len().is_multiple_of(2) {
         return Err(crate::error::wrong_arity(&ctx.name()));
     }
     Ok(())
@@ -313,9 +292,8 @@ pub fn mset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// MSETNX key value [key value ...] → 1 if all were set, 0 if any key existed (none set).
 pub fn msetnx(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     check_pairs(ctx)?;
-    let any_exists = (1..ctx.argv.len())
-        .step_by(2)
-        .any(|i| view.db(ctx.db, ctx.argv[i]).contains(ctx.argv[i], ctx.now));
+    let any_exists =
+        (1..ctx.argv.len()).step_by(2).any(|i| view.db(ctx.db, ctx.argv[i]).contains(ctx.argv[i], ctx.now));
     if any_exists {
         ctx.out.int(0);
         return Ok(());
@@ -384,16 +362,8 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     if (start < 0 && end < 0 && start > end) || len == 0 {
         return None;
     }
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let end = if end < 0 {
-        (len + end).max(0)
-    } else {
-        end.min(len - 1)
-    };
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
     if start > end {
         return None;
     }
@@ -463,9 +433,7 @@ pub fn incrby(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// DECRBY key decrement
 pub fn decrby(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let delta = args::int(ctx.argv[2])?;
-    let delta = delta
-        .checked_neg()
-        .ok_or(CmdError::fixed("ERR decrement would overflow"))?;
+    let delta = delta.checked_neg().ok_or(CmdError::fixed("ERR decrement would overflow"))?;
     incr_by(ctx, view, delta)
 }
 

@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# bench/vs-redis.sh: redis-benchmark against Redoubt and redis-server, side by side.
+#
+# Each server runs pinned to one CPU (SERVER_CPU, default 1) and redis-benchmark to another
+# (CLIENT_CPU, default 0). For every round and pipeline depth, Redis and then Redoubt are each
+# started fresh on a free loopback port with the same flags, the tests run one redis-benchmark
+# invocation each (in redis-benchmark's own order, on that one server instance), and the server
+# is killed: A B A B ... Tests that a server does not support (probed once with redis-cli before
+# the run, or failing at run time) are reported as "n/a" instead of a ratio.
+#
+# Usage: bench/vs-redis.sh            (full run: 5 rounds x -P 1,16 x 1,000,000 requests/test)
+#        REQUESTS=100000 ROUNDS=2 bench/vs-redis.sh           (quick run)
+#        TESTS=set,get PIPELINES="1 16 64" bench/vs-redis.sh
+# Environment: ROUNDS REQUESTS TESTS PIPELINES CLIENTS KEYSPACE DATASIZE TEST_TIMEOUT
+#              SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
+# Output: a table on stdout; raw.csv, summary.csv, summary.json and report.txt under
+#         bench/out/vs-redis-<timestamp>/ (bench/out/vs-redis-latest points at the newest).
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+ROUNDS=${ROUNDS:-5}
+REQUESTS=${REQUESTS:-1000000}
+TESTS=${TESTS:-set,get,incr,lpush,lpop,rpop,sadd,hset,zadd}
+PIPELINES=${PIPELINES:-1 16}
+CLIENTS=${CLIENTS:-50}
+KEYSPACE=${KEYSPACE:-1000000}
+DATASIZE=${DATASIZE:-64}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}   # seconds for one redis-benchmark invocation
+OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
+KINDS=(redis redoubt)               # A B order within a round
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "REQUESTS must be a positive integer"
+read -r -a PIPES <<<"$PIPELINES"
+[[ ${#PIPES[@]} -gt 0 ]] || die "PIPELINES is empty"
+for p in "${PIPES[@]}"; do [[ $p =~ ^[1-9][0-9]*$ ]] || die "bad pipeline depth '$p'"; done
+
+# redis-benchmark's own test order (pops after pushes); unknown names run last, as given.
+CANONICAL=(ping_inline ping_mbulk ping set get incr lpush rpush lpop rpop sadd hset spop zadd
+  zpopmin lrange lrange_100 lrange_300 lrange_500 lrange_600 mset)
+IFS=',' read -r -a REQ_TESTS <<<"${TESTS,,}"
+TOKENS=()
+for c in "${CANONICAL[@]}"; do
+  for t in "${REQ_TESTS[@]}"; do [[ $t == "$c" ]] && TOKENS+=("$c") && break; done
+done
+for t in "${REQ_TESTS[@]}"; do
+  [[ -n $t ]] || continue
+  [[ " ${CANONICAL[*]} " == *" $t "* ]] || TOKENS+=("$t")
+done
+[[ ${#TOKENS[@]} -gt 0 ]] || die "TESTS is empty"
+
+# The commands redis-benchmark sends for a test, for the redis-cli probe (one per line).
+probe_cmds() {
+  case $1 in
+    ping*) echo "PING" ;;
+    set) echo "SET __probe:str v" ;;
+    get) echo "GET __probe:str" ;;
+    incr) echo "INCR __probe:ctr" ;;
+    lpush) echo "LPUSH __probe:list v" ;;
+    rpush) echo "RPUSH __probe:list v" ;;
+    lpop) echo "LPOP __probe:list" ;;
+    rpop) echo "RPOP __probe:list" ;;
+    sadd) echo "SADD __probe:set v" ;;
+    spop) echo "SPOP __probe:set" ;;
+    hset) echo "HSET __probe:hash f v" ;;
+    zadd) echo "ZADD __probe:zset 0 m" ;;
+    zpopmin) echo "ZPOPMIN __probe:zset" ;;
+    lrange*) printf '%s\n' "LPUSH __probe:lr v" "LRANGE __probe:lr 0 99" ;;
+    mset) echo "MSET __probe:a 1 __probe:b 2" ;;
+    *) ;; # unknown to the probe: judged by the run itself
+  esac
+}
+
+# Tests that consume what an earlier test in the same instance produced.
+deps_of() {
+  case $1 in
+    lpop | rpop) echo "lpush rpush" ;;
+    spop) echo "sadd" ;;
+    zpopmin) echo "zadd" ;;
+    *) ;;
+  esac
+}
+
+declare -A STATUS # STATUS[kind:token] = ok | unsupported | needs:<test>; DETAIL = message
+declare -A DETAIL
+
+probe_server() {
+  local kind=$1 token cmd out words
+  start_server "$kind" "$RUN_DIR/logs/$kind-probe.log"
+  for token in "${TOKENS[@]}"; do
+    STATUS[$kind:$token]=ok
+    DETAIL[$kind:$token]=""
+    [[ -n $(probe_cmds "$token") ]] || DETAIL[$kind:$token]="not probed (test unknown to this script)"
+    while IFS= read -r cmd; do
+      [[ -n $cmd ]] || continue
+      read -r -a words <<<"$cmd"
+      if ! out=$(cli "$SRV_PORT" --no-raw "${words[@]}" 2>&1); then
+        STATUS[$kind:$token]=unsupported
+        DETAIL[$kind:$token]="redis-cli failed: ${out//$'\n'/ }"
+        break
+      fi
+      if [[ $out == "(error)"* ]]; then
+        STATUS[$kind:$token]=unsupported
+        DETAIL[$kind:$token]="$cmd -> ${out//$'\n'/ }"
+        break
+      fi
+    done < <(probe_cmds "$token")
+  done
+  stop_server "$SRV_PID"
+}
+
+# A pop test is only comparable if the push that fills its key works on this server too.
+apply_deps() {
+  local kind=$1 token d present missing
+  for token in "${TOKENS[@]}"; do
+    [[ ${STATUS[$kind:$token]} == ok ]] || continue
+    present=()
+    missing=()
+    for d in $(deps_of "$token"); do
+      [[ " ${TOKENS[*]} " == *" $d "* ]] || continue
+      present+=("$d")
+      [[ ${STATUS[$kind:$d]} == ok ]] || missing+=("$d")
+    done
+    if [[ ${#present[@]} -gt 0 && ${#missing[@]} -eq ${#present[@]} ]]; then
+      STATUS[$kind:$token]="needs:${missing[0]}"
+      DETAIL[$kind:$token]="${missing[*]} not supported, so $token would run on an empty key"
+    fi
+  done
+}
+
+cpu_ticks() { # utime+stime of PID in clock ticks
+  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0
+}
+
+csv_quote() { local s=${1//\"/\'}; printf '"%s"' "${s//$'\n'/ }"; }
+
+EMPTY_ROW=',,,,,,,'
+
+# run_instance ROUND PIPELINE KIND: one fresh server, every test, one row per CSV line in raw.csv.
+run_instance() {
+  local round=$1 pipe=$2 kind=$3 token status detail rc out err t0 t1 c0 c1 b0 b1 cpu other wall
+  local dead=""
+  local prefix line rows
+  wait_quiet
+  start_server "$kind" "$RUN_DIR/logs/$kind-r$round-P$pipe.log"
+  log "round $round/$ROUNDS  -P $pipe  $kind (pid $SRV_PID, port $SRV_PORT)"
+  for token in "${TOKENS[@]}"; do
+    status=${STATUS[$kind:$token]}
+    detail=${DETAIL[$kind:$token]}
+    if [[ -n $dead ]]; then
+      status=skipped
+      detail="server exited during $dead"
+    fi
+    if [[ $status != ok ]]; then
+      printf '%s,%s,%s,%s,%s,%s,,,,%s\n' "$round" "$pipe" "$kind" "$token" "$status" \
+        "$(csv_quote "$detail")" "$EMPTY_ROW" >>"$RAW"
+      continue
+    fi
+    out=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.csv
+    err=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.err
+    c0=$(cpu_ticks "$SRV_PID")
+    b0=$(cpu_busy)
+    t0=$(date +%s%N)
+    rc=0
+    {
+      time timeout --foreground -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark \
+        -h 127.0.0.1 -p "$SRV_PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYSPACE" -d "$DATASIZE" \
+        -P "$pipe" -t "$token" --csv >"$out" 2>"$err" </dev/null
+    } 2>"$out.time" || rc=$?
+    t1=$(date +%s%N)
+    b1=$(cpu_busy)
+    c1=$(cpu_ticks "$SRV_PID")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    # server CPU and, for contamination, CPU used by anything but the server and redis-benchmark
+    # (loopback softirq not charged to either shows up there too), both in % of one core.
+    read -r cpu other < <(awk -v c=$((c1 - c0)) -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v w="$wall" \
+      -v cl="$(tail -n1 "$out.time")" 'BEGIN {
+        split(cl, t, " "); o = (b / hz - c / hz - t[1] - t[2]) / w * 100
+        printf "%.1f %.1f\n", (w > 0 ? 100 * c / hz / w : 0), (o > 0 ? o : 0) }')
+    status=ok
+    detail=""
+    if ! kill -0 "$SRV_PID" 2>/dev/null; then
+      status=crashed
+      detail="server process exited during this test"
+      dead=$token
+    elif [[ $rc == 124 || $rc == 137 ]]; then
+      status=timeout
+      detail="no result after ${TEST_TIMEOUT}s"
+    elif grep -q 'Error from server' "$err" 2>/dev/null; then
+      status=error
+      detail=$(grep -m1 'Error from server' "$err")
+    elif [[ $rc != 0 ]]; then
+      status=error
+      detail="redis-benchmark exit $rc: $(head -c 200 "$err")"
+    fi
+    prefix="$round,$pipe,$kind,$token"
+    rows=0
+    if [[ $status == ok ]]; then
+      while IFS= read -r line; do
+        line=${line%$'\r'}
+        [[ $line == '"'* && $line != '"test",'* ]] || continue
+        printf '%s,ok,,%s,%s,%s,%s\n' "$prefix" "$cpu" "$other" "$wall" "$line" >>"$RAW"
+        rows=$((rows + 1))
+      done <"$out"
+      if [[ $rows == 0 ]]; then
+        status=norows
+        detail="redis-benchmark printed no CSV result"
+      fi
+    fi
+    if [[ $status != ok ]]; then
+      log "  $kind $token: $status ($detail)"
+      printf '%s,%s,%s,%s,%s,%s,%s\n' "$prefix" "$status" "$(csv_quote "$detail")" "$cpu" "$other" \
+        "$wall" "$EMPTY_ROW" >>"$RAW"
+    fi
+  done
+  stop_server "$SRV_PID"
+}
+
+# ---------------------------------------------------------------------------------------------
+bench_init
+bench_check_tools redis-benchmark
+CLK_TCK=$(getconf CLK_TCK)
+TIMEFORMAT='%3U %3S' # for `time`: client user and system CPU seconds
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RUN_DIR=$OUT_DIR/vs-redis-$STAMP
+mkdir -p "$RUN_DIR/logs" "$RUN_DIR/rb"
+RAW=$RUN_DIR/raw.csv
+REPORT=$RUN_DIR/report.txt
+echo "round,pipeline,server,token,status,detail,server_cpu_pct,other_cpu_pct,wall_s,test,rps,avg_ms,min_ms,p50_ms,p95_ms,p99_ms,max_ms" >"$RAW"
+
+SCRIPT_CMD="ROUNDS=$ROUNDS REQUESTS=$REQUESTS TESTS=$TESTS PIPELINES='$PIPELINES' CLIENTS=$CLIENTS KEYSPACE=$KEYSPACE DATASIZE=$DATASIZE bench/vs-redis.sh"
+BENCH_CMD="taskset -c $CLIENT_CPU redis-benchmark -h 127.0.0.1 -p <port> -c $CLIENTS -n $REQUESTS -r $KEYSPACE -d $DATASIZE -P <$(
+  IFS='|'
+  echo "${PIPES[*]}"
+)> -t <test> --csv"
+SERVER_CMD="taskset -c $SERVER_CPU {redis-server|redoubt-server} --port <port>$(printf ' %q' "${SERVER_FLAGS[@]}")"
+LOAD_START=$(loadavg)
+
+{
+  echo "== Redoubt vs Redis: redis-benchmark, one core per server =="
+  echo "date         : $(date '+%Y-%m-%d %H:%M:%S %Z')"
+  echo "script       : $SCRIPT_CMD"
+  echo "server cmd   : $SERVER_CMD   (fresh instance per round, pipeline depth and server)"
+  echo "bench cmd    : $BENCH_CMD"
+  echo "               (one invocation per test, tests in order: ${TOKENS[*]})"
+  echo "rounds       : $ROUNDS, order per round and depth: ${KINDS[*]}"
+  echo "cpu          : $(cpu_model)"
+  echo "pinning      : server on CPU $SERVER_CPU, redis-benchmark on CPU $CLIENT_CPU"
+  versions
+  echo "redis-bench  : $(redis-benchmark --version)"
+  echo "load avg     : $LOAD_START (at start)"
+  echo "results dir  : $RUN_DIR"
+} | tee "$REPORT"
+warn_if_busy
+
+log "probing which tests each server supports"
+for kind in "${KINDS[@]}"; do probe_server "$kind"; done
+for kind in "${KINDS[@]}"; do apply_deps "$kind"; done
+{
+  echo
+  echo "probe (one redis-cli call per test on a fresh instance):"
+  for token in "${TOKENS[@]}"; do
+    line=$(printf '  %-10s' "$token")
+    for kind in "${KINDS[@]}"; do
+      line+=$(printf '  %s: %-12s' "$kind" "${STATUS[$kind:$token]}")
+    done
+    echo "$line"
+    for kind in "${KINDS[@]}"; do
+      if [[ -n ${DETAIL[$kind:$token]} ]]; then echo "      $kind: ${DETAIL[$kind:$token]}"; fi
+    done
+  done
+} | tee -a "$REPORT"
+
+T_START=$(date +%s)
+for ((round = 1; round <= ROUNDS; round++)); do
+  for pipe in "${PIPES[@]}"; do
+    for kind in "${KINDS[@]}"; do
+      run_instance "$round" "$pipe" "$kind"
+    done
+  done
+done
+ELAPSED=$(($(date +%s) - T_START))
+
+SUMMARY_ARGS=("$RAW" "$RUN_DIR" "$ROUNDS" "$ELAPSED" "$LOAD_START" "$(loadavg)")
+python3 - "${SUMMARY_ARGS[@]}" <<'PY' | tee -a "$REPORT"
+import csv, json, statistics, sys
+
+raw_path, run_dir, rounds, elapsed, load_start, load_end = sys.argv[1:7]
+rounds = int(rounds)
+rows = list(csv.DictReader(open(raw_path, newline="")))
+KINDS = ["redis", "redoubt"]
+LAT = ["avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+NA = {
+    "unsupported": "n/a (not supported)",
+    "error": "n/a (error reply)",
+    "timeout": "n/a (timeout)",
+    "crashed": "n/a (server crashed)",
+    "skipped": "n/a (server crashed earlier)",
+    "norows": "n/a (no output)",
+    "zero": "n/a (zero rps)",
+}
+
+def na_text(status):
+    if status.startswith("needs:"):
+        return "n/a (needs %s)" % status[6:].upper()
+    return NA.get(status, "n/a (%s)" % status)
+
+for r in rows:
+    if r["status"] == "ok":
+        try:
+            if float(r["rps"]) <= 0:
+                r["status"] = "zero"
+        except ValueError:
+            r["status"] = "norows"
+
+# Test names (redis-benchmark's CSV "test" column) seen per (pipeline, token), in order.
+order, names = [], {}
+for r in rows:
+    key = (int(r["pipeline"]), r["token"])
+    if key not in names:
+        names[key] = []
+        order.append(key)
+    if r["status"] == "ok" and r["test"] not in names[key]:
+        names[key].append(r["test"])
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+results = []
+for key in sorted(order, key=lambda k: (k[0], order.index(k))):
+    pipe, token = key
+    for test in names[key] or [token.upper()]:
+        entry = {"pipeline": pipe, "token": token, "test": test}
+        per_round = {}
+        for kind in KINDS:
+            mine = [r for r in rows if int(r["pipeline"]) == pipe and r["token"] == token
+                    and r["server"] == kind]
+            ok = {int(r["round"]): r for r in mine if r["status"] == "ok" and r["test"] == test}
+            fails = [r["status"] for r in mine if r["status"] != "ok"]
+            per_round[kind] = ok
+            s = {
+                "rounds_ok": len(ok),
+                "rounds": len({int(r["round"]) for r in mine}),
+                "status": "ok" if ok and not fails else (
+                    "partial" if ok else (max(set(fails), key=fails.count) if fails else "missing")),
+                "failures": sorted(set(fails)),
+                "detail": next((r["detail"] for r in mine if r["detail"]), ""),
+                "rps": [float(ok[k]["rps"]) for k in sorted(ok)],
+            }
+            s["rps_median"] = med(s["rps"])
+            for l in LAT:
+                s[l + "_median"] = med([float(ok[k][l]) for k in sorted(ok)])
+            cpus = [float(ok[k]["server_cpu_pct"]) for k in sorted(ok) if ok[k]["server_cpu_pct"]]
+            s["server_cpu_pct_median"] = med(cpus)
+            oth = [float(ok[k]["other_cpu_pct"]) for k in sorted(ok) if ok[k]["other_cpu_pct"]]
+            s["other_cpu_pct_median"] = med(oth)
+            s["other_cpu_pct_max"] = max(oth) if oth else None
+            entry[kind] = s
+        both = sorted(set(per_round["redis"]) & set(per_round["redoubt"]))
+        ratios = [float(per_round["redoubt"][k]["rps"]) / float(per_round["redis"][k]["rps"])
+                  for k in both]
+        entry["ratio"] = {
+            "per_round": ratios,
+            "median": med(ratios),
+            "min": min(ratios) if ratios else None,
+            "max": max(ratios) if ratios else None,
+        }
+        results.append(entry)
+
+meta = {"raw_csv": raw_path, "rounds": rounds, "elapsed_s": int(elapsed),
+        "loadavg_start": load_start, "loadavg_end": load_end}
+try:
+    meta["header"] = open(run_dir + "/report.txt").read()
+except OSError:
+    pass
+json.dump({"meta": meta, "results": results}, open(run_dir + "/summary.json", "w"), indent=2)
+
+with open(run_dir + "/summary.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["pipeline", "test", "redis_status", "redoubt_status", "redis_rps_median",
+                "redoubt_rps_median", "ratio_median", "ratio_min", "ratio_max",
+                "redis_p50_ms", "redoubt_p50_ms", "redis_p99_ms", "redoubt_p99_ms",
+                "redis_cpu_pct", "redoubt_cpu_pct", "redis_other_cpu_pct", "redoubt_other_cpu_pct",
+                "rounds_compared"])
+    def rd(x, n):
+        return "" if x is None else round(x, n)
+    for e in results:
+        R, D, q = e["redis"], e["redoubt"], e["ratio"]
+        w.writerow([e["pipeline"], e["test"], R["status"], D["status"], rd(R["rps_median"], 2),
+                    rd(D["rps_median"], 2), rd(q["median"], 4), rd(q["min"], 4), rd(q["max"], 4),
+                    rd(R["p50_ms_median"], 3), rd(D["p50_ms_median"], 3),
+                    rd(R["p99_ms_median"], 3), rd(D["p99_ms_median"], 3),
+                    rd(R["server_cpu_pct_median"], 1), rd(D["server_cpu_pct_median"], 1),
+                    rd(R["other_cpu_pct_median"], 1), rd(D["other_cpu_pct_median"], 1),
+                    len(q["per_round"])])
+
+def fnum(x, fmt="{:,.0f}"):
+    return "-" if x is None else fmt.format(x)
+
+def pair(a, b, fmt="{:.3f}"):
+    return "%s / %s" % (fnum(a, fmt), fnum(b, fmt))
+
+tw = max([len(e["test"]) for e in results] + [4])
+hdr = ("%3s  %-*s  %11s  %11s  %7s  %-13s  %-15s  %-15s  %-10s  %s"
+       % ("-P", tw, "test", "Redis rps", "Redoubt rps", "ratio", "[min-max]",
+          "p50 ms Rs / Rd", "p99 ms Rs / Rd", "CPU% Rs/Rd", "other%"))
+out = ["", "Results: medians over %d round(s); ratio = Redoubt rps / Redis rps in the same round, "
+       "median and [min-max] over rounds. Rs = Redis, Rd = Redoubt." % rounds, "", hdr,
+       "-" * len(hdr)]
+unsat, busy, partial = [], [], []
+last_pipe = None
+for e in results:
+    R, D, q = e["redis"], e["redoubt"], e["ratio"]
+    if last_pipe is not None and e["pipeline"] != last_pipe:
+        out.append("")
+    last_pipe = e["pipeline"]
+    label = "-P %d %s" % (e["pipeline"], e["test"])
+    line = "%3d  %-*s  " % (e["pipeline"], tw, e["test"])
+    rs = fnum(R["rps_median"]) if R["rps_median"] is not None else "n/a"
+    rd = fnum(D["rps_median"]) if D["rps_median"] is not None else "n/a"
+    line += "%11s  %11s  " % (rs, rd)
+    if q["median"] is None:
+        if D["status"] not in ("ok", "partial"):
+            why = na_text(D["status"])
+        elif R["status"] not in ("ok", "partial"):
+            why = "Redis " + na_text(R["status"])
+        else:
+            why = "n/a (no common round)"
+        line += "%-22s  " % why
+    else:
+        line += "%7.3f  %-13s  " % (q["median"], "[%.3f-%.3f]" % (q["min"], q["max"]))
+    others = [x for x in (R["other_cpu_pct_median"], D["other_cpu_pct_median"]) if x is not None]
+    line += "%-15s  %-15s  %-10s  %s" % (
+        pair(R["p50_ms_median"], D["p50_ms_median"]),
+        pair(R["p99_ms_median"], D["p99_ms_median"]),
+        "%s/%s" % (fnum(R["server_cpu_pct_median"]), fnum(D["server_cpu_pct_median"])),
+        fnum(max(others)) if others else "-")
+    if q["median"] is not None and len(q["per_round"]) < rounds:
+        line += "  (%d/%d rounds)" % (len(q["per_round"]), rounds)
+    out.append(line.rstrip())
+    for kind, s in (("Redis", R), ("Redoubt", D)):
+        c = s["server_cpu_pct_median"]
+        if c is not None and c < 85:
+            unsat.append("%s %s (%.0f%%)" % (label, kind, c))
+        o = s["other_cpu_pct_max"]
+        if o is not None and o > 15:
+            busy.append("%s %s (up to %.0f%%)" % (label, kind, o))
+        if s["status"] == "partial":
+            partial.append("%s %s (%s)" % (label, kind, ", ".join(s["failures"])))
+out.append("")
+out.append("CPU% = server process CPU time / wall time of its redis-benchmark run (100 = its one core "
+           "saturated). other% = CPU used meanwhile by everything else on the machine, in % of one "
+           "core (includes loopback softirq time charged to no process; a few % is normal).")
+n_runs = sum(1 for e in results for k in KINDS if e[k]["server_cpu_pct_median"] is not None)
+
+def listing(items):
+    return "all %d server runs" % n_runs if len(items) == n_runs else "; ".join(items)
+
+if unsat:
+    out.append("note: server below 85% CPU, so the one-core load generator (or interference) likely "
+               "capped the number: " + listing(unsat))
+if busy:
+    out.append("WARNING: other processes were busy (round max > 15% of a core) during: "
+               + listing(busy) + ". Rerun on a quiet machine before quoting those rows.")
+if partial:
+    out.append("note: failed in some rounds: " + "; ".join(partial))
+out.append("elapsed %ss; load average at start %s, at end %s" % (elapsed, load_start, load_end))
+out.append("files: %s/{report.txt,summary.csv,summary.json,raw.csv}" % run_dir)
+print("\n".join(out))
+PY
+
+ln -sfn "$(basename "$RUN_DIR")" "$OUT_DIR/vs-redis-latest"
