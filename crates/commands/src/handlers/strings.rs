@@ -8,7 +8,7 @@ use store::{Db, View};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, SYNTAX};
 use crate::handlers::{edit_string, read_string, store_string, store_string_as, write_lookup_string};
-use crate::{numfmt, Ctx};
+use crate::{lcs as lcs_algo, numfmt, Ctx};
 
 /// When a SET/GETEX expiry was given and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -451,8 +451,16 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 }
 
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
-pub fn lcs(_ctx: &mut Ctx<'_>, _view: &mut View<'_>) -> CmdResult {
-    Err(CmdError::fixed("ERR LCS pending"))
+///
+/// Both keys are type-checked before the options are parsed, as in Redis.
+pub fn lcs(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    let (k1, k2) = (ctx.argv[1], ctx.argv[2]);
+    let a = read_string(ctx, view.db(ctx.db, k1), k1).map_err(|_| lcs_algo::KEYS_NOT_STRINGS)?.map(<[u8]>::to_vec);
+    let b = read_string(ctx, view.db(ctx.db, k2), k2).map_err(|_| lcs_algo::KEYS_NOT_STRINGS)?.map(<[u8]>::to_vec);
+    let opts = lcs_algo::LcsArgs::parse(&ctx.argv[3..])?.with_proto_max_bulk_len(ctx.settings.proto_max_bulk_len);
+    let result = lcs_algo::lcs(a.as_deref().unwrap_or_default(), b.as_deref().unwrap_or_default(), &opts)?;
+    result.write(ctx.out);
+    Ok(())
 }
 
 #[cfg(test)]
