@@ -128,7 +128,9 @@ fn header_line(buf: &[u8], pos: usize) -> Option<(Option<i64>, usize)> {
     if cr + 1 >= buf.len() {
         return None;
     }
-    Some((parse_i64(&buf[pos + 1..cr]), cr + 2))
+    // An empty line (CR right at `pos`) has no number; the caller reports the bad sigil.
+    let number = if cr > pos { parse_i64(&buf[pos + 1..cr]) } else { None };
+    Some((number, cr + 2))
 }
 
 fn parse_multibulk(buf: &[u8], limits: &Limits, ranges: &mut Vec<Range<usize>>) -> Result<Parsed, ProtocolError> {
@@ -268,6 +270,13 @@ mod tests {
         assert_eq!(parse(b"*1\r\n$-1\r\n").0, Err(ProtocolError::InvalidBulkLength));
         assert_eq!(parse(b"*1\r\n$01\r\n").0, Err(ProtocolError::InvalidBulkLength));
         assert_eq!(ProtocolError::ExpectedDollar(b'\r').message(), "Protocol error: expected '$', got ' '");
+    }
+
+    #[test]
+    fn empty_header_lines() {
+        assert_eq!(parse(b"*1\r\n\r\n").0, Err(ProtocolError::ExpectedDollar(b'\r')));
+        assert_eq!(parse(b"*\r\n").0, Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(parse(b"*1\r\n$\r\n").0, Err(ProtocolError::InvalidBulkLength));
     }
 
     #[test]

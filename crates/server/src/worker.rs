@@ -324,7 +324,15 @@ impl Worker {
         };
         let mut open = true;
         if readable {
-            open = read_and_run(conn, &self.shared, &mut self.local, &mut self.ranges);
+            // Defence in depth: a bug that panics while decoding or running this client's
+            // input must cost this connection, not the worker and every client on it.
+            let (shared, local, ranges) = (&self.shared, &mut self.local, &mut self.ranges);
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_and_run(conn, shared, local, ranges)));
+            open = run.unwrap_or_else(|_| {
+                log_warning!("Internal error while serving client id={}; closing that connection. Please report this with the server log.", conn.session.info.id);
+                false
+            });
         }
         if open && (writable || readable) {
             open = flush(conn, &mut self.local);
