@@ -119,6 +119,23 @@ fn resolve(
     }
 }
 
+/// Whether a CLIENT PAUSE holds this command back (all commands under ALL; commands that may
+/// write under WRITE), as Redis decides it before running anything.
+pub fn postponed(shared: &Shared, argv: &[&[u8]]) -> bool {
+    if shared.pause_end_ms.load(Ordering::Relaxed) == 0 || !shared.pause_active(crate::unix_ms()) {
+        return false;
+    }
+    if shared.pause_all.load(Ordering::Relaxed) {
+        return true;
+    }
+    let Some(cmd) = commands::lookup(argv[0]) else { return false };
+    let spec = match argv.get(1) {
+        Some(sub) if !cmd.subcommands.is_empty() => commands::lookup_sub(cmd, sub).unwrap_or(cmd),
+        _ => cmd,
+    };
+    spec.has(flags::WRITE | flags::MAY_REPLICATE)
+}
+
 /// Runs one command from a client and writes its reply into the session's output.
 pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) {
     let start_us = unix_us();

@@ -59,6 +59,12 @@ pub struct Shared {
     /// Address the workers listen on (the real port when configured with port 0).
     pub listen_addrs: RwLock<Vec<SocketAddr>>,
     pub active_expire: AtomicBool,
+    /// CLIENT PAUSE: unix ms when the pause ends (0 = no pause), and whether it holds every
+    /// command (ALL) or only writes (WRITE).
+    pub pause_end_ms: AtomicI64,
+    pub pause_all: AtomicBool,
+    /// Clients whose next command waits for a pause to end (counted as blocked in INFO).
+    pub paused_clients: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -82,6 +88,9 @@ impl Shared {
             lastsave: AtomicI64::new(now / 1000),
             listen_addrs: RwLock::new(Vec::new()),
             active_expire: AtomicBool::new(true),
+            pause_end_ms: AtomicI64::new(0),
+            pause_all: AtomicBool::new(false),
+            paused_clients: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -96,6 +105,19 @@ impl Shared {
         log::set_level(s.loglevel);
         *self.settings.write() = Arc::new(s);
         self.settings_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// Wakes every worker (after a change they must react to, such as the end of a pause).
+    pub fn wake_workers(&self) {
+        for w in self.workers.read().iter() {
+            w.wake();
+        }
+    }
+
+    /// Whether a CLIENT PAUSE is in effect at `now_ms`.
+    pub fn pause_active(&self, now_ms: i64) -> bool {
+        let end = self.pause_end_ms.load(Ordering::Relaxed);
+        end != 0 && now_ms < end
     }
 
     /// Asks every worker to stop, then returns.

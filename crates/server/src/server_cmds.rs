@@ -265,22 +265,44 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
             s.info.no_touch.store(on_off(argv[2])?, Ordering::Relaxed);
             s.out.ok();
         }
-        "pause" | "unpause" => {
-            // Pausing is accepted and acknowledged; commands are not held back yet.
-            if sub == "pause" {
-                args::int_or(argv[2], CmdError::fixed("ERR timeout is not an integer or out of range"))?;
-                if argv.len() > 3 && !is(argv[3], "write") && !is(argv[3], "all") {
-                    return Err(SYNTAX);
-                }
-                if argv.len() > 4 {
-                    return Err(SYNTAX);
-                }
-            }
+        "pause" => {
+            client_pause(shared, argv, now)?;
+            s.out.ok();
+        }
+        "unpause" => {
+            shared.pause_end_ms.store(0, Ordering::Relaxed);
+            shared.pause_all.store(false, Ordering::Relaxed);
+            shared.wake_workers();
             s.out.ok();
         }
         "help" => help(s, CLIENT_HELP),
         _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP."))),
     }
+    Ok(())
+}
+
+/// CLIENT PAUSE timeout [WRITE | ALL]: holds back every command (ALL, the default) or those
+/// that may write (WRITE) until the timeout. A second pause can only extend the end time or
+/// widen WRITE to ALL, as in Redis.
+fn client_pause(shared: &Shared, argv: &[&[u8]], now: i64) -> CmdResult {
+    let timeout = args::int_or(argv[2], CmdError::fixed("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::fixed("ERR timeout is negative"));
+    }
+    let all = match argv.get(3) {
+        None => true,
+        Some(m) if is(m, "all") => true,
+        Some(m) if is(m, "write") => false,
+        Some(_) => return Err(SYNTAX),
+    };
+    if argv.len() > 4 {
+        return Err(SYNTAX);
+    }
+    let active = shared.pause_active(now);
+    let end = now.saturating_add(timeout);
+    let current = if active { shared.pause_end_ms.load(Ordering::Relaxed) } else { 0 };
+    shared.pause_all.store(all || (active && shared.pause_all.load(Ordering::Relaxed)), Ordering::Relaxed);
+    shared.pause_end_ms.store(end.max(current).max(1), Ordering::Relaxed);
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub struct Session {
     /// Close the connection once pending output is written (QUIT, protocol errors, KILL of self).
     pub close_after_reply: bool,
     pub monitor: bool,
+    /// The next command waits for a CLIENT PAUSE to end.
+    pub paused: bool,
 }
 
 impl Session {
@@ -40,6 +42,7 @@ impl Session {
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             monitor: false,
+            paused: false,
         }
     }
 

@@ -190,6 +190,8 @@ struct Worker {
     inbox: Arc<Mutex<Vec<Msg>>>,
     local: WorkerLocal,
     ranges: Vec<std::ops::Range<usize>>,
+    /// Connections waiting for a CLIENT PAUSE to end.
+    paused: Vec<usize>,
 }
 
 /// Starts worker `id` on its listeners.
@@ -219,6 +221,7 @@ pub fn spawn(
         inbox: inbox.clone(),
         local,
         ranges: Vec::new(),
+        paused: Vec::new(),
     };
     let handle = WorkerHandle { waker, inbox };
     let thread = std::thread::Builder::new()
@@ -232,7 +235,7 @@ impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            if let Err(e) = self.poll.poll(&mut events, self.pause_timeout()) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log_warning!("Worker {} poll failed: {e}", self.id);
                 }
@@ -248,11 +251,51 @@ impl Worker {
                     }
                 }
             }
+            self.resume_paused();
             self.shared.stats.merge(&mut self.local.stats);
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 self.close_all();
                 return;
             }
+        }
+    }
+
+    /// How long to sleep while clients wait for a CLIENT PAUSE to end (UNPAUSE wakes us).
+    fn pause_timeout(&self) -> Option<std::time::Duration> {
+        if self.paused.is_empty() {
+            return None;
+        }
+        let left = self.shared.pause_end_ms.load(Ordering::Relaxed) - unix_ms();
+        Some(std::time::Duration::from_millis(left.clamp(1, 1000) as u64))
+    }
+
+    /// Runs the held-back commands of paused clients once the pause is over.
+    fn resume_paused(&mut self) {
+        if self.paused.is_empty() || self.shared.pause_active(unix_ms()) {
+            return;
+        }
+        for slot in std::mem::take(&mut self.paused) {
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { continue };
+            if !conn.session.paused {
+                continue;
+            }
+            conn.session.paused = false;
+            self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
+            let mut open = run_commands(conn, &self.shared, &mut self.local, &mut self.ranges);
+            open = open && flush(conn, &mut self.local);
+            self.note_paused(slot);
+            if !open {
+                self.close(slot);
+            }
+        }
+    }
+
+    /// Remembers a connection whose input stopped at a paused command.
+    fn note_paused(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if conn.session.paused && !self.paused.contains(&slot) {
+            self.paused.push(slot);
+            self.shared.paused_clients.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -339,7 +382,9 @@ impl Worker {
         }
         if !open || conn.session.info.kill.load(Ordering::Relaxed) {
             self.close(slot);
+            return;
         }
+        self.note_paused(slot);
     }
 
     fn close(&mut self, slot: usize) {
@@ -348,6 +393,10 @@ impl Worker {
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let id = conn.session.info.id;
+        if conn.session.paused {
+            self.paused.retain(|s| *s != slot);
+            self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
+        }
         self.shared.clients.remove(id);
         if conn.session.monitor {
             dispatch::remove_monitor(&self.shared, id);
@@ -447,6 +496,10 @@ fn run_commands(
             Ok(Parsed::Multibulk { consumed }) => {
                 if !ranges.is_empty() {
                     let argv: smallvec::SmallVec<[&[u8]; 8]> = ranges.iter().map(|r| &data[r.clone()]).collect();
+                    if dispatch::postponed(shared, &argv) {
+                        conn.session.paused = true;
+                        break;
+                    }
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
@@ -455,6 +508,10 @@ fn run_commands(
             Ok(Parsed::Inline { consumed, args }) => {
                 if !args.is_empty() {
                     let argv: smallvec::SmallVec<[&[u8]; 8]> = args.iter().map(Vec::as_slice).collect();
+                    if dispatch::postponed(shared, &argv) {
+                        conn.session.paused = true;
+                        break;
+                    }
                     dispatch::execute(shared, local, &mut conn.session, &argv);
                 }
                 conn.input.start += consumed;
