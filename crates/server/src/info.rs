@@ -44,8 +44,8 @@ const ALL_SECTIONS: &[&str] = &[
 /// Totals gathered from the keyspace shards.
 #[derive(Default)]
 pub struct KeyspaceTotals {
-    /// Per database: (keys, keys with TTL).
-    pub dbs: Vec<(usize, usize)>,
+    /// Per database: (keys, keys with TTL, estimated average TTL in ms).
+    pub dbs: Vec<(usize, usize, i64)>,
     pub hits: u64,
     pub misses: u64,
     pub expired: u64,
@@ -55,18 +55,26 @@ pub struct KeyspaceTotals {
 /// Sums the per-shard counters, locking one shard at a time.
 pub fn keyspace_totals(shared: &Shared) -> KeyspaceTotals {
     let ks = &shared.keyspace;
-    let mut t = KeyspaceTotals { dbs: vec![(0, 0); ks.databases()], ..Default::default() };
+    let mut t = KeyspaceTotals { dbs: vec![(0, 0, 0); ks.databases()], ..Default::default() };
+    let mut ttl_weight = vec![(0i128, 0i128); ks.databases()];
     for i in 0..store::keyspace::SHARDS {
         let mut view = ks.lock_shard(i);
         for shard in view.shards_mut() {
             for (n, db) in shard.dbs.iter().enumerate() {
                 t.dbs[n].0 += db.len();
                 t.dbs[n].1 += db.expires();
+                ttl_weight[n].0 += db.avg_ttl as i128 * db.expires() as i128;
+                ttl_weight[n].1 += db.expires() as i128;
                 t.hits += db.hits;
                 t.misses += db.misses;
                 t.expired += db.expired;
                 t.dataset_bytes += db.used_bytes();
             }
+        }
+    }
+    for (n, (sum, count)) in ttl_weight.into_iter().enumerate() {
+        if count > 0 {
+            t.dbs[n].2 = (sum / count) as i64;
         }
     }
     t
@@ -381,9 +389,9 @@ fn errorstats(shared: &Shared, out: &mut String) {
 
 fn keyspace(ks: &KeyspaceTotals, _s: &Session, out: &mut String) {
     out.push_str("# Keyspace\r\n");
-    for (i, (keys, expires)) in ks.dbs.iter().enumerate() {
+    for (i, (keys, expires, avg_ttl)) in ks.dbs.iter().enumerate() {
         if *keys > 0 {
-            let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n");
         }
     }
 }

@@ -192,6 +192,8 @@ struct Worker {
     ranges: Vec<std::ops::Range<usize>>,
     /// Connections waiting for a CLIENT PAUSE to end.
     paused: Vec<usize>,
+    /// When idle clients were last looked for (unix ms).
+    last_idle_check: i64,
 }
 
 /// Starts worker `id` on its listeners.
@@ -222,6 +224,7 @@ pub fn spawn(
         local,
         ranges: Vec::new(),
         paused: Vec::new(),
+        last_idle_check: 0,
     };
     let handle = WorkerHandle { waker, inbox };
     let thread = std::thread::Builder::new()
@@ -252,6 +255,7 @@ impl Worker {
                 }
             }
             self.resume_paused();
+            self.close_idle();
             self.shared.stats.merge(&mut self.local.stats);
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 self.close_all();
@@ -260,13 +264,43 @@ impl Worker {
         }
     }
 
-    /// How long to sleep while clients wait for a CLIENT PAUSE to end (UNPAUSE wakes us).
+    /// How long the event loop may sleep: until a CLIENT PAUSE ends (UNPAUSE wakes us), and at
+    /// most a second while idle clients must be timed out.
     fn pause_timeout(&self) -> Option<std::time::Duration> {
-        if self.paused.is_empty() {
-            return None;
+        let mut wait: Option<i64> = None;
+        if !self.paused.is_empty() {
+            let left = self.shared.pause_end_ms.load(Ordering::Relaxed) - unix_ms();
+            wait = Some(left.clamp(1, 1000));
         }
-        let left = self.shared.pause_end_ms.load(Ordering::Relaxed) - unix_ms();
-        Some(std::time::Duration::from_millis(left.clamp(1, 1000) as u64))
+        if self.local.settings.timeout_secs > 0 {
+            wait = Some(wait.unwrap_or(1000).min(1000));
+        }
+        wait.map(|ms| std::time::Duration::from_millis(ms as u64))
+    }
+
+    /// Closes clients idle for longer than `timeout` seconds (not MONITOR or paused clients),
+    /// checking at most once a second.
+    fn close_idle(&mut self) {
+        let limit = self.local.settings.timeout_secs;
+        let now = unix_ms();
+        if limit == 0 || now - self.last_idle_check < 1000 {
+            return;
+        }
+        self.last_idle_check = now;
+        let limit_ms = (limit as i64).saturating_mul(1000);
+        let idle: Vec<usize> = (0..self.conns.len())
+            .filter(|&slot| {
+                self.conns[slot].as_ref().is_some_and(|c| {
+                    !c.session.monitor
+                        && !c.session.paused
+                        && now - c.session.info.last_interaction_ms.load(Ordering::Relaxed) > limit_ms
+                })
+            })
+            .collect();
+        for slot in idle {
+            log_verbose!("Closing idle client (idle longer than timeout {limit} s)");
+            self.close(slot);
+        }
     }
 
     /// Runs the held-back commands of paused clients once the pause is over.

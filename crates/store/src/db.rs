@@ -20,6 +20,9 @@ pub struct Db {
     /// Read lookups that found / did not find their key.
     pub hits: u64,
     pub misses: u64,
+    /// Running estimate of the remaining TTL of volatile keys, in ms (INFO's `avg_ttl`),
+    /// updated by the active expiry cycle as Redis does.
+    pub avg_ttl: i64,
     /// Bytes held by entries and their objects (not the table itself).
     used: usize,
 }
@@ -163,6 +166,7 @@ impl Db {
     /// Removes every key, returning the old table (so a large one can be freed elsewhere).
     pub fn clear(&mut self) -> Table {
         self.expires = 0;
+        self.avg_ttl = 0;
         self.used = 0;
         self.expire_cursor = 0;
         self.table.drain()
@@ -177,6 +181,7 @@ impl Db {
     /// Returns (entries examined that had a TTL, entries deleted).
     pub fn expire_step(&mut self, now: i64) -> (usize, usize) {
         let mut checked = 0;
+        let mut ttl_sum = 0i64;
         let mut deleted = Vec::new();
         let cursor = self.expire_cursor;
         self.expire_cursor = self.table.scan_step_remove(
@@ -184,12 +189,19 @@ impl Db {
             |e| match e.expire_at() {
                 Some(at) => {
                     checked += 1;
+                    ttl_sum = ttl_sum.saturating_add((at - now).max(0));
                     at <= now
                 }
                 None => false,
             },
             |e| deleted.push(e),
         );
+        let live = checked - deleted.len();
+        if live > 0 {
+            // Redis's smoothing: each sample moves the estimate 2% of the way.
+            let sample = ttl_sum / live as i64;
+            self.avg_ttl = if self.avg_ttl == 0 { sample } else { self.avg_ttl / 50 * 49 + sample / 50 };
+        }
         let n = deleted.len();
         for e in &deleted {
             self.forget(e);
