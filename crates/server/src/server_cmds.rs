@@ -293,7 +293,7 @@ fn client_pause(shared: &Shared, argv: &[&[u8]], now: i64) -> CmdResult {
         None => true,
         Some(m) if is(m, "all") => true,
         Some(m) if is(m, "write") => false,
-        Some(_) => return Err(SYNTAX),
+        Some(_) => return Err(CmdError::fixed("ERR CLIENT PAUSE mode must be WRITE or ALL")),
     };
     if argv.len() > 4 {
         return Err(SYNTAX);

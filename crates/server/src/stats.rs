@@ -23,7 +23,7 @@ pub struct CmdStat {
 #[derive(Default, Debug)]
 pub struct WorkerStats {
     /// Keyed by (command, subcommand) names (`("client", Some("list"))`).
-    pub commands: HashMap<(&'static str, Option<&'static str>), CmdStat>,
+    pub commands: HashMap<(&'static str, Option<&'static str>), CmdStat, ahash::RandomState>,
     /// Keyspace changes (the `dirty` counter).
     pub dirty: u64,
     pub errors: HashMap<String, u64>,
