@@ -98,6 +98,7 @@ pub static PARAMS: &[Param] = &[
     p("io-threads", int(1, 128), "1", false),
     p("latency-monitor-threshold", UINT, "0", true),
     p("latency-tracking", Kind::Bool, "yes", true),
+    p("latency-tracking-info-percentiles", Kind::Text, "50 99 99.9", true),
     p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
     p("lazyfree-lazy-expire", Kind::Bool, "no", true),
     p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
@@ -474,6 +475,9 @@ pub struct Settings {
     pub tcp_keepalive: u64,
     pub notify_flags: u32,
     pub debug_command: String,
+    pub latency_tracking: bool,
+    /// Percentiles INFO latencystats reports.
+    pub latency_percentiles: Vec<f64>,
     /// (hard, soft, soft seconds) output limits for pub/sub clients.
     pub pubsub_output_limit: [u64; 3],
 }
@@ -503,6 +507,13 @@ impl Settings {
             tcp_keepalive: num("tcp-keepalive") as u64,
             notify_flags: crate::notify::parse_flags(c.get("notify-keyspace-events")).unwrap_or(0),
             debug_command: c.get("enable-debug-command").to_string(),
+            latency_tracking: c.get("latency-tracking") == "yes",
+            latency_percentiles: c
+                .get("latency-tracking-info-percentiles")
+                .split_whitespace()
+                .filter_map(|p| p.parse::<f64>().ok())
+                .filter(|p| (0.0..=100.0).contains(p))
+                .collect(),
             pubsub_output_limit: cobl.get("pubsub").copied().unwrap_or([0, 0, 0]),
         }
     }

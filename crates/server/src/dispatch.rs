@@ -166,6 +166,9 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         Err(CmdError::fixed("ERR internal error while running the command (see the server log)"))
     });
     let duration = (unix_us() - start_us).max(0) as u64;
+    if local.settings.latency_tracking {
+        local.stats.latency(cmd.name, sub.map(|c| c.name)).record(duration);
+    }
     let stat = local.stats.command(cmd.name, sub.map(|c| c.name));
     stat.calls += 1;
     stat.usec += duration;

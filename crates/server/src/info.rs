@@ -191,7 +191,7 @@ pub fn render(shared: &Shared, s: &Session, args: &[&[u8]]) -> String {
             "modules" => out.push_str("# Modules\r\n"),
             "commandstats" => commandstats(shared, &mut out),
             "errorstats" => errorstats(shared, &mut out),
-            "latencystats" => out.push_str("# Latencystats\r\n"),
+            "latencystats" => latencystats(shared, &mut out),
             "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             _ => keyspace(&ks, s, &mut out),
         }
@@ -375,6 +375,29 @@ fn commandstats(shared: &Shared, out: &mut String) {
             s.calls, s.usec, s.rejected, s.failed
         );
     }
+}
+
+fn latencystats(shared: &Shared, out: &mut String) {
+    out.push_str("# Latencystats\r\n");
+    let percentiles = shared.settings().latency_percentiles.clone();
+    let t = shared.stats.totals.lock();
+    let mut rows: Vec<(String, &crate::stats::Hist)> = t
+        .latency
+        .iter()
+        .map(|((c, sub), h)| (sub.map_or_else(|| c.to_string(), |sub| format!("{c}|{sub}")), h))
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, h) in rows {
+        let parts: Vec<String> =
+            percentiles.iter().map(|p| format!("p{}={:.3}", format_percentile(*p), h.percentile(*p) as f64)).collect();
+        let _ = write!(out, "latency_percentiles_usec_{name}:{}\r\n", parts.join(","));
+    }
+}
+
+/// `99.9` → `99.9`, `50` → `50` (as Redis prints the configured percentiles).
+fn format_percentile(p: f64) -> String {
+    let s = format!("{p}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
 fn errorstats(shared: &Shared, out: &mut String) {

@@ -19,11 +19,79 @@ pub struct CmdStat {
     pub failed: u64,
 }
 
+/// Number of histogram buckets: values below 16 µs get one bucket each, then 16 buckets per
+/// power of two (about 6% resolution) up to 2^40 µs.
+const HIST_BUCKETS: usize = 16 + 37 * 16;
+
+/// A log-linear latency histogram in microseconds (for INFO latencystats).
+#[derive(Clone, Debug)]
+pub struct Hist {
+    counts: Box<[u32; HIST_BUCKETS]>,
+    total: u64,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist { counts: Box::new([0; HIST_BUCKETS]), total: 0 }
+    }
+}
+
+impl Hist {
+    fn bucket(us: u64) -> usize {
+        if us < 16 {
+            return us as usize;
+        }
+        let exp = 63 - us.leading_zeros() as usize; // >= 4
+        let sub = ((us >> (exp - 4)) & 15) as usize;
+        (16 + (exp - 4) * 16 + sub).min(HIST_BUCKETS - 1)
+    }
+
+    /// The largest value that falls in bucket `b`.
+    fn bucket_top(b: usize) -> u64 {
+        if b < 16 {
+            return b as u64;
+        }
+        let exp = (b - 16) / 16 + 4;
+        let sub = ((b - 16) % 16) as u64;
+        ((16 + sub + 1) << (exp - 4)) - 1
+    }
+
+    pub fn record(&mut self, us: u64) {
+        self.counts[Self::bucket(us)] += 1;
+        self.total += 1;
+    }
+
+    fn merge(&mut self, other: &Hist) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
+    /// The value at percentile `p` (0..=100), in microseconds (a bucket's upper edge).
+    pub fn percentile(&self, p: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((p / 100.0) * self.total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, &n) in self.counts.iter().enumerate() {
+            seen += n as u64;
+            if seen >= rank {
+                return Self::bucket_top(b);
+            }
+        }
+        Self::bucket_top(HIST_BUCKETS - 1)
+    }
+}
+
 /// Counters one worker accumulates between merges.
 #[derive(Default, Debug)]
 pub struct WorkerStats {
     /// Keyed by (command, subcommand) names (`("client", Some("list"))`).
     pub commands: HashMap<(&'static str, Option<&'static str>), CmdStat, ahash::RandomState>,
+    /// Latency histograms per command (when `latency-tracking` is on).
+    pub latency: HashMap<(&'static str, Option<&'static str>), Hist, ahash::RandomState>,
     /// Keyspace changes (the `dirty` counter).
     pub dirty: u64,
     pub errors: HashMap<String, u64>,
@@ -43,6 +111,7 @@ impl WorkerStats {
             && self.error_replies == 0
             && self.rejected_connections == 0
             && self.commands.is_empty()
+            && self.latency.is_empty()
     }
 
     /// Counts an error reply with its code (the first word).
@@ -56,8 +125,35 @@ impl WorkerStats {
         }
     }
 
+    /// The latency histogram of a command.
+    pub fn latency(&mut self, name: &'static str, sub: Option<&'static str>) -> &mut Hist {
+        self.latency.entry((name, sub)).or_default()
+    }
+
     pub fn command(&mut self, name: &'static str, sub: Option<&'static str>) -> &mut CmdStat {
         self.commands.entry((name, sub)).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hist;
+
+    #[test]
+    fn histogram_percentiles() {
+        let mut h = Hist::default();
+        for us in 1..=1000 {
+            h.record(us);
+        }
+        let p50 = h.percentile(50.0);
+        assert!((480..=540).contains(&p50), "p50 {p50}");
+        let p99 = h.percentile(99.0);
+        assert!((960..=1060).contains(&p99), "p99 {p99}");
+        assert_eq!(Hist::default().percentile(50.0), 0);
+        for b in 0..super::HIST_BUCKETS - 1 {
+            assert_eq!(Hist::bucket(Hist::bucket_top(b)), b);
+            assert_eq!(Hist::bucket(Hist::bucket_top(b) + 1), b + 1);
+        }
     }
 }
 
@@ -86,6 +182,9 @@ impl GlobalStats {
             e.usec += s.usec;
             e.rejected += s.rejected;
             e.failed += s.failed;
+        }
+        for (name, h) in local.latency.drain() {
+            t.latency.entry(name).or_default().merge(&h);
         }
         for (code, n) in local.errors.drain() {
             *t.errors.entry(code).or_default() += n;
