@@ -98,7 +98,9 @@ impl Server {
     /// file, passed as the first argument) before the command-line options.
     pub fn redoubt_with_config(config: Option<&Path>, extra: &[&str]) -> Server {
         let binary = redoubt_binary_or_panic();
-        let mut args = vec!["--bind".to_string(), "127.0.0.1".to_string()];
+        // The same persistence flags as the reference server, so CONFIG GET agrees.
+        let mut args: Vec<String> =
+            ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].iter().map(|s| s.to_string()).collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::start_with_config(Kind::Redoubt, binary, config, &args)
     }

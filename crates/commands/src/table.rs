@@ -421,7 +421,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     ),
     spec!(
         "getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         ["@slow", "@connection"],

@@ -48,8 +48,11 @@ const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'stat
     Param { name, alias: Some(alias), kind, default, mutable }
 }
 
-const INT: Kind = Kind::Int { min: i64::MIN, max: i64::MAX };
-const UINT: Kind = Kind::Int { min: 0, max: i64::MAX };
+const INT: Kind = Kind::Int { min: i32::MIN as i64, max: i32::MAX as i64 };
+/// Redis's most common integer type: 0 to INT_MAX.
+const UINT: Kind = Kind::Int { min: 0, max: i32::MAX as i64 };
+/// 0 to LONG_MAX (counts that may be large).
+const ULONG: Kind = Kind::Int { min: 0, max: i64::MAX };
 const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
@@ -77,7 +80,7 @@ pub static PARAMS: &[Param] = &[
     p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     p("auto-aof-rewrite-percentage", UINT, "100", true),
     p("bind", Kind::Text, "127.0.0.1 -::1", false),
-    p("busy-reply-threshold", UINT, "5000", true),
+    pa("busy-reply-threshold", "lua-time-limit", UINT, "5000", true),
     p(
         "client-output-buffer-limit",
         Kind::ClientOutputBufferLimit,
@@ -94,7 +97,7 @@ pub static PARAMS: &[Param] = &[
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("hash-max-listpack-entries", UINT, "128", true),
     p("hash-max-listpack-value", UINT, "64", true),
-    p("hz", int(1, 500), "10", true),
+    p("hz", UINT, "10", true),
     p("io-threads", int(1, 128), "1", false),
     p("latency-monitor-threshold", UINT, "0", true),
     p("latency-tracking", Kind::Bool, "yes", true),
@@ -110,7 +113,6 @@ pub static PARAMS: &[Param] = &[
     p("list-max-listpack-size", INT, "-2", true),
     p("logfile", Kind::Text, "", false),
     p("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning"]), "notice", true),
-    pa("lua-time-limit", "busy-reply-threshold", UINT, "5000", true),
     p("maxclients", int(1, i32::MAX as i64), "10000", true),
     p("maxmemory", Kind::Memory, "0", true),
     p("maxmemory-clients", Kind::Memory, "0", true),
@@ -135,8 +137,8 @@ pub static PARAMS: &[Param] = &[
     p("set-max-intset-entries", UINT, "512", true),
     p("set-max-listpack-entries", UINT, "128", true),
     p("set-max-listpack-value", UINT, "64", true),
-    p("slowlog-log-slower-than", INT, "10000", true),
-    p("slowlog-max-len", UINT, "128", true),
+    p("slowlog-log-slower-than", int(-1, i64::MAX), "10000", true),
+    p("slowlog-max-len", ULONG, "128", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     p("stream-node-max-bytes", Kind::Memory, "4096", true),
     p("stream-node-max-entries", UINT, "100", true),
@@ -144,7 +146,7 @@ pub static PARAMS: &[Param] = &[
     p("tcp-backlog", UINT, "511", false),
     p("tcp-keepalive", UINT, "300", true),
     p("timeout", UINT, "0", true),
-    p("tracking-table-max-keys", UINT, "1000000", true),
+    p("tracking-table-max-keys", ULONG, "1000000", true),
     p("unixsocket", Kind::Text, "", false),
     p("zset-max-listpack-entries", UINT, "128", true),
     p("zset-max-listpack-value", UINT, "64", true),

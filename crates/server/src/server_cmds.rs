@@ -536,17 +536,23 @@ const CONFIG_HELP: &[&str] = &[
 
 fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
     let cfg = shared.config.lock();
-    let mut out: Vec<(&str, String)> = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
     for pat in patterns {
+        if !pat.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            // An exact name (or alias) is echoed back as the client wrote it, as Redis does.
+            let name = String::from_utf8_lossy(pat).into_owned();
+            if let Some(p) = find_param(&name) {
+                if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                    out.push((name, cfg.get(p.name).to_string()));
+                }
+            }
+            continue;
+        }
         for p in config::PARAMS {
-            let names = std::iter::once(p.name).chain(p.alias);
-            for name in names {
-                let exact = pat.eq_ignore_ascii_case(name.as_bytes());
-                if (exact || store::glob::glob_match(pat, name.as_bytes(), true))
-                    && !out.iter().any(|(n, _)| *n == name)
-                {
-                    let canonical = p.alias.filter(|_| name != p.name).and_then(find_param).map_or(p.name, |t| t.name);
-                    out.push((name, cfg.get(canonical).to_string()));
+            // Aliases match patterns too, and show the value of the parameter they name.
+            for name in std::iter::once(p.name).chain(p.alias) {
+                if store::glob::glob_match(pat, name.as_bytes(), true) && !out.iter().any(|(n, _)| n == name) {
+                    out.push((name.to_string(), cfg.get(p.name).to_string()));
                 }
             }
         }
@@ -560,7 +566,7 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
 
 fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     if !argv.len().is_multiple_of(2) {
-        return Err(wrong_arity("config|set"));
+        return Err(SYNTAX);
     }
     let mut cfg = shared.config.lock().clone();
     let mut seen = Vec::new();
@@ -599,7 +605,7 @@ fn command_sub(s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
                 for n in names {
                     match commands::lookup(n) {
                         Some(c) => command_info(s, c, None),
-                        None => s.out.null_array(),
+                        None => s.out.null(),
                     }
                 }
             }
@@ -667,7 +673,7 @@ fn command_info(s: &mut Session, c: &CommandSpec, parent: Option<&CommandSpec>) 
     }
     s.out.set(0);
     key_specs(s, c);
-    s.out.array(c.subcommands.len());
+    s.out.set(c.subcommands.len());
     for sc in c.subcommands {
         command_info(s, sc, Some(c));
     }
@@ -676,14 +682,14 @@ fn command_info(s: &mut Session, c: &CommandSpec, parent: Option<&CommandSpec>) 
 /// The key specs of a command, derived from its (first, last, step) positions.
 fn key_specs(s: &mut Session, c: &CommandSpec) {
     if c.keys.first == 0 {
-        s.out.array(0);
+        s.out.set(0);
         return;
     }
-    s.out.array(1);
+    s.out.set(1);
     s.out.map(3);
     s.out.bulk(b"flags");
-    let access: &[&str] = if c.has(flags::WRITE) { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] };
-    s.out.array(access.len());
+    let access: &[&str] = if c.has(flags::WRITE) { &["RW", "update"] } else { &["RO", "access"] };
+    s.out.set(access.len());
     for f in access {
         s.out.simple(f);
     }
