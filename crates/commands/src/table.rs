@@ -648,7 +648,18 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
 
 /// Finds a top-level command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    find_in(COMMANDS, name)
+    static INDEX: std::sync::OnceLock<
+        std::collections::HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>,
+    > = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
+    if name.len() > 32 {
+        return None;
+    }
+    let mut lower = [0u8; 32];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    index.get(&*lower).copied()
 }
 
 /// Finds a subcommand of a container command, ignoring ASCII case.

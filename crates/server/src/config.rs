@@ -80,6 +80,7 @@ pub static PARAMS: &[Param] = &[
     p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     p("auto-aof-rewrite-percentage", UINT, "100", true),
     p("bind", Kind::Text, "127.0.0.1 -::1", false),
+    p("busy-poll-us", int(0, 10_000), "50", true),
     pa("busy-reply-threshold", "lua-time-limit", UINT, "5000", true),
     p(
         "client-output-buffer-limit",
@@ -478,6 +479,8 @@ pub struct Settings {
     pub notify_flags: u32,
     pub debug_command: String,
     pub latency_tracking: bool,
+    /// Microseconds a busy worker polls without sleeping before it blocks (0 = never).
+    pub busy_poll_us: u64,
     /// Percentiles INFO latencystats reports.
     pub latency_percentiles: Vec<f64>,
     /// (hard, soft, soft seconds) output limits for pub/sub clients.
@@ -510,6 +513,7 @@ impl Settings {
             notify_flags: crate::notify::parse_flags(c.get("notify-keyspace-events")).unwrap_or(0),
             debug_command: c.get("enable-debug-command").to_string(),
             latency_tracking: c.get("latency-tracking") == "yes",
+            busy_poll_us: num("busy-poll-us") as u64,
             latency_percentiles: c
                 .get("latency-tracking-info-percentiles")
                 .split_whitespace()
