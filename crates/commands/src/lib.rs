@@ -18,7 +18,7 @@ use resp::ReplyBuf;
 use store::View;
 
 pub use error::{CmdError, CmdResult};
-pub use table::{lookup, lookup_sub, CommandSpec, COMMANDS};
+pub use table::{lookup, lookup_sub, CommandSpec};
 
 /// Settings a handler may need; copied from the server configuration for each command.
 #[derive(Clone, Copy, Debug)]

@@ -157,10 +157,14 @@ macro_rules! container {
     };
 }
 
+#[allow(unused_imports)] // used by the data-type groups' tables
+pub(crate) use {container, spec};
+
 use Handler::{Keyspace as K, Server as S};
 
-/// Every top-level command, sorted by name.
-pub static COMMANDS: &[CommandSpec] = &[
+/// The core commands (connection, server, keys, strings, bitmaps), sorted by name. Each
+/// data-type group declares its own table next to its handlers; [`GROUPS`] lists them all.
+static CORE: &[CommandSpec] = &[
     spec!("append", 3, WRITE | DENYOOM, KEY1, ["@write", "@string", "@fast"], "string", "2.0.0", K(handlers::strings::append), "Appends a string to the value of a key. Creates the key if it doesn't exist.", "O(1)."),
     spec!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Authenticates the connection.", "O(N) where N is the number of passwords defined for the user"),
     spec!("bitcount", -2, READONLY, KEY1, ["@read", "@bitmap", "@slow"], "bitmap", "2.6.0", K(handlers::bitmaps::bitcount), "Counts the number of set bits (population counting) in a string.", "O(N)"),
@@ -646,12 +650,21 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Every command table: the core one and one per data-type group.
+pub static GROUPS: &[&[CommandSpec]] =
+    &[CORE, crate::handlers::lists::COMMANDS, crate::handlers::hashes::COMMANDS, crate::handlers::sets::COMMANDS];
+
+/// Every top-level command.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    GROUPS.iter().flat_map(|g| g.iter())
+}
+
 /// Finds a top-level command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     static INDEX: std::sync::OnceLock<
         std::collections::HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>,
     > = std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
+    let index = INDEX.get_or_init(|| all().map(|c| (c.name.as_bytes(), c)).collect());
     if name.len() > 32 {
         return None;
     }
@@ -684,18 +697,22 @@ mod tests {
 
     #[test]
     fn tables_are_sorted_for_binary_search() {
-        for t in [
-            COMMANDS,
-            CLIENT_SUBCOMMANDS,
-            COMMAND_SUBCOMMANDS,
-            CONFIG_SUBCOMMANDS,
-            OBJECT_SUBCOMMANDS,
-            SLOWLOG_SUBCOMMANDS,
-        ] {
+        for t in
+            [CORE, CLIENT_SUBCOMMANDS, COMMAND_SUBCOMMANDS, CONFIG_SUBCOMMANDS, OBJECT_SUBCOMMANDS, SLOWLOG_SUBCOMMANDS]
+        {
             for w in t.windows(2) {
                 assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
             }
         }
+    }
+
+    #[test]
+    fn names_are_unique_across_groups() {
+        let mut names: Vec<&str> = all().map(|c| c.name).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "a command is declared twice");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use commands::args::{self, is};
 use commands::error::{wrong_arity, SYNTAX};
-use commands::table::{flags, COMMANDS};
+use commands::table::{self, flags};
 use commands::{CmdError, CmdResult, CommandSpec};
 use resp::Protocol;
 
@@ -595,7 +595,7 @@ fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &
 
 fn command_sub(s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
     match sub {
-        "count" => s.out.int(COMMANDS.len() as i64),
+        "count" => s.out.int(table::all().count() as i64),
         "info" => {
             let names = &argv[2..];
             if names.is_empty() {
@@ -644,8 +644,8 @@ const COMMAND_HELP: &[&str] = &[
 ];
 
 fn command_info_all(s: &mut Session) {
-    s.out.array(COMMANDS.len());
-    for c in COMMANDS {
+    s.out.array(table::all().count());
+    for c in table::all() {
         command_info(s, c, None);
     }
 }
@@ -717,7 +717,7 @@ fn key_specs(s: &mut Session, c: &CommandSpec) {
 
 fn command_docs(s: &mut Session, names: &[&[u8]]) {
     let selected: Vec<&CommandSpec> = if names.is_empty() {
-        COMMANDS.iter().collect()
+        table::all().collect()
     } else {
         names.iter().filter_map(|n| commands::lookup(n)).collect()
     };
@@ -751,7 +751,7 @@ fn doc_entry(s: &mut Session, c: &CommandSpec) {
 
 fn command_list(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut names: Vec<String> = Vec::new();
-    for c in COMMANDS {
+    for c in table::all() {
         names.push(c.name.to_string());
         names.extend(c.subcommands.iter().map(|sc| format!("{}|{}", c.name, sc.name)));
     }

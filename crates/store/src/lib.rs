@@ -13,8 +13,11 @@ pub mod db;
 pub mod entry;
 pub mod expire;
 pub mod glob;
+pub mod hash;
 pub mod keyspace;
+pub mod list;
 pub mod object;
+pub mod set;
 pub mod table;
 
 use std::cell::Cell;

@@ -6,12 +6,18 @@
 //! data-type work.
 
 use crate::entry::Kind;
+use crate::hash::Hash;
+use crate::list::List;
+use crate::set::Set;
 
 /// A heap value owned by one entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
     /// A string edited in place (`raw` encoding).
     Str(Vec<u8>),
+    List(List),
+    Hash(Hash),
+    Set(Set),
 }
 
 impl Object {
@@ -19,13 +25,40 @@ impl Object {
     pub fn kind(&self) -> Kind {
         match self {
             Object::Str(_) => Kind::String,
+            Object::List(_) => Kind::List,
+            Object::Hash(_) => Kind::Hash,
+            Object::Set(_) => Kind::Set,
         }
     }
 
     /// Heap bytes this object holds beyond the entry (an estimate of the allocator's figure).
     pub fn heap_size(&self) -> usize {
+        let own = std::mem::size_of::<Object>();
+        own + match self {
+            Object::Str(v) => v.capacity(),
+            Object::List(l) => l.heap_size(),
+            Object::Hash(h) => h.heap_size(),
+            Object::Set(s) => s.heap_size(),
+        }
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
         match self {
-            Object::Str(v) => std::mem::size_of::<Object>() + v.capacity(),
+            Object::Str(_) => "raw",
+            Object::List(l) => l.encoding(),
+            Object::Hash(h) => h.encoding(),
+            Object::Set(s) => s.encoding(),
+        }
+    }
+
+    /// Whether the collection is empty (Redis deletes a key whose collection empties).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Object::Str(_) => false,
+            Object::List(l) => l.is_empty(),
+            Object::Hash(h) => h.is_empty(),
+            Object::Set(s) => s.is_empty(),
         }
     }
 }

@@ -405,9 +405,9 @@ fn object_lookup<'v>(ctx: &Ctx<'_>, view: &'v mut View<'_>) -> Option<&'v mut En
 pub fn object_encoding(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     match object_lookup(ctx, view) {
         None => ctx.out.null(),
-        Some(e) => match e.kind() {
-            Kind::String => ctx.out.bulk(string_encoding(e).as_bytes()),
-            other => ctx.out.bulk(other.name().as_bytes()),
+        Some(e) => match e.value() {
+            ValueRef::Object(o) if e.kind() != Kind::String => ctx.out.bulk(o.encoding().as_bytes()),
+            _ => ctx.out.bulk(string_encoding(e).as_bytes()),
         },
     }
     Ok(())

@@ -2,7 +2,10 @@
 
 pub mod bitmaps;
 pub mod expire;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
+pub mod sets;
 pub mod strings;
 
 use store::{Db, Entry, NewValue, Object, ValueRef};
@@ -15,6 +18,7 @@ pub fn string_bytes(e: &Entry) -> Option<&[u8]> {
     match e.value() {
         ValueRef::Inline(v) => Some(v),
         ValueRef::Object(Object::Str(v)) => Some(v),
+        ValueRef::Object(_) => None,
     }
 }
 
@@ -92,4 +96,47 @@ fn obj_size(e: &Entry) -> usize {
         ValueRef::Object(o) => o.heap_size(),
         ValueRef::Inline(_) => 0,
     }
+}
+
+/// Looks up `key` for a command on a collection of `kind`: `Ok(None)` if missing, WRONGTYPE
+/// if it holds another type. Read commands pass `read = true` to count keyspace hits/misses.
+pub fn lookup_kind<'d>(
+    ctx: &Ctx<'_>,
+    db: &'d mut Db,
+    key: &[u8],
+    kind: store::Kind,
+    read: bool,
+) -> CmdResult<Option<&'d mut Entry>> {
+    let found = if read { db.lookup_read(key, ctx.now) } else { db.lookup(key, ctx.now) };
+    match found {
+        None => Ok(None),
+        Some(e) if e.kind() == kind => Ok(Some(e)),
+        Some(_) => Err(WRONGTYPE),
+    }
+}
+
+/// Stores a new collection (or replaces the key's value with it), with no TTL.
+pub fn store_object(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], obj: Object) {
+    let clock = clock(ctx);
+    db.insert(Entry::new(key, NewValue::Object(Box::new(obj)), None, clock));
+    ctx.dirty += 1;
+}
+
+/// Runs `edit` on the object stored at `key` (the caller checked it exists and has the right
+/// type), keeps the memory count right, and deletes the key if a collection became empty
+/// (Redis never keeps empty collections). Returns `edit`'s result.
+pub fn edit_object<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnOnce(&mut Object) -> R) -> R {
+    let clock = clock(ctx);
+    let e = db.lookup(key, ctx.now).expect("edit_object: the caller checked the key exists");
+    let before = e.packed_size() + obj_size(e);
+    e.set_clock(clock);
+    let obj = e.object_mut().expect("edit_object: the key holds an object");
+    let r = edit(obj);
+    let empty = obj.is_empty_collection();
+    let after = e.packed_size() + obj_size(e);
+    db.account_edit(before, after);
+    if empty {
+        db.remove(key);
+    }
+    r
 }

@@ -1,0 +1,28 @@
+//! The hash value type (placeholder representation: replaced by the data-type work).
+
+/// A Redis hash.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hash {
+    len: usize,
+}
+
+impl Hash {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Heap bytes held (for memory accounting).
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        "listpack"
+    }
+}
