@@ -29,11 +29,36 @@ pub struct Settings {
     pub lfu: bool,
     /// `maxmemory-policy` is LRU or LFU (small integers are then not shared objects).
     pub evicts_by_access: bool,
+    /// `list-max-listpack-size`: positive = entries per node, negative = node size class
+    /// (-1 = 4 KiB ... -5 = 64 KiB).
+    pub list_max_listpack_size: i64,
+    /// `hash-max-listpack-entries` / `hash-max-listpack-value`.
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    /// `set-max-intset-entries`, `set-max-listpack-entries` / `set-max-listpack-value`.
+    pub set_max_intset_entries: usize,
+    pub set_max_listpack_entries: usize,
+    pub set_max_listpack_value: usize,
+    /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu: false, evicts_by_access: false }
+        Settings {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            lfu: false,
+            evicts_by_access: false,
+            list_max_listpack_size: -2,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+        }
     }
 }
 

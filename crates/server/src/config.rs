@@ -96,8 +96,8 @@ pub static PARAMS: &[Param] = &[
     p("dir", Kind::Text, "", true),
     p("dynamic-hz", Kind::Bool, "yes", true),
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
-    p("hash-max-listpack-entries", UINT, "128", true),
-    p("hash-max-listpack-value", UINT, "64", true),
+    pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "128", true),
+    pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
     p("io-threads", int(1, 128), "1", false),
     p("latency-monitor-threshold", UINT, "0", true),
@@ -111,7 +111,7 @@ pub static PARAMS: &[Param] = &[
     p("lfu-decay-time", UINT, "1", true),
     p("lfu-log-factor", UINT, "10", true),
     p("list-compress-depth", UINT, "0", true),
-    p("list-max-listpack-size", INT, "-2", true),
+    pa("list-max-listpack-size", "list-max-ziplist-size", INT, "-2", true),
     p("logfile", Kind::Text, "", false),
     p("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning"]), "notice", true),
     p("maxclients", int(1, i32::MAX as i64), "10000", true),
@@ -149,8 +149,8 @@ pub static PARAMS: &[Param] = &[
     p("timeout", UINT, "0", true),
     p("tracking-table-max-keys", ULONG, "1000000", true),
     p("unixsocket", Kind::Text, "", false),
-    p("zset-max-listpack-entries", UINT, "128", true),
-    p("zset-max-listpack-value", UINT, "64", true),
+    pa("zset-max-listpack-entries", "zset-max-ziplist-entries", ULONG, "128", true),
+    pa("zset-max-listpack-value", "zset-max-ziplist-value", ULONG, "64", true),
 ];
 
 /// Finds a parameter by name or alias (case-insensitive).
@@ -479,6 +479,10 @@ pub struct Settings {
     pub notify_flags: u32,
     pub debug_command: String,
     pub latency_tracking: bool,
+    /// Collection encoding thresholds, in this order: list-max-listpack-size,
+    /// hash-max-listpack-entries/value, set-max-intset-entries, set-max-listpack-entries/value,
+    /// zset-max-listpack-entries/value.
+    pub encodings: [i64; 8],
     /// Microseconds a busy worker polls without sleeping before it blocks (0 = never).
     pub busy_poll_us: u64,
     /// Percentiles INFO latencystats reports.
@@ -514,6 +518,16 @@ impl Settings {
             debug_command: c.get("enable-debug-command").to_string(),
             latency_tracking: c.get("latency-tracking") == "yes",
             busy_poll_us: num("busy-poll-us") as u64,
+            encodings: [
+                num("list-max-listpack-size"),
+                num("hash-max-listpack-entries"),
+                num("hash-max-listpack-value"),
+                num("set-max-intset-entries"),
+                num("set-max-listpack-entries"),
+                num("set-max-listpack-value"),
+                num("zset-max-listpack-entries"),
+                num("zset-max-listpack-value"),
+            ],
             latency_percentiles: c
                 .get("latency-tracking-info-percentiles")
                 .split_whitespace()

@@ -50,10 +50,19 @@ impl WorkerLocal {
         self.settings = shared.settings();
         self.settings_gen = gen;
         let policy = &self.settings.maxmemory_policy;
+        let e = self.settings.encodings;
         self.cmd_settings = commands::Settings {
             proto_max_bulk_len: self.settings.proto_max_bulk_len,
             lfu: policy.ends_with("lfu"),
             evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
+            list_max_listpack_size: e[0],
+            hash_max_listpack_entries: e[1] as usize,
+            hash_max_listpack_value: e[2] as usize,
+            set_max_intset_entries: e[3] as usize,
+            set_max_listpack_entries: e[4] as usize,
+            set_max_listpack_value: e[5] as usize,
+            zset_max_listpack_entries: e[6] as usize,
+            zset_max_listpack_value: e[7] as usize,
         };
     }
 }
