@@ -181,8 +181,10 @@ static CORE: &[CommandSpec] = &[
     spec!("decr", 2, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::decr), "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
     spec!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::decrby), "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", "O(1)"),
     spec!("del", -2, WRITE, KEYS_ALL, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::del), "Deletes one or more keys.", "O(N) where N is the number of keys that will be removed."),
+    spec!("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.0.0", S, "Discards a transaction.", "O(N), when N is the number of queued commands"),
     spec!("echo", 2, FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the given string.", "O(1)"),
     spec!("exists", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::exists), "Determines whether one or more keys exist.", "O(N) where N is the number of keys to check."),
+    spec!("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NO_KEYS, ["@slow", "@transaction"], "transactions", "1.2.0", S, "Executes all commands in a transaction.", "Depends on commands in the transaction"),
     spec!("expire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::expire::expire), "Sets the expiration time of a key in seconds.", "O(1)"),
     spec!("expireat", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.2.0", K(handlers::expire::expireat), "Sets the expiration time of a key to a Unix timestamp.", "O(1)"),
     spec!("expiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::expiretime), "Returns the expiration time of a key as a Unix timestamp.", "O(1)"),
@@ -207,6 +209,7 @@ static CORE: &[CommandSpec] = &[
     spec!("move", 3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::keys::move_), "Moves a key to another database.", "O(1)"),
     spec!("mset", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::mset), "Atomically creates or modifies the string values of one or more keys.", "O(N) where N is the number of keys to set."),
     spec!("msetnx", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::msetnx), "Atomically modifies the string values of one or more keys only when all keys don't exist.", "O(N) where N is the number of keys to set."),
+    spec!("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "1.2.0", S, "Starts a transaction.", "O(1)"),
     container!("object", ["@slow"], "generic", "2.2.3", "A container for object introspection commands.", OBJECT_SUBCOMMANDS),
     spec!("persist", 2, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.2.0", K(handlers::expire::persist), "Removes the expiration time of a key.", "O(1)"),
     spec!("pexpire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.6.0", K(handlers::expire::pexpire), "Sets the expiration time of a key in milliseconds.", "O(1)"),
@@ -236,7 +239,9 @@ static CORE: &[CommandSpec] = &[
     spec!("touch", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "3.2.1", K(handlers::keys::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "O(N) where N is the number of keys that will be touched."),
     spec!("ttl", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::expire::ttl), "Returns the expiration time in seconds of a key.", "O(1)"),
     spec!("type", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::type_), "Determines the type of value stored at a key.", "O(1)"),
+    spec!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.2.0", S, "Forgets about watched keys of a transaction.", "O(1)"),
     spec!("unlink", -2, WRITE | FAST, KEYS_ALL, ["@keyspace", "@write", "@fast"], "generic", "4.0.0", K(handlers::keys::del), "Asynchronously deletes one or more keys.", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."),
+    spec!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, KEYS_ALL, ["@fast", "@transaction"], "transactions", "2.2.0", S, "Monitors changes to keys to determine the execution of a transaction.", "O(1) for every key."),
 ];
 
 static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[

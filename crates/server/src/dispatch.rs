@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::session::{ReplyMode, Session};
 use crate::stats::WorkerStats;
 use crate::worker::Msg;
-use crate::{log_warning, server_cmds, unix_us, Shared};
+use crate::{log_warning, multi, server_cmds, unix_us, Shared};
 
 /// A worker's private state used by dispatch.
 pub struct WorkerLocal {
@@ -160,6 +160,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     }
     let reply_start = s.out.buf.len();
     let Some((cmd, sub)) = resolve(argv, s, local) else {
+        doom_transaction(s);
         finish_reply(s, reply_start);
         return;
     };
@@ -169,12 +170,69 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     crate::worker::bump(&s.info.tot_cmds, 1);
     if let Some(err) = generic_checks(spec, cmd, sub, argv, s) {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
+        let err = if cmd.name == "exec" {
+            // A rejected EXEC discards the transaction, as Redis's execCommandAbort does.
+            s.multi = None;
+            multi::unwatch_all(shared, s);
+            let reason = err.text().strip_prefix("ERR ").unwrap_or(err.text()).to_string();
+            CmdError::new(format!("EXECABORT Transaction discarded because of: {reason}"))
+        } else {
+            err
+        };
         reply_error_bytes(s, local, err.text().as_bytes());
+        doom_transaction(s);
         finish_reply(s, reply_start);
         return;
     }
+    if s.multi.is_some() && !multi::runs_inside_multi(cmd) {
+        if let Err(e) = multi::queue(s, cmd, sub, argv) {
+            reply_error_bytes(s, local, e.text().as_bytes());
+        }
+        finish_reply(s, reply_start);
+        return;
+    }
+    run_accounted(shared, local, s, cmd, sub, argv, start_us, None);
+    finish_reply(s, reply_start);
+}
+
+/// Runs one command queued by MULTI, inside EXEC, under EXEC's shard locks.
+pub fn run_queued(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    cmd: &'static CommandSpec,
+    sub: Option<&'static CommandSpec>,
+    argv: &[&[u8]],
+    now: i64,
+    view: &mut View<'_>,
+) {
+    let _ = now;
+    run_accounted(shared, local, s, cmd, sub, argv, unix_us(), Some(view));
+}
+
+/// A rejected command dooms an open transaction (EXEC will answer EXECABORT).
+fn doom_transaction(s: &mut Session) {
+    if let Some(m) = s.multi.as_mut() {
+        m.doomed = true;
+    }
+}
+
+/// Runs an admitted command with a panic guard, then does its bookkeeping (statistics,
+/// error reply, slow log, MONITOR). `held` is the view of an enclosing EXEC.
+fn run_accounted(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    cmd: &'static CommandSpec,
+    sub: Option<&'static CommandSpec>,
+    argv: &[&[u8]],
+    start_us: i64,
+    held: Option<&mut View<'_>>,
+) {
+    let spec = sub.unwrap_or(cmd);
+    let reply_start = s.out.buf.len();
     let now = start_us / 1000;
-    let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now)));
+    let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now, held)));
     let result = result.unwrap_or_else(|_| {
         log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
         s.out.buf.truncate(reply_start);
@@ -193,7 +251,6 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         stat.failed += 1;
         reply_error_bytes(s, local, e.text().as_bytes());
     }
-    finish_reply(s, reply_start);
     after_command(shared, local, s, spec, argv, start_us, duration);
 }
 
@@ -218,7 +275,7 @@ fn generic_checks(
     None
 }
 
-/// Runs an admitted command.
+/// Runs an admitted command, against `held` (EXEC's locks) or the shards it locks itself.
 fn run(
     shared: &Shared,
     local: &mut WorkerLocal,
@@ -228,16 +285,88 @@ fn run(
     sub: Option<&'static CommandSpec>,
     argv: &[&[u8]],
     now: i64,
+    held: Option<&mut View<'_>>,
 ) -> commands::CmdResult {
     match spec.handler {
-        Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now),
-        Handler::Keyspace(f) => {
-            let mut view = lock_for(shared, spec, argv);
-            let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
-            let r = f(&mut ctx, &mut view);
-            local.stats.dirty += ctx.dirty;
-            r
+        Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now, held),
+        Handler::Keyspace(f) => match held {
+            Some(view) => run_keyspace(shared, local, s, spec, f, argv, now, view),
+            None => run_keyspace(shared, local, s, spec, f, argv, now, &mut lock_for(shared, spec, argv)),
+        },
+    }
+}
+
+/// Runs a keyspace handler against `view` and flags WATCHers of what it modified.
+fn run_keyspace(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    spec: &CommandSpec,
+    f: commands::KeyspaceFn,
+    argv: &[&[u8]],
+    now: i64,
+    view: &mut View<'_>,
+) -> commands::CmdResult {
+    // FLUSHDB/FLUSHALL/SWAPDB invalidate only the watched keys that exist (as in Redis), so
+    // find those before the command empties the database.
+    let whole = spec.has(flags::ALL_SHARDS) && spec.has(flags::WRITE) && shared.watches.any();
+    let existing = if whole { existing_watched(shared, view, spec, argv, s.db, now) } else { Vec::new() };
+    let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
+    let r = f(&mut ctx, view);
+    local.stats.dirty += ctx.dirty;
+    if ctx.dirty > 0 {
+        // Still under the shard locks, so an EXEC checking its WATCH flag cannot miss it.
+        if whole {
+            existing.iter().for_each(|(db, key)| shared.watches.touch(*db, key));
+        } else {
+            touch_watched(shared, spec, argv, s.db);
         }
+    }
+    r
+}
+
+/// The watched keys a keyspace-wide write (FLUSHDB, FLUSHALL, SWAPDB) is about to affect.
+fn existing_watched(
+    shared: &Shared,
+    view: &mut View<'_>,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    db: usize,
+    now: i64,
+) -> Vec<(usize, Vec<u8>)> {
+    let swapped: Vec<usize> = if spec.name == "swapdb" {
+        argv[1..].iter().filter_map(|a| resp::decode::parse_i64(a)).map(|v| v as usize).collect()
+    } else {
+        Vec::new()
+    };
+    let affects = |d: usize| match spec.name {
+        "flushdb" => d == db,
+        "swapdb" => swapped.contains(&d),
+        _ => true,
+    };
+    let databases = view.databases();
+    shared
+        .watches
+        .keys()
+        .into_iter()
+        .filter(|(d, _)| affects(*d))
+        .filter(|(d, key)| {
+            // After SWAPDB a key also changes if it exists in the other swapped database.
+            let mut dbs = vec![*d];
+            dbs.extend(swapped.iter().copied().filter(|o| o != d && *o < databases));
+            dbs.iter().any(|&x| view.db(x, key).contains(key, now))
+        })
+        .collect()
+}
+
+/// Flags the clients watching keys this (modifying) command declared.
+fn touch_watched(shared: &Shared, spec: &CommandSpec, argv: &[&[u8]], db: usize) {
+    let w = &shared.watches;
+    if !w.any() {
+        return;
+    }
+    for i in spec.key_indexes(argv.len()) {
+        w.touch(db, argv[i]);
     }
 }
 

@@ -53,31 +53,57 @@ pub struct KeyspaceTotals {
 }
 
 /// Sums the per-shard counters, locking one shard at a time.
-pub fn keyspace_totals(shared: &Shared) -> KeyspaceTotals {
+pub fn keyspace_totals(shared: &Shared, held: Option<&mut store::View<'_>>) -> KeyspaceTotals {
     let ks = &shared.keyspace;
-    let mut t = KeyspaceTotals { dbs: vec![(0, 0, 0); ks.databases()], ..Default::default() };
-    let mut ttl_weight = vec![(0i128, 0i128); ks.databases()];
-    for i in 0..store::keyspace::SHARDS {
-        let mut view = ks.lock_shard(i);
-        for shard in view.shards_mut() {
-            for (n, db) in shard.dbs.iter().enumerate() {
-                t.dbs[n].0 += db.len();
-                t.dbs[n].1 += db.expires();
-                ttl_weight[n].0 += db.avg_ttl as i128 * db.expires() as i128;
-                ttl_weight[n].1 += db.expires() as i128;
-                t.hits += db.hits;
-                t.misses += db.misses;
-                t.expired += db.expired;
-                t.dataset_bytes += db.used_bytes();
+    let mut acc = Totals::new(ks.databases());
+    match held {
+        // Inside EXEC, which already holds every shard it needs (all of them for INFO).
+        Some(view) => view.shards_mut().for_each(|shard| acc.add(shard)),
+        None => {
+            for i in 0..store::keyspace::SHARDS {
+                ks.lock_shard(i).shards_mut().for_each(|shard| acc.add(shard));
             }
         }
     }
-    for (n, (sum, count)) in ttl_weight.into_iter().enumerate() {
-        if count > 0 {
-            t.dbs[n].2 = (sum / count) as i64;
+    acc.finish()
+}
+
+/// Accumulates shard counters for [`keyspace_totals`].
+struct Totals {
+    t: KeyspaceTotals,
+    /// Per database: (sum of avg_ttl × volatile keys, volatile keys).
+    ttl_weight: Vec<(i128, i128)>,
+}
+
+impl Totals {
+    fn new(databases: usize) -> Totals {
+        Totals {
+            t: KeyspaceTotals { dbs: vec![(0, 0, 0); databases], ..Default::default() },
+            ttl_weight: vec![(0, 0); databases],
         }
     }
-    t
+
+    fn add(&mut self, shard: &mut store::Shard) {
+        for (n, db) in shard.dbs.iter().enumerate() {
+            self.t.dbs[n].0 += db.len();
+            self.t.dbs[n].1 += db.expires();
+            self.ttl_weight[n].0 += db.avg_ttl as i128 * db.expires() as i128;
+            self.ttl_weight[n].1 += db.expires() as i128;
+            self.t.hits += db.hits;
+            self.t.misses += db.misses;
+            self.t.expired += db.expired;
+            self.t.dataset_bytes += db.used_bytes();
+        }
+    }
+
+    fn finish(mut self) -> KeyspaceTotals {
+        for (n, (sum, count)) in self.ttl_weight.into_iter().enumerate() {
+            if count > 0 {
+                self.t.dbs[n].2 = (sum / count) as i64;
+            }
+        }
+        self.t
+    }
 }
 
 /// Memory figures from the allocator and the kernel.
@@ -169,9 +195,9 @@ fn selected(args: &[&[u8]]) -> Vec<&'static str> {
 }
 
 /// Renders INFO for the given section arguments.
-pub fn render(shared: &Shared, s: &Session, args: &[&[u8]]) -> String {
+pub fn render(shared: &Shared, s: &Session, args: &[&[u8]], held: Option<&mut store::View<'_>>) -> String {
     let sections = selected(args);
-    let ks = keyspace_totals(shared);
+    let ks = keyspace_totals(shared, held);
     let mut out = String::new();
     for (i, section) in sections.iter().enumerate() {
         if i > 0 {
@@ -249,12 +275,14 @@ fn clients(shared: &Shared, out: &mut String) {
     let max_out = all.iter().map(|c| c.omem.load(Ordering::Relaxed)).max().unwrap_or(0);
     let _ = write!(
         out,
-        "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:0\r\nwatching_clients:0\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:0\r\ntotal_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n",
+        "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:0\r\nwatching_clients:{}\r\nclients_in_timeout_table:0\r\ntotal_watched_keys:{}\r\ntotal_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n",
         all.len(),
         shared.settings().maxclients,
         max_in,
         max_out,
         shared.paused_clients.load(Ordering::Relaxed),
+        shared.watches.watching_clients(),
+        shared.watches.len(),
     );
 }
 

@@ -12,6 +12,7 @@ mod cron;
 mod dispatch;
 mod info;
 pub mod log;
+mod multi;
 pub mod notify;
 mod server_cmds;
 mod session;
@@ -65,6 +66,8 @@ pub struct Shared {
     pub pause_all: AtomicBool,
     /// Clients whose next command waits for a pause to end (counted as blocked in INFO).
     pub paused_clients: std::sync::atomic::AtomicUsize,
+    /// Keys under WATCH by some client.
+    pub watches: multi::Watches,
 }
 
 impl Shared {
@@ -91,6 +94,7 @@ impl Shared {
             pause_end_ms: AtomicI64::new(0),
             pause_all: AtomicBool::new(false),
             paused_clients: std::sync::atomic::AtomicUsize::new(0),
+            watches: multi::Watches::default(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::config::{self, find as find_param};
 use crate::dispatch::WorkerLocal;
 use crate::session::{ReplyMode, Session};
 use crate::worker::Msg;
-use crate::{info, log_notice, log_warning, Shared};
+use crate::{info, log_notice, log_warning, multi, Shared};
 
 /// Runs a server command. `cmd` is the top-level command, `sub` its subcommand.
 pub fn run(
@@ -25,9 +25,15 @@ pub fn run(
     sub: Option<&'static CommandSpec>,
     argv: &[&[u8]],
     now: i64,
+    held: Option<&mut store::View<'_>>,
 ) -> CmdResult {
     match (cmd.name, sub.map(|c| c.name)) {
         ("ping", _) => ping(s, argv),
+        ("multi", _) => multi::multi(s),
+        ("exec", _) => multi::exec(shared, local, s, now),
+        ("discard", _) => multi::discard(shared, s),
+        ("watch", _) => multi::watch(shared, s, argv, now),
+        ("unwatch", _) => multi::unwatch(shared, s),
         ("echo", _) => {
             s.out.bulk(argv[1]);
             Ok(())
@@ -50,7 +56,7 @@ pub fn run(
         }
         ("info", _) => {
             shared.stats.merge(&mut local.stats);
-            let text = info::render(shared, s, &argv[1..]);
+            let text = info::render(shared, s, &argv[1..], held);
             s.out.verbatim("txt", text.as_bytes());
             Ok(())
         }
@@ -74,7 +80,7 @@ pub fn run(
         }
         ("slowlog", Some(name)) => slowlog(shared, s, name, argv),
         ("shutdown", _) => shutdown(shared, argv),
-        ("debug", _) => debug(shared, local, s, argv),
+        ("debug", _) => debug(shared, local, s, argv, held),
         _ => Err(CmdError::new(format!("ERR unknown command '{}'", cmd.name))),
     }
 }
@@ -193,6 +199,9 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
 }
 
 fn reset(shared: &Shared, local: &mut WorkerLocal, s: &mut Session) -> CmdResult {
+    s.multi = None;
+    s.info.multi.store(-1, Ordering::Relaxed);
+    multi::unwatch_all(shared, s);
     s.select(0);
     s.set_proto(Protocol::Resp2);
     s.reply_mode = ReplyMode::On;
@@ -885,7 +894,30 @@ fn shutdown(shared: &Shared, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+/// DEBUG OBJECT's line for `key`.
+fn debug_object(view: &mut store::View<'_>, db: usize, key: &[u8]) -> CmdResult<String> {
+    let now = crate::unix_ms();
+    let Some(e) = view.db(db, key).lookup(key, now) else {
+        return Err(CmdError::fixed("ERR no such key"));
+    };
+    let enc = match e.value() {
+        store::ValueRef::Object(o) if e.kind() != store::Kind::String => o.encoding(),
+        _ => commands::handlers::keys::string_encoding(e),
+    };
+    Ok(format!(
+        "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{} lru_seconds_idle:0",
+        e.packed_size(),
+        e.clock()
+    ))
+}
+
+fn debug(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    argv: &[&[u8]],
+    held: Option<&mut store::View<'_>>,
+) -> CmdResult {
     if local.settings.debug_command == "no"
         || (local.settings.debug_command == "local" && !s.info.addr.ip().is_loopback())
     {
@@ -906,20 +938,10 @@ fn debug(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
         }
         ("object", 3) => {
             let key = argv[2];
-            let mut view = shared.keyspace.lock_key(key);
-            let now = crate::unix_ms();
-            let Some(e) = view.db(s.db, key).lookup(key, now) else {
-                return Err(CmdError::fixed("ERR no such key"));
+            let line = match held {
+                Some(view) => debug_object(view, s.db, key)?,
+                None => debug_object(&mut shared.keyspace.lock_key(key), s.db, key)?,
             };
-            let enc = match e.kind() {
-                store::Kind::String => commands::handlers::keys::string_encoding(e),
-                other => other.name(),
-            };
-            let line = format!(
-                "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:{} lru_seconds_idle:0",
-                e.packed_size(),
-                e.clock()
-            );
             s.out.simple(&line);
         }
         ("help", _) => help(

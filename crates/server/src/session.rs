@@ -1,6 +1,7 @@
 //! Per-connection protocol state owned by the connection's worker: selected database,
 //! protocol version, authentication, reply mode, and the output buffer.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use resp::{Protocol, ReplyBuf};
@@ -30,6 +31,11 @@ pub struct Session {
     pub monitor: bool,
     /// The next command waits for a CLIENT PAUSE to end.
     pub paused: bool,
+    /// An open MULTI transaction.
+    pub multi: Option<crate::multi::MultiState>,
+    /// Keys under WATCH, and the flag writers raise when one of them changes.
+    pub watched: Vec<crate::multi::Watched>,
+    pub watch_flag: Arc<AtomicBool>,
 }
 
 impl Session {
@@ -43,6 +49,9 @@ impl Session {
             close_after_reply: false,
             monitor: false,
             paused: false,
+            multi: None,
+            watched: Vec::new(),
+            watch_flag: Arc::new(AtomicBool::new(false)),
         }
     }
 

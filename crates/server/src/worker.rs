@@ -455,6 +455,7 @@ impl Worker {
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let id = conn.session.info.id;
+        crate::multi::unwatch_all(&self.shared, &mut conn.session);
         if conn.session.paused {
             self.paused.retain(|s| *s != slot);
             self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
