@@ -183,8 +183,8 @@ static CORE: &[CommandSpec] = &[
     spec!("del", -2, WRITE, KEYS_ALL, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::del), "Deletes one or more keys.", "O(N) where N is the number of keys that will be removed."),
     spec!("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.0.0", S, "Discards a transaction.", "O(N), when N is the number of queued commands"),
     spec!("echo", 2, FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the given string.", "O(1)"),
-    spec!("exists", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::exists), "Determines whether one or more keys exist.", "O(N) where N is the number of keys to check."),
     spec!("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NO_KEYS, ["@slow", "@transaction"], "transactions", "1.2.0", S, "Executes all commands in a transaction.", "Depends on commands in the transaction"),
+    spec!("exists", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::exists), "Determines whether one or more keys exist.", "O(N) where N is the number of keys to check."),
     spec!("expire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::expire::expire), "Sets the expiration time of a key in seconds.", "O(1)"),
     spec!("expireat", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.2.0", K(handlers::expire::expireat), "Sets the expiration time of a key to a Unix timestamp.", "O(1)"),
     spec!("expiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::expiretime), "Returns the expiration time of a key as a Unix timestamp.", "O(1)"),
@@ -217,7 +217,11 @@ static CORE: &[CommandSpec] = &[
     spec!("pexpiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::pexpiretime), "Returns the expiration time of a key as a Unix milliseconds timestamp.", "O(1)"),
     spec!("ping", -1, FAST | SENTINEL, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the server's liveliness response.", "O(1)"),
     spec!("psetex", 4, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "2.6.0", K(handlers::strings::psetex), "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", "O(1)"),
+    spec!("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.0.0", S, "Listens for messages published to channels that match one or more patterns.", "O(N) where N is the number of patterns to subscribe to."),
     spec!("pttl", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "2.6.0", K(handlers::expire::pttl), "Returns the expiration time in milliseconds of a key.", "O(1)"),
+    spec!("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, NO_KEYS, ["@pubsub", "@fast"], "pubsub", "2.0.0", S, "Posts a message to a channel.", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client)."),
+    container!("pubsub", ["@slow"], "pubsub", "2.8.0", "A container for Pub/Sub commands.", PUBSUB_SUBCOMMANDS),
+    spec!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.0.0", S, "Stops listening to messages published to channels that match one or more patterns.", "O(N) where N is the number of patterns to unsubscribe."),
     spec!("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Closes the connection.", "O(1)"),
     spec!("randomkey", 1, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow"], "generic", "1.0.0", K(handlers::keys::randomkey), "Returns a random key name from the database.", "O(1)"),
     spec!("rename", 3, WRITE, KEYS_1_2, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::rename), "Renames a key and overwrites the destination.", "O(1)"),
@@ -232,15 +236,20 @@ static CORE: &[CommandSpec] = &[
     spec!("setrange", 4, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "2.2.0", K(handlers::strings::setrange), "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument."),
     spec!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Synchronously saves the database(s) to disk and shuts down the Redis server.", "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)"),
     container!("slowlog", ["@slow"], "server", "2.2.12", "A container for slow log commands.", SLOWLOG_SUBCOMMANDS),
+    spec!("spublish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, NO_KEYS, ["@pubsub", "@fast"], "pubsub", "7.0.0", S, "Post a message to a shard channel", "O(N) where N is the number of clients subscribed to the receiving shard channel."),
+    spec!("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "7.0.0", S, "Listens for messages published to shard channels.", "O(N) where N is the number of shard channels to subscribe to."),
     spec!("strlen", 2, READONLY | FAST, KEY1, ["@read", "@string", "@fast"], "string", "2.2.0", K(handlers::strings::strlen), "Returns the length of a string value.", "O(1)"),
+    spec!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.0.0", S, "Listens for messages published to channels.", "O(N) where N is the number of channels to subscribe to."),
     spec!("substr", 4, READONLY, KEY1, ["@read", "@string", "@slow"], "string", "1.0.0", K(handlers::strings::getrange), "Returns a substring from a string value.", "O(N) where N is the length of the returned string."),
+    spec!("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "7.0.0", S, "Stops listening to messages posted to shard channels.", "O(N) where N is the number of shard channels to unsubscribe."),
     spec!("swapdb", 3, WRITE | FAST | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@fast", "@dangerous"], "server", "4.0.0", K(handlers::keys::swapdb), "Swaps two Redis databases.", "O(N) where N is the count of clients watching or blocking on keys from both databases."),
     spec!("time", 1, LOADING | STALE | FAST, NO_KEYS, ["@fast"], "server", "2.6.0", S, "Returns the server time.", "O(1)"),
     spec!("touch", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "3.2.1", K(handlers::keys::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "O(N) where N is the number of keys that will be touched."),
     spec!("ttl", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::expire::ttl), "Returns the expiration time in seconds of a key.", "O(1)"),
     spec!("type", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::type_), "Determines the type of value stored at a key.", "O(1)"),
-    spec!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.2.0", S, "Forgets about watched keys of a transaction.", "O(1)"),
     spec!("unlink", -2, WRITE | FAST, KEYS_ALL, ["@keyspace", "@write", "@fast"], "generic", "4.0.0", K(handlers::keys::del), "Asynchronously deletes one or more keys.", "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of."),
+    spec!("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.0.0", S, "Stops listening to messages posted to channels.", "O(N) where N is the number of channels to unsubscribe."),
+    spec!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.2.0", S, "Forgets about watched keys of a transaction.", "O(1)"),
     spec!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, KEYS_ALL, ["@fast", "@transaction"], "transactions", "2.2.0", S, "Monitors changes to keys to determine the execution of a transaction.", "O(1) for every key."),
 ];
 
@@ -602,6 +611,15 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         "Returns the reference count of a value of a key.",
         "O(1)"
     ),
+];
+
+static PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("channels", -2, PUBSUB | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.8.0", S, "Returns the active channels.", "O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "pubsub", "6.2.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("numpat", 2, PUBSUB | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.8.0", S, "Returns a count of unique pattern subscriptions.", "O(1)"),
+    spec!("numsub", -2, PUBSUB | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "2.8.0", S, "Returns a count of subscribers to channels.", "O(N) for the NUMSUB subcommand, where N is the number of requested channels"),
+    spec!("shardchannels", -2, PUBSUB | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "7.0.0", S, "Returns the active shard channels.", "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels)."),
+    spec!("shardnumsub", -2, PUBSUB | LOADING | STALE, NO_KEYS, ["@pubsub", "@slow"], "pubsub", "7.0.0", S, "Returns the count of subscribers of shard channels.", "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels"),
 ];
 
 static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[

@@ -34,6 +34,9 @@ pub struct ClientInfo {
     pub tot_net_out: AtomicU64,
     pub tot_cmds: AtomicU64,
     pub monitor: AtomicBool,
+    pub subs: AtomicUsize,
+    pub psubs: AtomicUsize,
+    pub ssubs: AtomicUsize,
     pub multi: AtomicI64,
     pub no_evict: AtomicBool,
     pub no_touch: AtomicBool,
@@ -65,6 +68,9 @@ impl ClientInfo {
             tot_net_out: AtomicU64::new(0),
             tot_cmds: AtomicU64::new(0),
             monitor: AtomicBool::new(false),
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
+            ssubs: AtomicUsize::new(0),
             multi: AtomicI64::new(-1),
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
@@ -104,6 +110,11 @@ impl ClientInfo {
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
         }
+        let (sub, psub, ssub) =
+            (self.subs.load(Ordering::Relaxed), self.psubs.load(Ordering::Relaxed), self.ssubs.load(Ordering::Relaxed));
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if self.multi.load(Ordering::Relaxed) >= 0 {
             flags.push('x');
         }
@@ -120,7 +131,7 @@ impl ClientInfo {
         let qcap = self.qbuf_cap.load(Ordering::Relaxed);
         let omem = self.omem.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -130,6 +141,9 @@ impl ClientInfo {
             (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000,
             flags,
             self.db.load(Ordering::Relaxed),
+            sub,
+            psub,
+            ssub,
             self.multi.load(Ordering::Relaxed),
             qbuf,
             qcap.saturating_sub(qbuf),

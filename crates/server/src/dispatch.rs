@@ -184,6 +184,15 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         finish_reply(s, reply_start);
         return;
     }
+    if s.subs.active() && !s.out.is_resp3() && !allowed_when_subscribed(cmd) {
+        let name = sub.map_or_else(|| cmd.name.to_string(), |sc| format!("{}|{}", cmd.name, sc.name));
+        let err = format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+        local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
+        reply_error_bytes(s, local, err.as_bytes());
+        doom_transaction(s);
+        finish_reply(s, reply_start);
+        return;
+    }
     if s.multi.is_some() && !multi::runs_inside_multi(cmd) {
         if let Err(e) = multi::queue(s, cmd, sub, argv) {
             reply_error_bytes(s, local, e.text().as_bytes());
@@ -208,6 +217,22 @@ pub fn run_queued(
 ) {
     let _ = now;
     run_accounted(shared, local, s, cmd, sub, argv, unix_us(), Some(view));
+}
+
+/// The commands a RESP2 client may send while it has subscriptions.
+fn allowed_when_subscribed(cmd: &CommandSpec) -> bool {
+    matches!(
+        cmd.name,
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
 }
 
 /// A rejected command dooms an open transaction (EXEC will answer EXECABORT).

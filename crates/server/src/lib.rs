@@ -14,6 +14,7 @@ mod info;
 pub mod log;
 mod multi;
 pub mod notify;
+pub mod pubsub;
 mod server_cmds;
 mod session;
 mod slowlog;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub paused_clients: std::sync::atomic::AtomicUsize,
     /// Keys under WATCH by some client.
     pub watches: multi::Watches,
+    /// Pub/Sub subscriptions.
+    pub pubsub: pubsub::Registry,
 }
 
 impl Shared {
@@ -95,6 +98,7 @@ impl Shared {
             pause_all: AtomicBool::new(false),
             paused_clients: std::sync::atomic::AtomicUsize::new(0),
             watches: multi::Watches::default(),
+            pubsub: pubsub::Registry::default(),
         }
     }
 

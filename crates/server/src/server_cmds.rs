@@ -14,7 +14,7 @@ use crate::config::{self, find as find_param};
 use crate::dispatch::WorkerLocal;
 use crate::session::{ReplyMode, Session};
 use crate::worker::Msg;
-use crate::{info, log_notice, log_warning, multi, Shared};
+use crate::{info, log_notice, log_warning, multi, pubsub, Shared};
 
 /// Runs a server command. `cmd` is the top-level command, `sub` its subcommand.
 pub fn run(
@@ -29,6 +29,23 @@ pub fn run(
 ) -> CmdResult {
     match (cmd.name, sub.map(|c| c.name)) {
         ("ping", _) => ping(s, argv),
+        ("subscribe", _) => subscribe(shared, s, pubsub::Kind::Channel, &argv[1..]),
+        ("psubscribe", _) => subscribe(shared, s, pubsub::Kind::Pattern, &argv[1..]),
+        ("ssubscribe", _) => subscribe(shared, s, pubsub::Kind::Shard, &argv[1..]),
+        ("unsubscribe", _) => unsubscribe(shared, s, pubsub::Kind::Channel, &argv[1..]),
+        ("punsubscribe", _) => unsubscribe(shared, s, pubsub::Kind::Pattern, &argv[1..]),
+        ("sunsubscribe", _) => unsubscribe(shared, s, pubsub::Kind::Shard, &argv[1..]),
+        ("publish", _) => {
+            let n = shared.pubsub.publish(shared, argv[1], argv[2], false);
+            s.out.int(n as i64);
+            Ok(())
+        }
+        ("spublish", _) => {
+            let n = shared.pubsub.publish(shared, argv[1], argv[2], true);
+            s.out.int(n as i64);
+            Ok(())
+        }
+        ("pubsub", Some(name)) => pubsub_cmd(shared, s, name, argv),
         ("multi", _) => multi::multi(s),
         ("exec", _) => multi::exec(shared, local, s, now),
         ("discard", _) => multi::discard(shared, s),
@@ -85,7 +102,65 @@ pub fn run(
     }
 }
 
+/// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE.
+fn subscribe(shared: &Shared, s: &mut Session, kind: pubsub::Kind, names: &[&[u8]]) -> CmdResult {
+    pubsub::subscribe(shared, s, kind, names);
+    Ok(())
+}
+
+fn unsubscribe(shared: &Shared, s: &mut Session, kind: pubsub::Kind, names: &[&[u8]]) -> CmdResult {
+    pubsub::unsubscribe(shared, s, kind, names);
+    Ok(())
+}
+
+/// PUBSUB CHANNELS | NUMSUB | NUMPAT | SHARDCHANNELS | SHARDNUMSUB | HELP
+fn pubsub_cmd(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
+    use pubsub::Kind;
+    match sub {
+        "channels" | "shardchannels" => {
+            if argv.len() > 3 {
+                return Err(CmdError::new(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                    args::text(argv[1])
+                )));
+            }
+            let kind = if sub == "channels" { Kind::Channel } else { Kind::Shard };
+            pubsub::channels(shared, &mut s.out, kind, argv.get(2).copied());
+        }
+        "numsub" => pubsub::numsub(shared, &mut s.out, Kind::Channel, &argv[2..]),
+        "shardnumsub" => pubsub::numsub(shared, &mut s.out, Kind::Shard, &argv[2..]),
+        "numpat" => s.out.int(shared.pubsub.count(Kind::Pattern) as i64),
+        "help" => help(s, PUBSUB_HELP),
+        _ => return Err(CmdError::new(format!("ERR unknown subcommand '{sub}'. Try PUBSUB HELP."))),
+    }
+    Ok(())
+}
+
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn ping(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() <= 2 && s.subs.active() && !s.out.is_resp3() {
+        // In RESP2 subscribed mode PING answers in the push format: ["pong", message].
+        s.out.array(2);
+        s.out.bulk(b"pong");
+        s.out.bulk(argv.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match argv.len() {
         1 => s.out.simple("PONG"),
         2 => s.out.bulk(argv[1]),
@@ -202,6 +277,7 @@ fn reset(shared: &Shared, local: &mut WorkerLocal, s: &mut Session) -> CmdResult
     s.multi = None;
     s.info.multi.store(-1, Ordering::Relaxed);
     multi::unwatch_all(shared, s);
+    pubsub::drop_all(shared, s);
     s.select(0);
     s.set_proto(Protocol::Resp2);
     s.reply_mode = ReplyMode::On;

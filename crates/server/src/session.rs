@@ -36,6 +36,10 @@ pub struct Session {
     /// Keys under WATCH, and the flag writers raise when one of them changes.
     pub watched: Vec<crate::multi::Watched>,
     pub watch_flag: Arc<AtomicBool>,
+    /// Pub/Sub subscriptions.
+    pub subs: crate::pubsub::ClientSubs,
+    /// Since when (unix ms) unsent output has been above the pub/sub soft limit.
+    pub soft_limit_since: Option<i64>,
 }
 
 impl Session {
@@ -52,6 +56,8 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             watch_flag: Arc::new(AtomicBool::new(false)),
+            subs: Default::default(),
+            soft_limit_since: None,
         }
     }
 

@@ -39,6 +39,8 @@ pub enum Msg {
     Kill(u64),
     /// Append these bytes to this client's output (MONITOR feed).
     Deliver(u64, Vec<u8>),
+    /// A published message for this subscriber.
+    Pubsub(u64, Box<crate::pubsub::Delivery>),
 }
 
 /// How other threads reach a worker.
@@ -52,9 +54,16 @@ impl WorkerHandle {
         let _ = self.waker.wake();
     }
 
+    /// Queues a message; wakes the worker only if its inbox was empty (a wake-up is already
+    /// pending otherwise), so a burst of messages costs one wake-up.
     pub fn send(&self, msg: Msg) {
-        self.inbox.lock().push(msg);
-        self.wake();
+        let mut inbox = self.inbox.lock();
+        let was_empty = inbox.is_empty();
+        inbox.push(msg);
+        drop(inbox);
+        if was_empty {
+            self.wake();
+        }
     }
 }
 
@@ -456,6 +465,7 @@ impl Worker {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let id = conn.session.info.id;
         crate::multi::unwatch_all(&self.shared, &mut conn.session);
+        crate::pubsub::drop_all(&self.shared, &mut conn.session);
         if conn.session.paused {
             self.paused.retain(|s| *s != slot);
             self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
@@ -477,19 +487,45 @@ impl Worker {
                         self.close(slot);
                     }
                 }
-                Msg::Deliver(id, bytes) => {
-                    let Some(&slot) = self.by_id.get(&id) else {
-                        continue;
-                    };
-                    let Some(conn) = self.conns[slot].as_mut() else {
-                        continue;
-                    };
-                    conn.session.out.raw(&bytes);
-                    if !flush(conn, &mut self.local) {
-                        self.close(slot);
-                    }
-                }
+                Msg::Deliver(id, bytes) => self.deliver(id, |out| out.raw(&bytes)),
+                Msg::Pubsub(id, d) => self.deliver(id, |out| d.encode(out)),
             }
+        }
+    }
+
+    /// Appends a message to a client's output and writes it; a client whose unsent output
+    /// passes the pub/sub output-buffer limit is disconnected, as Redis does for slow
+    /// subscribers.
+    fn deliver(&mut self, id: u64, write: impl FnOnce(&mut resp::ReplyBuf)) {
+        let Some(&slot) = self.by_id.get(&id) else { return };
+        let Some(conn) = self.conns[slot].as_mut() else { return };
+        write(&mut conn.session.out);
+        let mut open = flush(conn, &mut self.local);
+        let pending = (conn.session.out.buf.len() - conn.out_pos) as u64;
+        let [hard, soft, soft_secs] =
+            if conn.session.subs.active() { self.local.settings.pubsub_output_limit } else { [0, 0, 0] };
+        let now = unix_ms();
+        if soft > 0 && pending > soft {
+            let since = *conn.session.soft_limit_since.get_or_insert(now);
+            if now - since > soft_secs as i64 * 1000 {
+                open = false;
+            }
+        } else {
+            conn.session.soft_limit_since = None;
+        }
+        if hard > 0 && pending > hard {
+            open = false;
+        }
+        if !open {
+            if pending > 0 {
+                log_warning!(
+                    "Client id={} addr={} closed for overcoming of output buffer limits ({} bytes pending; see client-output-buffer-limit pubsub).",
+                    id,
+                    conn.session.info.addr,
+                    pending
+                );
+            }
+            self.close(slot);
         }
     }
 

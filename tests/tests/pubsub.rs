@@ -1,0 +1,98 @@
+//! Pub/Sub across connections: message formats in RESP2 and RESP3 compared with
+//! redis-server, ordering and no loss under subscribe/unsubscribe churn, and a slow
+//! subscriber cut off at its output-buffer limit while other clients keep being served.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use redoubt_tests::Server;
+
+fn text(reply: Vec<u8>) -> String {
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Subscribes in the given protocol and records what a publisher's messages look like.
+fn deliveries(server: &Server, proto: &str) -> Vec<String> {
+    let mut sub = server.conn();
+    let mut publisher = server.conn();
+    sub.cmd(&["HELLO", proto]).unwrap();
+    let mut seen = vec![text(sub.cmd(&["SUBSCRIBE", "news"]).unwrap())];
+    seen.push(text(sub.cmd(&["PSUBSCRIBE", "n*"]).unwrap()));
+    seen.push(text(sub.cmd(&["SSUBSCRIBE", "shard"]).unwrap()));
+    seen.push(text(publisher.cmd(&["PUBLISH", "news", "hello"]).unwrap()));
+    seen.push(text(sub.read_reply_raw().unwrap()));
+    seen.push(text(sub.read_reply_raw().unwrap()));
+    seen.push(text(publisher.cmd(&["SPUBLISH", "shard", "s-msg"]).unwrap()));
+    seen.push(text(sub.read_reply_raw().unwrap()));
+    seen.push(text(publisher.cmd(&["PUBSUB", "NUMSUB", "news", "other"]).unwrap()));
+    seen.push(text(publisher.cmd(&["PUBSUB", "NUMPAT"]).unwrap()));
+    seen.push(text(publisher.cmd(&["PUBSUB", "CHANNELS"]).unwrap()));
+    seen
+}
+
+#[test]
+fn message_formats_match_redis() {
+    for proto in ["2", "3"] {
+        let want = deliveries(&Server::redis(), proto);
+        let got = deliveries(&Server::redoubt(), proto);
+        assert_eq!(want, got, "RESP{proto}");
+    }
+}
+
+/// 5,000 messages from one publisher reach a subscriber complete and in order while
+/// another client subscribes and unsubscribes to other channels as fast as it can.
+#[test]
+fn no_loss_or_reordering_under_churn() {
+    let server = Server::redoubt();
+    let mut sub = server.conn();
+    sub.cmd(&["SUBSCRIBE", "stream"]).unwrap();
+    let mut churn = server.conn();
+    let mut publisher = server.conn();
+    const N: usize = 5000;
+    for i in 0..N {
+        publisher.send(&["PUBLISH", "stream", &i.to_string()]).unwrap();
+        if i % 10 == 0 {
+            churn.send(&["SUBSCRIBE", &format!("other{i}")]).unwrap();
+            churn.send(&["UNSUBSCRIBE", &format!("other{i}")]).unwrap();
+        }
+    }
+    for _ in 0..N {
+        assert_eq!(publisher.read_reply_raw().unwrap(), b":1\r\n");
+    }
+    for i in 0..N {
+        let expect = format!("*3\r\n$7\r\nmessage\r\n$6\r\nstream\r\n${}\r\n{i}\r\n", i.to_string().len());
+        assert_eq!(text(sub.read_reply_raw().unwrap()), expect, "message {i}");
+    }
+}
+
+/// A subscriber that stops reading is disconnected at the pub/sub hard limit; the server
+/// stays responsive for everyone else.
+#[test]
+fn slow_subscriber_is_cut_off() {
+    let server = Server::redoubt();
+    let mut admin = server.conn();
+    admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 256kb 0 0"]).unwrap();
+    let mut slow = server.conn();
+    slow.cmd(&["SUBSCRIBE", "firehose"]).unwrap();
+    let payload = "x".repeat(16 * 1024);
+    let mut publisher = server.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut receivers = 1;
+    // Publish until the server drops the subscriber (PUBLISH then reports 0 receivers).
+    while receivers > 0 {
+        assert!(Instant::now() < deadline, "the slow subscriber was never disconnected");
+        receivers = match text(publisher.cmd(&["PUBLISH", "firehose", &payload]).unwrap()).as_str() {
+            ":1\r\n" => 1,
+            ":0\r\n" => 0,
+            other => panic!("unexpected PUBLISH reply {other:?}"),
+        };
+    }
+    let started = Instant::now();
+    assert_eq!(admin.cmd(&["PING"]).unwrap(), b"+PONG\r\n");
+    assert!(started.elapsed() < Duration::from_secs(1), "PING was slow after the cut-off");
+    // The subscriber's socket is closed once what was buffered has been read.
+    let mut stream = slow.try_clone_stream().unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sink = Vec::new();
+    let _ = stream.read_to_end(&mut sink);
+}
