@@ -11,6 +11,7 @@ pub mod bits;
 pub mod error;
 pub mod handlers;
 pub mod lcs;
+pub mod notify;
 pub mod numfmt;
 pub mod table;
 
@@ -42,6 +43,8 @@ pub struct Settings {
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
+    /// `notify-keyspace-events` as flags (see [`notify`]).
+    pub notify_flags: u32,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            notify_flags: 0,
         }
     }
 }
@@ -75,12 +79,27 @@ pub struct Ctx<'a> {
     pub settings: &'a Settings,
     /// Keyspace changes made by this command (the server's dirty counter).
     pub dirty: u64,
+    /// Keyspace events to publish after the command (only collected when enabled).
+    pub events: Vec<notify::Event>,
 }
 
 impl Ctx<'_> {
     /// Argument `i` (0 is the command name).
     pub fn arg(&self, i: usize) -> &[u8] {
         self.argv[i]
+    }
+
+    /// Reports a keyspace event on `key` in the selected database (Redis's
+    /// `notifyKeyspaceEvent`); a no-op unless `notify-keyspace-events` enables `class`.
+    pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        self.notify_in(self.db, class, name, key);
+    }
+
+    /// Like [`Ctx::notify`] for another database (MOVE, COPY ... DB).
+    pub fn notify_in(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
+        if notify::wanted(self.settings.notify_flags, class) {
+            self.events.push(notify::Event { db, name, key: key.to_vec() });
+        }
     }
 
     /// The command name as the client wrote it, lower-cased (for error texts).

@@ -15,6 +15,19 @@ pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String>
     std::thread::Builder::new().name("cron".into()).spawn(move || run(shared)).map_err(|e| e.to_string())
 }
 
+/// Publishes `expired` events for keys the active cycle removed (when enabled).
+fn publish_expired(shared: &Shared) {
+    let flags = shared.settings().notify_flags;
+    if !commands::notify::wanted(flags, commands::notify::EXPIRED) {
+        return;
+    }
+    for i in 0..store::keyspace::SHARDS {
+        let mut view = shared.keyspace.lock_shard(i);
+        let events = crate::dispatch::expired_events(&mut view);
+        crate::dispatch::publish_events(shared, &events);
+    }
+}
+
 fn run(shared: Arc<Shared>) {
     let mut cycle = ExpireCycle::default();
     let mut last_sample = Instant::now() - Duration::from_secs(1);
@@ -26,6 +39,9 @@ fn run(shared: Arc<Shared>) {
         if shared.active_expire.load(Ordering::Relaxed) {
             // Like Redis's slow cycle: at most 25% of one core per period.
             let report = cycle.run(&shared.keyspace, unix_ms(), period / 4);
+            if report.expired > 0 {
+                publish_expired(&shared);
+            }
             if report.examined > 0 {
                 let stale = report.expired as u64 * 10_000 / report.examined as u64;
                 shared.stats.expired_stale_perc.store(stale, Ordering::Relaxed);

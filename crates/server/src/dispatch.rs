@@ -63,6 +63,7 @@ impl WorkerLocal {
             set_max_listpack_value: e[5] as usize,
             zset_max_listpack_entries: e[6] as usize,
             zset_max_listpack_value: e[7] as usize,
+            notify_flags: self.settings.notify_flags,
         };
     }
 }
@@ -336,9 +337,16 @@ fn run_keyspace(
     // find those before the command empties the database.
     let whole = spec.has(flags::ALL_SHARDS) && spec.has(flags::WRITE) && shared.watches.any();
     let existing = if whole { existing_watched(shared, view, spec, argv, s.db, now) } else { Vec::new() };
-    let mut ctx = Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0 };
+    let mut ctx =
+        Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0, events: Vec::new() };
     let r = f(&mut ctx, view);
     local.stats.dirty += ctx.dirty;
+    // Published while the shard locks are held, so events on one key keep their order.
+    let mut events = ctx.events;
+    if commands::notify::wanted(local.cmd_settings.notify_flags, commands::notify::EXPIRED) {
+        events.splice(0..0, expired_events(view));
+    }
+    publish_events(shared, &events);
     if ctx.dirty > 0 {
         // Still under the shard locks, so an EXEC checking its WATCH flag cannot miss it.
         if whole {
@@ -382,6 +390,41 @@ fn existing_watched(
             dbs.iter().any(|&x| view.db(x, key).contains(key, now))
         })
         .collect()
+}
+
+/// `expired` events for the keys lazy expiry removed in the shards of `view`.
+pub fn expired_events(view: &mut View<'_>) -> Vec<commands::notify::Event> {
+    let mut out = Vec::new();
+    for shard in view.shards_mut() {
+        for (db, d) in shard.dbs.iter_mut().enumerate() {
+            out.extend(d.take_expired_keys().into_iter().map(|key| commands::notify::Event {
+                db,
+                name: "expired",
+                key,
+            }));
+        }
+    }
+    out
+}
+
+/// Publishes keyspace events on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<event>`,
+/// as `notify-keyspace-events` asks.
+pub fn publish_events(shared: &Shared, events: &[commands::notify::Event]) {
+    if events.is_empty() {
+        return;
+    }
+    let flags = shared.settings().notify_flags;
+    for e in events {
+        if flags & commands::notify::KEYSPACE != 0 {
+            let mut channel = format!("__keyspace@{}__:", e.db).into_bytes();
+            channel.extend_from_slice(&e.key);
+            shared.pubsub.publish(shared, &channel, e.name.as_bytes(), false);
+        }
+        if flags & commands::notify::KEYEVENT != 0 {
+            let channel = format!("__keyevent@{}__:{}", e.db, e.name);
+            shared.pubsub.publish(shared, channel.as_bytes(), &e.key, false);
+        }
+    }
 }
 
 /// Flags the clients watching keys this (modifying) command declared.

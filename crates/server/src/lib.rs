@@ -111,6 +111,7 @@ impl Shared {
     pub fn reload_settings(&self) {
         let s = Settings::from_config(&self.config.lock());
         log::set_level(s.loglevel);
+        store::db::record_expired(commands::notify::wanted(s.notify_flags, commands::notify::EXPIRED));
         *self.settings.write() = Arc::new(s);
         self.settings_gen.fetch_add(1, Ordering::Release);
     }
@@ -175,6 +176,7 @@ impl Running {
 pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
     let settings = shared.settings();
+    store::db::record_expired(commands::notify::wanted(settings.notify_flags, commands::notify::EXPIRED));
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();

@@ -1,22 +1,9 @@
 //! Keyspace notification classes (`notify-keyspace-events`): parsing and formatting of the
 //! flag letters, as Redis does.
 
-pub const GENERIC: u32 = 1 << 0;
-pub const STRING: u32 = 1 << 1;
-pub const LIST: u32 = 1 << 2;
-pub const SET: u32 = 1 << 3;
-pub const HASH: u32 = 1 << 4;
-pub const ZSET: u32 = 1 << 5;
-pub const EXPIRED: u32 = 1 << 6;
-pub const EVICTED: u32 = 1 << 7;
-pub const STREAM: u32 = 1 << 8;
-pub const MODULE: u32 = 1 << 9;
-pub const NEW: u32 = 1 << 10;
-pub const KEY_MISS: u32 = 1 << 11;
-pub const KEYSPACE: u32 = 1 << 12;
-pub const KEYEVENT: u32 = 1 << 13;
-/// `A`: every class except key-miss and new-key.
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub use commands::notify::{
+    ALL, EVICTED, EXPIRED, GENERIC, HASH, KEYEVENT, KEYSPACE, KEY_MISS, LIST, MODULE, NEW, SET, STREAM, STRING, ZSET,
+};
 
 /// Parses flag letters; `None` if a letter is unknown.
 pub fn parse_flags(s: &str) -> Option<u32> {

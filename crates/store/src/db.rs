@@ -4,7 +4,18 @@
 //! never returned by a lookup (it is deleted on access, "lazy expiry", and counted in
 //! `expired`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::entry::{Entry, NewValue};
+
+/// Whether expired keys are recorded for `expired` keyspace events (set from the
+/// `notify-keyspace-events` configuration; off by default so expiry costs nothing extra).
+static RECORD_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+/// Turns recording of expired keys on or off.
+pub fn record_expired(on: bool) {
+    RECORD_EXPIRED.store(on, Ordering::Relaxed);
+}
 use crate::hash_key;
 use crate::table::Table;
 
@@ -23,6 +34,9 @@ pub struct Db {
     /// Running estimate of the remaining TTL of volatile keys, in ms (INFO's `avg_ttl`),
     /// updated by the active expiry cycle as Redis does.
     pub avg_ttl: i64,
+    /// Keys removed by expiry since the last [`Db::take_expired_keys`] (only recorded when
+    /// [`record_expired`] is on).
+    expired_keys: Vec<Vec<u8>>,
     /// Bytes held by entries and their objects (not the table itself).
     used: usize,
 }
@@ -66,6 +80,9 @@ impl Db {
         if expired {
             self.delete_hashed(hash, key);
             self.expired += 1;
+            if RECORD_EXPIRED.load(Ordering::Relaxed) {
+                self.expired_keys.push(key.to_vec());
+            }
             return None;
         }
         self.table.get_mut(hash, key)
@@ -203,8 +220,12 @@ impl Db {
             self.avg_ttl = if self.avg_ttl == 0 { sample } else { self.avg_ttl / 50 * 49 + sample / 50 };
         }
         let n = deleted.len();
+        let record = RECORD_EXPIRED.load(Ordering::Relaxed);
         for e in &deleted {
             self.forget(e);
+            if record {
+                self.expired_keys.push(e.key().to_vec());
+            }
         }
         self.expired += n as u64;
         (checked, n)
@@ -218,6 +239,11 @@ impl Db {
     /// Every entry, in table order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.table.iter()
+    }
+
+    /// Takes the keys recorded as expired (for keyspace events).
+    pub fn take_expired_keys(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.expired_keys)
     }
 
     /// Swaps the whole contents with another database (SWAPDB).

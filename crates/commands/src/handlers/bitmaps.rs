@@ -9,7 +9,7 @@ use store::{Db, View};
 use crate::bits::{self, BitCountArgs, BitOp, BitPosArgs, BitfieldOps};
 use crate::error::CmdResult;
 use crate::handlers::{edit_string, read_string, store_string, write_lookup_string};
-use crate::Ctx;
+use crate::{notify, Ctx};
 
 /// Fails with WRONGTYPE if `key` exists and is not a string (for commands that write bits).
 fn check_string_target(ctx: &Ctx<'_>, db: &mut Db, key: &[u8]) -> CmdResult {
@@ -33,6 +33,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let db = view.db(ctx.db, key);
     check_string_target(ctx, db, key)?;
     let old = edit_string(ctx, db, key, |v| bits::setbit(v, offset, on));
+    ctx.notify(notify::STRING, "setbit", key);
     ctx.out.int(old as i64);
     Ok(())
 }
@@ -80,9 +81,11 @@ pub fn bitop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     if result.is_empty() {
         if db.remove(dest).is_some() {
             ctx.dirty += 1;
+            ctx.notify(notify::GENERIC, "del", dest);
         }
     } else {
         store_string(ctx, db, dest, &result, None);
+        ctx.notify(notify::STRING, "set", dest);
     }
     ctx.out.int(result.len() as i64);
     Ok(())
@@ -100,6 +103,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, read_only: bool) -> 
     }
     check_string_target(ctx, db, key)?;
     let outcome = edit_string(ctx, db, key, |v| bits::bitfield_run(v, &ops));
+    if outcome.changes > 0 {
+        ctx.notify(notify::STRING, "setbit", key);
+    }
     outcome.write(ctx.out);
     Ok(())
 }

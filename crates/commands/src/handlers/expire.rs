@@ -5,7 +5,7 @@ use store::View;
 
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult};
-use crate::Ctx;
+use crate::{notify, Ctx};
 
 #[derive(Clone, Copy, Default)]
 struct Conditions {
@@ -71,8 +71,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, base: i64, seconds: bo
     }
     if when <= ctx.now {
         db.remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         db.set_expire(key, Some(when));
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     ctx.dirty += 1;
     ctx.out.int(1);
@@ -163,6 +165,7 @@ pub fn persist(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         let key = ctx.argv[1];
         view.db(ctx.db, key).set_expire(key, None);
         ctx.dirty += 1;
+        ctx.notify(notify::GENERIC, "persist", key);
     }
     ctx.out.int(removed as i64);
     Ok(())

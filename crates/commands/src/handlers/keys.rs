@@ -9,7 +9,7 @@ use store::{Db, Entry, Kind, NewValue, ValueRef, View};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult, DB_INDEX, NO_SUCH_KEY, SYNTAX};
 use crate::handlers::{clock, string_bytes};
-use crate::Ctx;
+use crate::{notify, Ctx};
 
 const SAME_OBJECT: CmdError = CmdError::fixed("ERR source and destination objects are the same");
 
@@ -21,6 +21,7 @@ pub fn del(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         if db.contains(key, ctx.now) {
             db.remove(key);
             n += 1;
+            ctx.notify(notify::GENERIC, "del", key);
         }
     }
     ctx.dirty += n as u64;
@@ -91,6 +92,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, nx: bool) -> CmdResult
     let moved = copy_entry(&old, dst, old.expire_at(), old.clock());
     view.db(ctx.db, dst).insert(moved);
     ctx.dirty += 1;
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -151,6 +154,7 @@ pub fn copy(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     }
     target.insert(copied);
     ctx.dirty += 1;
+    ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -170,6 +174,8 @@ pub fn move_(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let e = view.db(ctx.db, key).remove(key).expect("checked above");
     view.db(to, key).insert(e);
     ctx.dirty += 1;
+    ctx.notify(notify::GENERIC, "move_from", key);
+    ctx.notify_in(to, notify::GENERIC, "move_to", key);
     ctx.out.int(1);
     Ok(())
 }

@@ -8,7 +8,7 @@ use store::{Db, View};
 use crate::args::{self, is};
 use crate::error::{CmdError, CmdResult, NOT_INTEGER, OVERFLOW, STRING_TOO_LONG, SYNTAX};
 use crate::handlers::{edit_string, read_string, store_string, store_string_as, write_lookup_string};
-use crate::{lcs as lcs_algo, numfmt, Ctx};
+use crate::{lcs as lcs_algo, notify, numfmt, Ctx};
 
 /// When a SET/GETEX expiry was given and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +154,10 @@ fn set_generic(
         _ => None,
     };
     store_string(ctx, db, key, value, expire_at);
+    ctx.notify(notify::STRING, "set", key);
+    if matches!(o.expire, Some(ExpireArg::At(_))) {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     if !o.get {
         match replies {
             Some((ok, _)) => ctx.out.int(ok),
@@ -224,6 +228,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     }
     db.remove(key);
     ctx.dirty += 1;
+    ctx.notify(notify::GENERIC, "del", key);
     Ok(())
 }
 
@@ -243,14 +248,17 @@ pub fn getex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         Some(ExpireArg::At(at)) if at <= ctx.now => {
             db.remove(key);
             ctx.dirty += 1;
+            ctx.notify(notify::GENERIC, "del", key);
         }
         Some(ExpireArg::At(at)) => {
             db.set_expire(key, Some(at));
             ctx.dirty += 1;
+            ctx.notify(notify::GENERIC, "expire", key);
         }
         Some(ExpireArg::Persist) if db.lookup(key, ctx.now).is_some_and(|e| e.expire_at().is_some()) => {
             db.set_expire(key, None);
             ctx.dirty += 1;
+            ctx.notify(notify::GENERIC, "persist", key);
         }
         _ => {}
     }
@@ -284,6 +292,7 @@ pub fn mset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     for i in (1..ctx.argv.len()).step_by(2) {
         let (key, value) = (ctx.argv[i], ctx.argv[i + 1]);
         store_string(ctx, view.db(ctx.db, key), key, value, None);
+        ctx.notify(notify::STRING, "set", key);
     }
     ctx.out.ok();
     Ok(())
@@ -301,6 +310,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     for i in (1..ctx.argv.len()).step_by(2) {
         let (key, value) = (ctx.argv[i], ctx.argv[i + 1]);
         store_string(ctx, view.db(ctx.db, key), key, value, None);
+        ctx.notify(notify::STRING, "set", key);
     }
     ctx.out.int(1);
     Ok(())
@@ -321,6 +331,7 @@ pub fn append(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let current = write_lookup_string(ctx, db, key)?.map(<[u8]>::len);
     let Some(len) = current else {
         store_string(ctx, db, key, value, None);
+        ctx.notify(notify::STRING, "append", key);
         ctx.out.int(value.len() as i64);
         return Ok(());
     };
@@ -329,6 +340,7 @@ pub fn append(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         s.extend_from_slice(value);
         s.len()
     });
+    ctx.notify(notify::STRING, "append", key);
     ctx.out.int(new_len as i64);
     Ok(())
 }
@@ -393,6 +405,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         s[offset..end].copy_from_slice(value);
         s.len()
     });
+    ctx.notify(notify::STRING, "setrange", key);
     ctx.out.int(new_len as i64);
     Ok(())
 }
@@ -410,6 +423,7 @@ fn incr_by(ctx: &mut Ctx<'_>, view: &mut View<'_>, delta: i64) -> CmdResult {
     let text = buf.format(new).as_bytes();
     let expire = db.lookup(key, ctx.now).and_then(|e| e.expire_at());
     store_string(ctx, db, key, text, expire);
+    ctx.notify(notify::STRING, "incrby", key);
     ctx.out.int(new);
     Ok(())
 }
@@ -446,6 +460,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let text = numfmt::incrbyfloat(current.as_deref(), ctx.argv[2])?;
     let expire = db.lookup(key, ctx.now).and_then(|e| e.expire_at());
     store_string_as(ctx, db, key, &text, expire, true);
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     ctx.out.bulk(&text);
     Ok(())
 }

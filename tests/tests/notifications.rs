@@ -1,0 +1,69 @@
+//! Keyspace notifications compared with redis-server: the same commands, with
+//! `notify-keyspace-events KEA`, must publish the same events in the same order.
+
+use std::time::Duration;
+
+use redoubt_tests::util::poll_until;
+use redoubt_tests::Server;
+
+fn text(reply: Vec<u8>) -> String {
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+const COMMANDS: &[&[&str]] = &[
+    &["SET", "k", "v"],
+    &["SET", "k", "v2", "EX", "100"],
+    &["SETNX", "k", "x"],
+    &["SETEX", "k2", "100", "v"],
+    &["GETSET", "k2", "v"],
+    &["MSET", "a", "1", "b", "2"],
+    &["INCR", "a"],
+    &["DECRBY", "a", "5"],
+    &["INCRBYFLOAT", "a", "1.5"],
+    &["APPEND", "b", "x"],
+    &["SETRANGE", "b", "0", "y"],
+    &["SETBIT", "bits", "3", "1"],
+    &["BITOP", "NOT", "bits2", "bits"],
+    &["EXPIRE", "a", "100"],
+    &["PERSIST", "a"],
+    &["EXPIRE", "a", "-1"],
+    &["RENAME", "b", "c"],
+    &["COPY", "c", "d"],
+    &["MOVE", "d", "1"],
+    &["DEL", "c", "nope"],
+    &["GETDEL", "k"],
+    &["GETEX", "k2", "PX", "100000"],
+    &["SET", "short", "v", "PX", "1"],
+];
+
+fn events(server: &Server) -> Vec<String> {
+    let mut admin = server.conn();
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]).unwrap();
+    let mut sub = server.conn();
+    sub.cmd(&["PSUBSCRIBE", "__key*__:*"]).unwrap();
+    for c in COMMANDS {
+        admin.cmd(c).unwrap();
+    }
+    // Wait for the short-lived key to be gone (lazily or actively expired).
+    poll_until(Duration::from_secs(5), "short to expire", || {
+        (text(admin.cmd(&["GET", "short"]).unwrap()) == "$-1\r\n").then_some(())
+    });
+    admin.cmd(&["PUBLISH", "__keyspace@0__:end", "end"]).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let m = text(sub.read_reply_raw().unwrap());
+        if m.contains("__keyspace@0__:end") {
+            break;
+        }
+        seen.push(m);
+    }
+    seen
+}
+
+#[test]
+fn keyspace_events_match_redis() {
+    let want = events(&Server::redis());
+    let got = events(&Server::redoubt());
+    assert!(want.iter().any(|e| e.contains("expired")), "the test is wrong: {want:#?}");
+    assert_eq!(want, got);
+}
