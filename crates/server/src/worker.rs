@@ -205,6 +205,8 @@ struct Worker {
     last_idle_check: i64,
     /// The last blocking wait returned events (so a short busy-poll is worth it).
     recently_busy: bool,
+    /// When this worker last merged its statistics into the shared totals.
+    last_merge: std::time::Instant,
 }
 
 /// Starts worker `id` on its listeners.
@@ -237,6 +239,7 @@ pub fn spawn(
         paused: Vec::new(),
         last_idle_check: 0,
         recently_busy: false,
+        last_merge: std::time::Instant::now(),
     };
     let handle = WorkerHandle { waker, inbox };
     let thread = std::thread::Builder::new()
@@ -268,7 +271,13 @@ impl Worker {
             }
             self.resume_paused();
             self.close_idle();
-            self.shared.stats.merge(&mut self.local.stats);
+            // Publish statistics at most every millisecond (INFO merges its own worker's
+            // counters first, so they are never stale for the caller).
+            let now = std::time::Instant::now();
+            if now.duration_since(self.last_merge) >= std::time::Duration::from_millis(1) {
+                self.shared.stats.merge(&mut self.local.stats);
+                self.last_merge = now;
+            }
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 self.close_all();
                 return;
@@ -296,6 +305,8 @@ impl Worker {
                 std::hint::spin_loop();
             }
         }
+        // About to sleep: publish this worker's statistics so other threads see them.
+        self.shared.stats.merge(&mut self.local.stats);
         self.poll.poll(events, self.pause_timeout())?;
         self.recently_busy = !events.is_empty();
         Ok(())
