@@ -77,12 +77,34 @@ def test_pipeline_reports_errors_in_place(r):
     assert results[1] == "abc"
 
 
-@pytest.mark.xfail(strict=True, reason="MULTI/EXEC is not implemented in Redoubt yet")
 def test_transactional_pipeline(r):
     pipe = r.pipeline()  # redis-py's default wraps the batch in MULTI/EXEC
     pipe.set("t", 1)
     pipe.incr("t")
     assert pipe.execute() == [True, 2]
+
+
+def test_watch_retries_after_a_concurrent_write(r, server_port):
+    other = redis.Redis(host="127.0.0.1", port=server_port, decode_responses=True)
+    r.set("balance", 10)
+    with r.pipeline() as pipe:
+        pipe.watch("balance")
+        other.set("balance", 20)  # changes the watched key before EXEC
+        pipe.multi()
+        pipe.set("balance", 0)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert r.get("balance") == "20"
+
+
+def test_pubsub_round_trip(r):
+    p = r.pubsub()
+    p.subscribe("news")
+    assert p.get_message(timeout=5)["type"] == "subscribe"
+    assert r.publish("news", "hello") == 1
+    msg = p.get_message(timeout=5)
+    assert msg["type"] == "message" and msg["channel"] == "news" and msg["data"] == "hello"
+    p.close()
 
 
 def test_mset_mget(r):
