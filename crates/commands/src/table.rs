@@ -684,9 +684,8 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
 
 /// Finds a top-level command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static INDEX: std::sync::OnceLock<
-        std::collections::HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>,
-    > = std::sync::OnceLock::new();
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static [u8], &'static CommandSpec, NameHash>> =
+        std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| all().map(|c| (c.name.as_bytes(), c)).collect());
     if name.len() > 32 {
         return None;
@@ -697,6 +696,27 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     lower.make_ascii_lowercase();
     index.get(&*lower).copied()
 }
+
+/// FNV-1a for command names: a handful of bytes, hashed in a few instructions (the table is
+/// static and not attacker-controlled, so no random seed is needed).
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameHash = std::hash::BuildHasherDefault<NameHasher>;
 
 /// Finds a subcommand of a container command, ignoring ASCII case.
 pub fn lookup_sub(parent: &CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {

@@ -123,6 +123,29 @@ fn c_strchr(buf: &[u8], needle: u8) -> Option<usize> {
 /// Parses a header line `<sigil><integer>\r\n` starting at `pos`. Returns the integer (if it
 /// is a valid one) and the position after the line, or `None` when the line is incomplete.
 fn header_line(buf: &[u8], pos: usize) -> Option<(Option<i64>, usize)> {
+    // Fast path for the usual `<sigil><small positive number>\r\n`: parse while scanning.
+    let mut v: i64 = 0;
+    let mut i = pos + 1;
+    while i < buf.len() && i - pos <= 18 {
+        let b = buf[i];
+        if b.is_ascii_digit() {
+            v = v * 10 + (b - b'0') as i64;
+            i += 1;
+            continue;
+        }
+        if b == b'\r' && i > pos + 1 && !(buf[pos + 1] == b'0' && i > pos + 2) {
+            if i + 1 >= buf.len() {
+                return None;
+            }
+            return Some((Some(v), i + 2));
+        }
+        break;
+    }
+    header_line_slow(buf, pos)
+}
+
+/// The general case of [`header_line`] (signs, leading zeros, garbage, NUL bytes).
+fn header_line_slow(buf: &[u8], pos: usize) -> Option<(Option<i64>, usize)> {
     let cr = pos + c_strchr(&buf[pos..], b'\r')?;
     // The byte after '\r' must have arrived; like Redis we skip it without checking it.
     if cr + 1 >= buf.len() {
@@ -270,6 +293,23 @@ mod tests {
         assert_eq!(parse(b"*1\r\n$-1\r\n").0, Err(ProtocolError::InvalidBulkLength));
         assert_eq!(parse(b"*1\r\n$01\r\n").0, Err(ProtocolError::InvalidBulkLength));
         assert_eq!(ProtocolError::ExpectedDollar(b'\r').message(), "Protocol error: expected '$', got ' '");
+    }
+
+    #[test]
+    fn header_fast_path_agrees_with_the_rules() {
+        for line in [
+            &b"$0\r\n"[..],
+            b"$7\r\n",
+            b"$123456789012345678\r\n",
+            b"$01\r\n",
+            b"$-1\r\n",
+            b"$1a\r\n",
+            b"$\r\n",
+            b"$00\r\n",
+        ] {
+            assert_eq!(header_line(line, 0), header_line_slow(line, 0), "{}", line.escape_ascii());
+        }
+        assert_eq!(header_line(b"$12\r", 0), None);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn publish_expired(shared: &Shared) {
 fn run(shared: Arc<Shared>) {
     let mut cycle = ExpireCycle::default();
     let mut last_sample = Instant::now() - Duration::from_secs(1);
+    let mut last_memory = Instant::now() - Duration::from_secs(1);
     let mut cpu_ms = 0u64;
     while !shared.shutdown.load(Ordering::SeqCst) {
         let hz = shared.settings().hz.clamp(1, 500);
@@ -51,9 +52,14 @@ fn run(shared: Arc<Shared>) {
         }
         if last_sample.elapsed() >= Duration::from_millis(100) {
             shared.stats.sample(unix_ms());
+            last_sample = Instant::now();
+        }
+        // Refreshing the allocator's statistics walks every arena: once a second is enough
+        // to track the peak (INFO reads fresh figures itself).
+        if last_memory.elapsed() >= Duration::from_secs(1) {
             let used = info::memory_figures().allocated;
             shared.stats.peak_memory.fetch_max(used, Ordering::Relaxed);
-            last_sample = Instant::now();
+            last_memory = Instant::now();
         }
         let spent = started.elapsed();
         std::thread::sleep(period.saturating_sub(spent));

@@ -395,11 +395,7 @@ fn replication(shared: &Shared, out: &mut String) {
 fn commandstats(shared: &Shared, out: &mut String) {
     out.push_str("# Commandstats\r\n");
     let t = shared.stats.totals.lock();
-    let mut rows: Vec<(String, crate::stats::CmdStat)> = t
-        .commands
-        .iter()
-        .map(|((c, sub), s)| (sub.map_or_else(|| c.to_string(), |sub| format!("{c}|{sub}")), *s))
-        .collect();
+    let mut rows: Vec<(String, crate::stats::CmdStat)> = t.commands.iter().map(|(k, s)| (k.full_name(), *s)).collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, s) in rows {
         let per = if s.calls > 0 { s.usec as f64 / s.calls as f64 } else { 0.0 };
@@ -415,11 +411,7 @@ fn latencystats(shared: &Shared, out: &mut String) {
     out.push_str("# Latencystats\r\n");
     let percentiles = shared.settings().latency_percentiles.clone();
     let t = shared.stats.totals.lock();
-    let mut rows: Vec<(String, &crate::stats::Hist)> = t
-        .latency
-        .iter()
-        .map(|((c, sub), h)| (sub.map_or_else(|| c.to_string(), |sub| format!("{c}|{sub}")), h))
-        .collect();
+    let mut rows: Vec<(String, &crate::stats::Hist)> = t.latency.iter().map(|(k, h)| (k.full_name(), h)).collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, h) in rows {
         let parts: Vec<String> =

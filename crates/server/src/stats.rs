@@ -19,6 +19,70 @@ pub struct CmdStat {
     pub failed: u64,
 }
 
+/// Identifies a command (and subcommand) in the statistics maps by the addresses of its
+/// static names, so hashing and comparing a key costs two words, not two strings.
+#[derive(Clone, Copy, Debug)]
+pub struct CmdKey {
+    pub cmd: &'static str,
+    pub sub: Option<&'static str>,
+}
+
+impl CmdKey {
+    fn addrs(&self) -> (usize, usize) {
+        (self.cmd.as_ptr() as usize, self.sub.map_or(0, |s| s.as_ptr() as usize))
+    }
+
+    /// `get` or `client|list`, as INFO prints it.
+    pub fn full_name(&self) -> String {
+        match self.sub {
+            Some(sub) => format!("{}|{}", self.cmd, sub),
+            None => self.cmd.to_string(),
+        }
+    }
+}
+
+impl PartialEq for CmdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.addrs() == other.addrs()
+    }
+}
+
+impl Eq for CmdKey {}
+
+impl std::hash::Hash for CmdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (a, b) = self.addrs();
+        state.write_usize(a ^ b.rotate_left(17));
+    }
+}
+
+/// A multiplicative hasher for keys that are already well-spread words (addresses).
+#[derive(Default)]
+pub struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by command.
+pub type CmdMap<V> = HashMap<CmdKey, V, std::hash::BuildHasherDefault<WordHasher>>;
+
 /// Number of histogram buckets: values below 16 µs get one bucket each, then 16 buckets per
 /// power of two (about 6% resolution) up to 2^40 µs.
 const HIST_BUCKETS: usize = 16 + 37 * 16;
@@ -88,10 +152,10 @@ impl Hist {
 /// Counters one worker accumulates between merges.
 #[derive(Default, Debug)]
 pub struct WorkerStats {
-    /// Keyed by (command, subcommand) names (`("client", Some("list"))`).
-    pub commands: HashMap<(&'static str, Option<&'static str>), CmdStat, ahash::RandomState>,
+    /// Per command (and subcommand).
+    pub commands: CmdMap<CmdStat>,
     /// Latency histograms per command (when `latency-tracking` is on).
-    pub latency: HashMap<(&'static str, Option<&'static str>), Hist, ahash::RandomState>,
+    pub latency: CmdMap<Hist>,
     /// Keyspace changes (the `dirty` counter).
     pub dirty: u64,
     pub errors: HashMap<String, u64>,
@@ -127,11 +191,11 @@ impl WorkerStats {
 
     /// The latency histogram of a command.
     pub fn latency(&mut self, name: &'static str, sub: Option<&'static str>) -> &mut Hist {
-        self.latency.entry((name, sub)).or_default()
+        self.latency.entry(CmdKey { cmd: name, sub }).or_default()
     }
 
     pub fn command(&mut self, name: &'static str, sub: Option<&'static str>) -> &mut CmdStat {
-        self.commands.entry((name, sub)).or_default()
+        self.commands.entry(CmdKey { cmd: name, sub }).or_default()
     }
 }
 
