@@ -66,14 +66,19 @@ pub struct KeyPos {
     pub first: i32,
     pub last: i32,
     pub step: i32,
+    /// For commands whose keys are counted by an argument (`LMPOP numkeys key ...`): the index
+    /// of that count; the keys follow it. 0 when the positions above say it all.
+    pub numkeys: i32,
 }
 
-pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0 };
-pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1 };
-pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1 };
-pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1 };
-pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2 };
-pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1 };
+pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 0 };
+pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1, numkeys: 0 };
+pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1, numkeys: 0 };
+pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1, numkeys: 0 };
+pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2, numkeys: 0 };
+/// `numkeys key [key ...]` right after the command name (LMPOP, SINTERCARD, ...).
+pub const NUMKEYS_AT_1: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 1 };
+pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1, numkeys: 0 };
 
 /// One command (or one subcommand of a container command such as CLIENT).
 #[derive(Debug)]
@@ -108,6 +113,22 @@ impl CommandSpec {
         } else {
             argc >= -arity
         }
+    }
+
+    /// Indexes of the key arguments of this invocation (`argv` includes the command name),
+    /// including keys counted by a `numkeys` argument. An invalid count yields no keys (the
+    /// handler reports the error).
+    pub fn keys_of(&self, argv: &[&[u8]]) -> Vec<usize> {
+        let k = self.keys;
+        if k.numkeys <= 0 {
+            return self.key_indexes(argv.len()).collect();
+        }
+        let at = k.numkeys as usize;
+        let count = argv.get(at).and_then(|a| resp::decode::parse_i64(a)).unwrap_or(0);
+        if count <= 0 || count as usize > argv.len().saturating_sub(at + 1) {
+            return Vec::new();
+        }
+        (at + 1..=at + count as usize).collect()
     }
 
     /// Indexes of the key arguments in `argv` (which includes the command name).
@@ -774,5 +795,8 @@ mod tests {
         assert_eq!(lookup(b"get").unwrap().key_indexes(2).collect::<Vec<_>>(), vec![1]);
         assert_eq!(lookup(b"ping").unwrap().key_indexes(2).count(), 0);
         assert_eq!(lookup(b"bitop").unwrap().key_indexes(5).collect::<Vec<_>>(), vec![2, 3, 4]);
+        let lmpop = lookup(b"lmpop").unwrap();
+        assert_eq!(lmpop.keys_of(&[b"lmpop", b"2", b"a", b"b", b"LEFT"]), vec![2, 3]);
+        assert_eq!(lmpop.keys_of(&[b"lmpop", b"9", b"a", b"LEFT"]), Vec::<usize>::new());
     }
 }

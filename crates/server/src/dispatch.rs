@@ -335,7 +335,7 @@ fn run_keyspace(
 ) -> commands::CmdResult {
     // FLUSHDB/FLUSHALL/SWAPDB invalidate only the watched keys that exist (as in Redis), so
     // find those before the command empties the database.
-    let whole = spec.has(flags::ALL_SHARDS) && spec.has(flags::WRITE) && shared.watches.any();
+    let whole = matches!(spec.name, "flushdb" | "flushall" | "swapdb") && shared.watches.any();
     let existing = if whole { existing_watched(shared, view, spec, argv, s.db, now) } else { Vec::new() };
     let mut ctx =
         Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0, events: Vec::new() };
@@ -433,7 +433,7 @@ fn touch_watched(shared: &Shared, spec: &CommandSpec, argv: &[&[u8]], db: usize)
     if !w.any() {
         return;
     }
-    for i in spec.key_indexes(argv.len()) {
+    for i in spec.keys_of(argv) {
         w.touch(db, argv[i]);
     }
 }
@@ -448,7 +448,7 @@ pub fn lock_for<'a>(shared: &'a Shared, spec: &CommandSpec, argv: &[&[u8]]) -> V
     if k.first == 1 && k.last == 1 && argv.len() > 1 {
         return ks.lock_key(argv[1]);
     }
-    ks.lock_keys(spec.key_indexes(argv.len()).map(|i| argv[i]))
+    ks.lock_keys(spec.keys_of(argv).into_iter().map(|i| argv[i]))
 }
 
 /// Applies CLIENT REPLY OFF/SKIP to the reply just written.

@@ -232,8 +232,8 @@ pub fn exec(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, now: i64)
         shared.keyspace.lock_all()
     } else {
         let keys = multi.queued.iter().flat_map(|q| {
-            let spec = q.spec();
-            spec.key_indexes(q.args.len()).map(move |i| q.args[i].as_slice())
+            let argv: Vec<&[u8]> = q.args.iter().map(Vec::as_slice).collect();
+            q.spec().keys_of(&argv).into_iter().map(move |i| q.args[i].as_slice())
         });
         let watched = s.watched.iter().map(|w| w.key.as_slice());
         shared.keyspace.lock_keys(keys.chain(watched).collect::<Vec<_>>())

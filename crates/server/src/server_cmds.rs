@@ -884,7 +884,7 @@ fn command_getkeys(s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     if !spec.arity_ok(argv.len()) {
         return Err(CmdError::fixed("ERR Invalid number of arguments specified for command"));
     }
-    let keys: Vec<usize> = spec.key_indexes(argv.len()).collect();
+    let keys: Vec<usize> = spec.keys_of(argv);
     if keys.is_empty() {
         return Err(CmdError::fixed("ERR The command has no key arguments"));
     }
