@@ -81,6 +81,22 @@ pub struct Ctx<'a> {
     pub dirty: u64,
     /// Keyspace events to publish after the command (only collected when enabled).
     pub events: Vec<notify::Event>,
+    /// Whether a blocking command may block (false inside MULTI/EXEC, where it behaves as
+    /// its non-blocking form with a null reply).
+    pub may_block: bool,
+    /// Set by a blocking command that found nothing to pop: the client waits for these keys.
+    pub block: Option<Block>,
+    /// Keys that received elements a blocked client may be waiting for (list pushes).
+    pub ready: Vec<Vec<u8>>,
+}
+
+/// A blocking command's request to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// Absolute deadline in unix ms, or `None` to wait forever.
+    pub deadline: Option<i64>,
+    /// The keys whose arrival of data may serve the command.
+    pub keys: Vec<Vec<u8>>,
 }
 
 impl Ctx<'_> {
@@ -100,6 +116,11 @@ impl Ctx<'_> {
         if notify::wanted(self.settings.notify_flags, class) {
             self.events.push(notify::Event { db, name, key: key.to_vec() });
         }
+    }
+
+    /// Notes that `key` received data a blocked client may be waiting for.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        self.ready.push(key.to_vec());
     }
 
     /// The command name as the client wrote it, lower-cased (for error texts).

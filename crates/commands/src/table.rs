@@ -76,6 +76,10 @@ pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1, numkeys: 0 };
 pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1, numkeys: 0 };
 pub const KEYS_1_2: KeyPos = KeyPos { first: 1, last: 2, step: 1, numkeys: 0 };
 pub const KEYS_PAIRS: KeyPos = KeyPos { first: 1, last: -1, step: 2, numkeys: 0 };
+/// Every argument but the last (BLPOP key [key ...] timeout).
+pub const KEYS_BUT_LAST: KeyPos = KeyPos { first: 1, last: -2, step: 1, numkeys: 0 };
+/// `timeout numkeys key [key ...]` (BLMPOP, BZMPOP).
+pub const NUMKEYS_AT_2: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 2 };
 /// `numkeys key [key ...]` right after the command name (LMPOP, SINTERCARD, ...).
 pub const NUMKEYS_AT_1: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 1 };
 pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1, numkeys: 0 };
@@ -418,6 +422,18 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         S,
         "Sets the connection name.",
         "O(1)"
+    ),
+    spec!(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        ["@admin", "@slow", "@dangerous", "@connection"],
+        "connection",
+        "5.0.0",
+        S,
+        "Unblocks a client blocked by a blocking command from a different connection.",
+        "O(log N) where N is the number of client connections"
     ),
     spec!(
         "unpause",

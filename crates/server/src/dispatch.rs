@@ -20,6 +20,10 @@ use crate::{log_warning, multi, server_cmds, unix_us, Shared};
 /// A worker's private state used by dispatch.
 pub struct WorkerLocal {
     pub stats: WorkerStats,
+    /// A blocking command's request to wait, handed from the handler to `execute`.
+    pub block: Option<commands::Block>,
+    /// Keys that received data for blocked clients during the current command.
+    pub ready: Vec<(usize, Vec<u8>)>,
     /// A clock reading that may stand for "now" at the start of the next command of the
     /// current batch; cleared whenever the worker goes back to waiting for events.
     pub clock_us: Option<i64>,
@@ -31,6 +35,8 @@ pub struct WorkerLocal {
 impl WorkerLocal {
     pub fn new(shared: &Shared) -> WorkerLocal {
         let mut w = WorkerLocal {
+            block: None,
+            ready: Vec::new(),
             clock_us: None,
             stats: WorkerStats::default(),
             settings: shared.settings(),
@@ -202,7 +208,88 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         return;
     }
     run_accounted(shared, local, s, cmd, sub, argv, start_us, None);
+    if let Some(b) = local.block.take() {
+        let waiter = crate::blocking::Waiter {
+            id: s.info.id,
+            worker: s.info.worker,
+            db: s.db,
+            resp3: s.out.is_resp3(),
+            cmd: sub.unwrap_or(cmd),
+            argv: argv.iter().map(|a| a.to_vec()).collect(),
+            keys: b.keys,
+            deadline: b.deadline,
+        };
+        s.blocked = Some(b.deadline);
+        shared.blocking.add(waiter, false);
+    }
+    serve_blocked(shared, local);
     finish_reply(s, reply_start);
+}
+
+/// Serves clients blocked on the keys that just received data, oldest first (see
+/// `blocking`). Runs after the pushing command released its locks.
+pub fn serve_blocked(shared: &Shared, local: &mut WorkerLocal) {
+    if local.ready.is_empty() {
+        return;
+    }
+    if shared.blocking.is_empty() {
+        local.ready.clear();
+        return;
+    }
+    let mut queue: std::collections::VecDeque<(usize, Vec<u8>)> = local.ready.drain(..).collect();
+    while let Some((db, key)) = queue.pop_front() {
+        while let Some(w) = shared.blocking.claim_first(db, &key) {
+            match serve_one(shared, local, &w) {
+                Some(reply) => {
+                    queue.extend(local.ready.drain(..));
+                    if let Some(worker) = shared.workers.read().get(w.worker) {
+                        worker.send(Msg::Unblock(w.id, reply));
+                    }
+                }
+                None => {
+                    // Nothing for it after all: it keeps its place at the head of its queues.
+                    shared.blocking.add(w, true);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Reruns a blocked client's command; `None` if it would still block.
+fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Waiter) -> Option<Vec<u8>> {
+    let Handler::Keyspace(f) = w.cmd.handler else { return None };
+    let argv: Vec<&[u8]> = w.argv.iter().map(Vec::as_slice).collect();
+    let proto = if w.resp3 { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 };
+    let mut out = resp::ReplyBuf::new(proto);
+    let mut view = lock_for(shared, w.cmd, &argv);
+    let mut ctx = Ctx {
+        argv: &argv,
+        db: w.db,
+        now: crate::unix_ms(),
+        out: &mut out,
+        settings: &local.cmd_settings,
+        dirty: 0,
+        events: Vec::new(),
+        may_block: true,
+        block: None,
+        ready: Vec::new(),
+    };
+    let r = f(&mut ctx, &mut view);
+    if ctx.block.is_some() {
+        return None;
+    }
+    local.stats.dirty += ctx.dirty;
+    publish_events(shared, &ctx.events);
+    if ctx.dirty > 0 {
+        touch_watched(shared, w.cmd, &argv, w.db);
+    }
+    local.ready.extend(ctx.ready.drain(..).map(|k| (w.db, k)));
+    drop(view);
+    if let Err(e) = r {
+        out.error(e.text());
+    }
+    Some(out.buf)
 }
 
 /// Runs one command queued by MULTI, inside EXEC, under EXEC's shard locks.
@@ -316,8 +403,8 @@ fn run(
     match spec.handler {
         Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now, held),
         Handler::Keyspace(f) => match held {
-            Some(view) => run_keyspace(shared, local, s, spec, f, argv, now, view),
-            None => run_keyspace(shared, local, s, spec, f, argv, now, &mut lock_for(shared, spec, argv)),
+            Some(view) => run_keyspace(shared, local, s, spec, f, argv, now, view, true),
+            None => run_keyspace(shared, local, s, spec, f, argv, now, &mut lock_for(shared, spec, argv), false),
         },
     }
 }
@@ -332,14 +419,29 @@ fn run_keyspace(
     argv: &[&[u8]],
     now: i64,
     view: &mut View<'_>,
+    in_exec: bool,
 ) -> commands::CmdResult {
     // FLUSHDB/FLUSHALL/SWAPDB invalidate only the watched keys that exist (as in Redis), so
     // find those before the command empties the database.
     let whole = matches!(spec.name, "flushdb" | "flushall" | "swapdb") && shared.watches.any();
     let existing = if whole { existing_watched(shared, view, spec, argv, s.db, now) } else { Vec::new() };
-    let mut ctx =
-        Ctx { argv, db: s.db, now, out: &mut s.out, settings: &local.cmd_settings, dirty: 0, events: Vec::new() };
+    let may_block = s.multi.is_none() && !in_exec;
+    let mut ctx = Ctx {
+        argv,
+        db: s.db,
+        now,
+        out: &mut s.out,
+        settings: &local.cmd_settings,
+        dirty: 0,
+        events: Vec::new(),
+        may_block,
+        block: None,
+        ready: Vec::new(),
+    };
     let r = f(&mut ctx, view);
+    local.block = ctx.block.take();
+    let db = s.db;
+    local.ready.extend(ctx.ready.drain(..).map(|k| (db, k)));
     local.stats.dirty += ctx.dirty;
     // Published while the shard locks are held, so events on one key keep their order.
     let mut events = ctx.events;

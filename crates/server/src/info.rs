@@ -280,7 +280,7 @@ fn clients(shared: &Shared, out: &mut String) {
         shared.settings().maxclients,
         max_in,
         max_out,
-        shared.paused_clients.load(Ordering::Relaxed),
+        shared.paused_clients.load(Ordering::Relaxed) + shared.blocking.len(),
         all.iter()
             .filter(|c| c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) + c.ssubs.load(Ordering::Relaxed) > 0)
             .count(),

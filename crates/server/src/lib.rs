@@ -6,6 +6,7 @@
 //! (active expiry, statistics); the main thread, which waits for signals. Workers share only
 //! the keyspace (sharded locks) and the [`Shared`] state below.
 
+pub mod blocking;
 pub mod clients;
 pub mod config;
 mod cron;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub watches: multi::Watches,
     /// Pub/Sub subscriptions.
     pub pubsub: pubsub::Registry,
+    /// Clients blocked in BLPOP and friends.
+    pub blocking: blocking::Registry,
 }
 
 impl Shared {
@@ -99,6 +102,7 @@ impl Shared {
             paused_clients: std::sync::atomic::AtomicUsize::new(0),
             watches: multi::Watches::default(),
             pubsub: pubsub::Registry::default(),
+            blocking: blocking::Registry::default(),
         }
     }
 

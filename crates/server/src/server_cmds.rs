@@ -350,6 +350,7 @@ fn client(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]], now: i64)
             s.info.no_touch.store(on_off(argv[2])?, Ordering::Relaxed);
             s.out.ok();
         }
+        "unblock" => client_unblock(shared, s, argv)?,
         "pause" => {
             client_pause(shared, argv, now)?;
             s.out.ok();
@@ -388,6 +389,35 @@ fn client_pause(shared: &Shared, argv: &[&[u8]], now: i64) -> CmdResult {
     let current = if active { shared.pause_end_ms.load(Ordering::Relaxed) } else { 0 };
     shared.pause_all.store(all || (active && shared.pause_all.load(Ordering::Relaxed)), Ordering::Relaxed);
     shared.pause_end_ms.store(end.max(current).max(1), Ordering::Relaxed);
+    Ok(())
+}
+
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]: answers a blocked client as if its timeout
+/// expired (null) or with an UNBLOCKED error. Replies 1 if it was blocked, else 0.
+fn client_unblock(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+    let id = args::int(argv[2])?;
+    let error = match argv.get(3) {
+        None => false,
+        Some(m) if is(m, "timeout") => false,
+        Some(m) if is(m, "error") => true,
+        Some(_) => return Err(CmdError::fixed("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    if argv.len() > 4 {
+        return Err(SYNTAX);
+    }
+    let Some(w) = u64::try_from(id).ok().and_then(|id| shared.blocking.remove(id)) else {
+        s.out.int(0);
+        return Ok(());
+    };
+    let reply: &[u8] = match (error, w.resp3) {
+        (true, _) => b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+        (false, true) => b"_\r\n",
+        (false, false) => b"*-1\r\n",
+    };
+    if let Some(worker) = shared.workers.read().get(w.worker) {
+        worker.send(Msg::Unblock(w.id, reply.to_vec()));
+    }
+    s.out.int(1);
     Ok(())
 }
 

@@ -40,6 +40,8 @@ pub struct Session {
     pub subs: crate::pubsub::ClientSubs,
     /// Since when (unix ms) unsent output has been above the pub/sub soft limit.
     pub soft_limit_since: Option<i64>,
+    /// Blocked in BLPOP and friends, until this deadline (inner `None` = forever).
+    pub blocked: Option<Option<i64>>,
 }
 
 impl Session {
@@ -58,6 +60,7 @@ impl Session {
             watch_flag: Arc::new(AtomicBool::new(false)),
             subs: Default::default(),
             soft_limit_since: None,
+            blocked: None,
         }
     }
 

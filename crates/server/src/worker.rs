@@ -41,6 +41,9 @@ pub enum Msg {
     Deliver(u64, Vec<u8>),
     /// A published message for this subscriber.
     Pubsub(u64, Box<crate::pubsub::Delivery>),
+    /// The reply of a blocked client's command (it was served, unblocked or timed out): send
+    /// it and resume reading the client's commands.
+    Unblock(u64, Vec<u8>),
 }
 
 /// How other threads reach a worker.
@@ -201,6 +204,8 @@ struct Worker {
     ranges: Vec<std::ops::Range<usize>>,
     /// Connections waiting for a CLIENT PAUSE to end.
     paused: Vec<usize>,
+    /// Connections blocked in BLPOP and friends.
+    blocked: Vec<usize>,
     /// When idle clients were last looked for (unix ms).
     last_idle_check: i64,
     /// The last blocking wait returned events (so a short busy-poll is worth it).
@@ -237,6 +242,7 @@ pub fn spawn(
         local,
         ranges: Vec::new(),
         paused: Vec::new(),
+        blocked: Vec::new(),
         last_idle_check: 0,
         recently_busy: false,
         last_merge: std::time::Instant::now(),
@@ -270,6 +276,7 @@ impl Worker {
                 }
             }
             self.resume_paused();
+            self.expire_blocked();
             self.close_idle();
             // Publish statistics at most every millisecond (INFO merges its own worker's
             // counters first, so they are never stale for the caller).
@@ -322,6 +329,15 @@ impl Worker {
         }
         if self.local.settings.timeout_secs > 0 {
             wait = Some(wait.unwrap_or(1000).min(1000));
+        }
+        let now = unix_ms();
+        for &slot in &self.blocked {
+            if let Some(Some(Some(deadline))) =
+                self.conns.get(slot).map(|c| c.as_ref().map(|c| c.session.blocked.flatten()))
+            {
+                let left = (deadline - now).clamp(0, 1000);
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
         }
         wait.map(|ms| std::time::Duration::from_millis(ms as u64))
     }
@@ -466,7 +482,7 @@ impl Worker {
             self.close(slot);
             return;
         }
-        self.note_paused(slot);
+        self.note_waiting(slot);
     }
 
     fn close(&mut self, slot: usize) {
@@ -477,6 +493,10 @@ impl Worker {
         let id = conn.session.info.id;
         crate::multi::unwatch_all(&self.shared, &mut conn.session);
         crate::pubsub::drop_all(&self.shared, &mut conn.session);
+        if conn.session.blocked.is_some() {
+            self.shared.blocking.remove(id);
+            self.blocked.retain(|s| *s != slot);
+        }
         if conn.session.paused {
             self.paused.retain(|s| *s != slot);
             self.shared.paused_clients.fetch_sub(1, Ordering::Relaxed);
@@ -500,6 +520,7 @@ impl Worker {
                 }
                 Msg::Deliver(id, bytes) => self.deliver(id, |out| out.raw(&bytes)),
                 Msg::Pubsub(id, d) => self.deliver(id, |out| d.encode(out)),
+                Msg::Unblock(id, reply) => self.unblock(id, &reply),
             }
         }
     }
@@ -537,6 +558,60 @@ impl Worker {
                 );
             }
             self.close(slot);
+        }
+    }
+
+    /// Answers a blocked client and resumes its pipeline.
+    fn unblock(&mut self, id: u64, reply: &[u8]) {
+        let Some(&slot) = self.by_id.get(&id) else { return };
+        let Some(conn) = self.conns[slot].as_mut() else { return };
+        conn.session.blocked = None;
+        conn.session.out.raw(reply);
+        self.blocked.retain(|s| *s != slot);
+        let mut open = run_commands(conn, &self.shared, &mut self.local, &mut self.ranges);
+        open = open && flush(conn, &mut self.local);
+        dispatch::serve_blocked(&self.shared, &mut self.local);
+        if !open {
+            self.close(slot);
+            return;
+        }
+        self.note_waiting(slot);
+    }
+
+    /// Times out blocked clients whose deadline passed (unless the server just claimed them
+    /// to serve them, in which case their reply is on its way).
+    fn expire_blocked(&mut self) {
+        if self.blocked.is_empty() {
+            return;
+        }
+        let now = unix_ms();
+        let due: Vec<(usize, u64, bool)> = self
+            .blocked
+            .iter()
+            .filter_map(|&slot| {
+                let conn = self.conns.get(slot)?.as_ref()?;
+                match conn.session.blocked {
+                    Some(Some(deadline)) if deadline <= now => {
+                        Some((slot, conn.session.info.id, conn.session.out.is_resp3()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (_, id, resp3) in due {
+            if self.shared.blocking.remove(id).is_some() {
+                let null: &[u8] = if resp3 { b"_\r\n" } else { b"*-1\r\n" };
+                self.unblock(id, null);
+            }
+        }
+    }
+
+    /// Remembers a connection that is blocked or waiting for a pause to end.
+    fn note_waiting(&mut self, slot: usize) {
+        self.note_paused(slot);
+        let Some(conn) = self.conns.get(slot).and_then(Option::as_ref) else { return };
+        if conn.session.blocked.is_some() && !self.blocked.contains(&slot) {
+            self.blocked.push(slot);
         }
     }
 
@@ -593,7 +668,7 @@ fn run_commands(
 ) -> bool {
     // Commands decoded from one read run back to back: each starts when the previous ended.
     local.clock_us = None;
-    while conn.input.pending() > 0 && !conn.session.close_after_reply {
+    while conn.input.pending() > 0 && !conn.session.close_after_reply && conn.session.blocked.is_none() {
         // Rebuilt per command: an AUTH earlier in the same pipeline lifts the pre-auth limits.
         let limits =
             Limits { max_bulk_len: local.settings.proto_max_bulk_len, authenticated: conn.session.authenticated };

@@ -21,8 +21,8 @@ use crate::args::{self, is};
 use crate::error::{wrong_arity, CmdError, CmdResult, NO_SUCH_KEY, SYNTAX};
 use crate::handlers::{clock, lookup_kind};
 use crate::table::flags::*;
-use crate::table::{spec, CommandSpec, KEY1, KEYS_1_2, NUMKEYS_AT_1};
-use crate::{Ctx, Handler};
+use crate::table::{spec, CommandSpec, KEY1, KEYS_1_2, KEYS_BUT_LAST, NUMKEYS_AT_1, NUMKEYS_AT_2};
+use crate::{notify, Ctx, Handler};
 
 const INDEX_OUT_OF_RANGE: CmdError = CmdError::fixed("ERR index out of range");
 const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
@@ -177,6 +177,8 @@ fn push_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, end: End, only_existing:
         list.len()
     });
     ctx.dirty += values.len() as u64;
+    ctx.notify(notify::LIST, if end == End::Head { "lpush" } else { "rpush" }, key);
+    ctx.signal_ready(key);
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
 }
@@ -572,6 +574,7 @@ fn move_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, from: End, to: End) -> C
         });
     }
     ctx.dirty += 1;
+    ctx.signal_ready(dst);
     Ok(())
 }
 
@@ -588,6 +591,126 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 }
 
 // ------------------------------------------------------------------------------------------
+// Blocking forms
+// ------------------------------------------------------------------------------------------
+
+/// A blocking command's timeout in seconds (fractions allowed; 0 waits forever), as an
+/// absolute deadline in unix ms.
+fn parse_timeout(ctx: &Ctx<'_>, arg: &[u8]) -> CmdResult<Option<i64>> {
+    let text = std::str::from_utf8(arg).ok().filter(|t| !t.is_empty() && !t.starts_with(char::is_whitespace));
+    let secs: f64 = text
+        .and_then(|t| t.parse().ok())
+        .filter(|v: &f64| v.is_finite())
+        .ok_or(CmdError::fixed("ERR timeout is not a float or out of range"))?;
+    if secs < 0.0 {
+        return Err(CmdError::fixed("ERR timeout is negative"));
+    }
+    let ms = secs * 1000.0;
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(CmdError::fixed("ERR timeout is out of range"));
+    }
+    let ms = ms as i64;
+    // A timeout that rounds to 0 ms but was not 0 still times out (after 1 ms), as in Redis.
+    Ok(match (ms, secs > 0.0) {
+        (0, false) => None,
+        (0, true) => Some(ctx.now + 1),
+        (ms, _) => Some(ctx.now + ms),
+    })
+}
+
+/// Nothing to pop: block (or, where blocking is not allowed, reply with `null`).
+fn block_or(ctx: &mut Ctx<'_>, deadline: Option<i64>, keys: &[&[u8]], null: fn(&mut ReplyBuf)) -> CmdResult {
+    if ctx.may_block {
+        ctx.block = Some(crate::Block { deadline, keys: keys.iter().map(|k| k.to_vec()).collect() });
+    } else {
+        null(ctx.out);
+    }
+    Ok(())
+}
+
+/// BLPOP / BRPOP key [key ...] timeout → [key, element] from the first non-empty list.
+fn bpop_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, end: End) -> CmdResult {
+    let argv = ctx.argv;
+    let deadline = parse_timeout(ctx, argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
+    for &key in keys {
+        let db = view.db(ctx.db, key);
+        if !list_exists(ctx, db, key)? {
+            continue;
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(key);
+        edit_list(ctx, db, key, |l, out, fill| {
+            l.pop_with(end, |e| reply_elem(out, e));
+            l.after_remove(fill);
+        });
+        ctx.dirty += 1;
+        ctx.notify(notify::LIST, if end == End::Head { "lpop" } else { "rpop" }, key);
+        return Ok(());
+    }
+    block_or(ctx, deadline, keys, ReplyBuf::null_array)
+}
+
+/// BLPOP key [key ...] timeout
+pub fn blpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    bpop_generic(ctx, view, End::Head)
+}
+
+/// BRPOP key [key ...] timeout
+pub fn brpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    bpop_generic(ctx, view, End::Tail)
+}
+
+/// BLMOVE / BRPOPLPUSH: LMOVE that waits for the source to have an element.
+fn bmove_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, from: End, to: End, timeout: &[u8]) -> CmdResult {
+    let deadline = parse_timeout(ctx, timeout)?;
+    let src = ctx.argv[1];
+    if list_exists(ctx, view.db(ctx.db, src), src)? {
+        return move_generic(ctx, view, from, to);
+    }
+    // Redis checks the destination's type before blocking too.
+    let dst = ctx.argv[2];
+    list_exists(ctx, view.db(ctx.db, dst), dst)?;
+    block_or(ctx, deadline, &[src], ReplyBuf::null)
+}
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
+pub fn blmove(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    let from = parse_end(ctx.argv[3])?;
+    let to = parse_end(ctx.argv[4])?;
+    bmove_generic(ctx, view, from, to, ctx.argv[5])
+}
+
+/// BRPOPLPUSH source destination timeout
+pub fn brpoplpush(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    bmove_generic(ctx, view, End::Tail, End::Head, ctx.argv[3])
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+pub fn blmpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    let argv = ctx.argv;
+    let deadline = parse_timeout(ctx, argv[1])?;
+    let numkeys = args::int_in(argv[2], 1, i64::MAX, Some("ERR numkeys should be greater than 0"))?;
+    let where_idx =
+        usize::try_from(numkeys).ok().and_then(|n| n.checked_add(3)).filter(|&w| w < argv.len()).ok_or(SYNTAX)?;
+    let end = parse_end(argv[where_idx])?;
+    let count = parse_lmpop_count(&argv[where_idx + 1..])?;
+    let keys = &argv[3..where_idx];
+    for &key in keys {
+        let db = view.db(ctx.db, key);
+        if !list_exists(ctx, db, key)? {
+            continue;
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(key);
+        let n = edit_list(ctx, db, key, |l, out, fill| pop_range(l, out, end, count, fill)).unwrap_or(0);
+        ctx.dirty += n as u64;
+        return Ok(());
+    }
+    block_or(ctx, deadline, keys, ReplyBuf::null_array)
+}
+
+// ------------------------------------------------------------------------------------------
 // Command table
 // ------------------------------------------------------------------------------------------
 
@@ -597,6 +720,11 @@ use Handler::Keyspace as K;
 /// 7.2's COMMAND INFO / COMMAND DOCS report them.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
+    spec!("blmove", 6, WRITE | DENYOOM | BLOCKING, KEYS_1_2, ["@write", "@list", "@slow", "@blocking"], "list", "6.2.0", K(blmove), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", "O(1)"),
+    spec!("blmpop", -5, WRITE | BLOCKING | MOVABLEKEYS, NUMKEYS_AT_2, ["@write", "@list", "@slow", "@blocking"], "list", "7.0.0", K(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned."),
+    spec!("blpop", -3, WRITE | BLOCKING, KEYS_BUT_LAST, ["@write", "@list", "@slow", "@blocking"], "list", "2.0.0", K(blpop), "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N) where N is the number of provided keys."),
+    spec!("brpop", -3, WRITE | BLOCKING, KEYS_BUT_LAST, ["@write", "@list", "@slow", "@blocking"], "list", "2.0.0", K(brpop), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was removed.", "O(N) where N is the number of provided keys."),
+    spec!("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, KEYS_1_2, ["@write", "@list", "@slow", "@blocking"], "list", "2.2.0", K(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", "O(1)"),
     spec!("lindex", 3, READONLY, KEY1, ["@read", "@list", "@slow"], "list", "1.0.0", K(lindex), "Returns an element from a list by its index.", "O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1)."),
     spec!("linsert", 5, WRITE | DENYOOM, KEY1, ["@write", "@list", "@slow"], "list", "2.2.0", K(linsert), "Inserts an element before or after another element in a list.", "O(N) where N is the number of elements to traverse before seeing the value pivot. This means that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere on the right end (tail) is O(N)."),
     spec!("llen", 2, READONLY | FAST, KEY1, ["@read", "@list", "@fast"], "list", "1.0.0", K(llen), "Returns the length of a list.", "O(1)"),

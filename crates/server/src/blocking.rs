@@ -1,0 +1,102 @@
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): clients waiting for keys.
+//!
+//! A blocking command that finds nothing registers its client here, in the FIFO of every key
+//! it waits for, and the client's worker stops reading its commands. When a command pushes to
+//! a key (`Ctx::signal_ready`), the dispatcher, after releasing that command's locks, serves
+//! the key's waiters oldest first: it claims a waiter (removes it from the registry), reruns
+//! its command under the locks of the waiter's keys, and sends the reply to the waiter's
+//! worker, which resumes the client. If the command still finds nothing (another client took
+//! the element first), the waiter goes back to the front of its queues. Whoever removes a
+//! waiter from the registry (the server serving it, its timeout, CLIENT UNBLOCK, disconnect)
+//! owns it, so a waiter is answered exactly once and never loses an element.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use commands::CommandSpec;
+use parking_lot::Mutex;
+
+/// A blocked client.
+#[derive(Clone)]
+pub struct Waiter {
+    pub id: u64,
+    pub worker: usize,
+    pub db: usize,
+    pub resp3: bool,
+    pub cmd: &'static CommandSpec,
+    pub argv: Vec<Vec<u8>>,
+    /// The keys it waits on.
+    pub keys: Vec<Vec<u8>>,
+    pub deadline: Option<i64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<(usize, Vec<u8>), VecDeque<u64>>,
+    waiters: HashMap<u64, Waiter>,
+}
+
+/// Every blocked client.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    count: AtomicUsize,
+}
+
+impl Registry {
+    /// Number of blocked clients.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Blocks a client: appends it to the queue of each of its keys (or, with `front`, puts
+    /// it back at the head, keeping its turn).
+    pub fn add(&self, w: Waiter, front: bool) {
+        let mut inner = self.inner.lock();
+        for key in &w.keys {
+            let q = inner.by_key.entry((w.db, key.clone())).or_default();
+            if !q.contains(&w.id) {
+                if front {
+                    q.push_front(w.id);
+                } else {
+                    q.push_back(w.id);
+                }
+            }
+        }
+        if inner.waiters.insert(w.id, w).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes (claims) a blocked client; `None` if it is not blocked (any more).
+    pub fn remove(&self, id: u64) -> Option<Waiter> {
+        let mut inner = self.inner.lock();
+        self.remove_locked(&mut inner, id)
+    }
+
+    fn remove_locked(&self, inner: &mut Inner, id: u64) -> Option<Waiter> {
+        let w = inner.waiters.remove(&id)?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        for key in &w.keys {
+            let k = (w.db, key.clone());
+            if let Some(q) = inner.by_key.get_mut(&k) {
+                q.retain(|x| *x != id);
+                if q.is_empty() {
+                    inner.by_key.remove(&k);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    /// Claims the oldest client waiting on `key`, if any.
+    pub fn claim_first(&self, db: usize, key: &[u8]) -> Option<Waiter> {
+        let mut inner = self.inner.lock();
+        let id = *inner.by_key.get(&(db, key.to_vec()))?.front()?;
+        self.remove_locked(&mut inner, id)
+    }
+}
