@@ -33,6 +33,17 @@ const COMMANDS: &[&[&str]] = &[
     &["DEL", "c", "nope"],
     &["GETDEL", "k"],
     &["GETEX", "k2", "PX", "100000"],
+    &["RPUSH", "l", "a", "b", "c", "d"],
+    &["LPUSH", "l", "z"],
+    &["LPOP", "l"],
+    &["RPOP", "l", "2"],
+    &["LINSERT", "l", "BEFORE", "b", "x"],
+    &["LSET", "l", "0", "y"],
+    &["LREM", "l", "0", "x"],
+    &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+    &["LTRIM", "l", "5", "10"],
+    &["RPOPLPUSH", "l2", "l3"],
+    &["LMPOP", "1", "l3", "LEFT"],
     &["SET", "short", "v", "PX", "1"],
 ];
 

@@ -97,6 +97,31 @@ fn edit_list<R>(
     Some(r)
 }
 
+/// Reports a list event, then `del` if the operation emptied (and so deleted) the list, in
+/// Redis's order.
+fn notify_removal(ctx: &mut Ctx<'_>, view: &mut View<'_>, event: &'static str, key: &[u8]) {
+    ctx.notify(notify::LIST, event, key);
+    if !view.db(ctx.db, key).contains(key, ctx.now) {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    if end == End::Head {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    if end == End::Head {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
 /// Stores a new empty list at `key` (filled by the caller right away).
 fn create_list(ctx: &Ctx<'_>, db: &mut Db, key: &[u8]) {
     let obj = Box::new(Object::List(List::new()));
@@ -177,7 +202,7 @@ fn push_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, end: End, only_existing:
         list.len()
     });
     ctx.dirty += values.len() as u64;
-    ctx.notify(notify::LIST, if end == End::Head { "lpush" } else { "rpush" }, key);
+    ctx.notify(notify::LIST, push_event(end), key);
     ctx.signal_ready(key);
     ctx.out.int(len.unwrap_or(0) as i64);
     Ok(())
@@ -235,6 +260,9 @@ fn pop_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, end: End) -> CmdResult {
         .unwrap_or(0),
     };
     ctx.dirty += popped as u64;
+    if popped > 0 {
+        notify_removal(ctx, view, pop_event(end), key);
+    }
     Ok(())
 }
 
@@ -266,6 +294,7 @@ pub fn lmpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         ctx.out.bulk(key);
         let popped = edit_list(ctx, db, key, |l, out, fill| pop_range(l, out, end, count, fill));
         ctx.dirty += popped.unwrap_or(0) as u64;
+        notify_removal(ctx, view, pop_event(end), key);
         return Ok(());
     }
     ctx.out.null_array();
@@ -438,6 +467,7 @@ pub fn lset(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         return Err(INDEX_OUT_OF_RANGE);
     }
     ctx.dirty += 1;
+    ctx.notify(notify::LIST, "lset", key);
     ctx.out.ok();
     Ok(())
 }
@@ -463,6 +493,7 @@ pub fn linsert(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     match len.flatten() {
         Some(n) => {
             ctx.dirty += 1;
+            ctx.notify(notify::LIST, "linsert", key);
             ctx.out.int(n as i64);
         }
         None => ctx.out.int(-1),
@@ -488,6 +519,9 @@ pub fn lrem(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     })
     .unwrap_or(0);
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        notify_removal(ctx, view, "lrem", key);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -510,6 +544,7 @@ pub fn ltrim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
             ltrim + rtrim
         });
         ctx.dirty += trimmed.unwrap_or(0) as u64;
+        notify_removal(ctx, view, "ltrim", key);
     }
     ctx.out.ok();
     Ok(())
@@ -574,6 +609,9 @@ fn move_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, from: End, to: End) -> C
         });
     }
     ctx.dirty += 1;
+    // Redis reports the push on the destination before the pop on the source.
+    ctx.notify(notify::LIST, push_event(to), dst);
+    notify_removal(ctx, view, pop_event(from), src);
     ctx.signal_ready(dst);
     Ok(())
 }
@@ -645,7 +683,7 @@ fn bpop_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, end: End) -> CmdResult {
             l.after_remove(fill);
         });
         ctx.dirty += 1;
-        ctx.notify(notify::LIST, if end == End::Head { "lpop" } else { "rpop" }, key);
+        notify_removal(ctx, view, pop_event(end), key);
         return Ok(());
     }
     block_or(ctx, deadline, keys, ReplyBuf::null_array)
@@ -705,6 +743,7 @@ pub fn blmpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         ctx.out.bulk(key);
         let n = edit_list(ctx, db, key, |l, out, fill| pop_range(l, out, end, count, fill)).unwrap_or(0);
         ctx.dirty += n as u64;
+        notify_removal(ctx, view, pop_event(end), key);
         return Ok(());
     }
     block_or(ctx, deadline, keys, ReplyBuf::null_array)
