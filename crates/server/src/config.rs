@@ -96,7 +96,7 @@ pub static PARAMS: &[Param] = &[
     p("dir", Kind::Text, "", true),
     p("dynamic-hz", Kind::Bool, "yes", true),
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
-    pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "128", true),
+    pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
     p("io-threads", int(1, 128), "1", false),

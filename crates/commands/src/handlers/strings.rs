@@ -46,6 +46,19 @@ enum Parser {
 /// before it; anything else is a syntax error. The expire value is validated after all
 /// options were read.
 fn parse_options(ctx: &Ctx<'_>, args: &[&[u8]], parser: Parser) -> CmdResult<SetOptions> {
+    let (mut o, raw) = parse_option_words(args, parser)?;
+    if let Some((v, unit, absolute)) = raw {
+        o.expire = Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?));
+    }
+    Ok(o)
+}
+
+/// The expire value of an EX/PX/EXAT/PXAT option, not yet validated.
+type RawExpire<'a> = (&'a [u8], Unit, bool);
+
+/// The syntax part of [`parse_options`]: every option word, leaving the expire value
+/// unchecked (GETEX checks it only after the key's lookup, as Redis does).
+fn parse_option_words<'a>(args: &[&'a [u8]], parser: Parser) -> CmdResult<(SetOptions, Option<RawExpire<'a>>)> {
     let mut o = SetOptions::default();
     let mut expire: Option<(&[u8], Unit, bool)> = None; // (value, unit, absolute)
     let (mut keepttl, mut persist) = (false, false);
@@ -77,12 +90,12 @@ fn parse_options(ctx: &Ctx<'_>, args: &[&[u8]], parser: Parser) -> CmdResult<Set
         i += 1;
     }
     o.expire = match (expire, keepttl, persist) {
-        (Some((v, unit, absolute)), _, _) => Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?)),
+        (Some(_), _, _) => None,
         (None, true, _) => Some(ExpireArg::Keep),
         (None, _, true) => Some(ExpireArg::Persist),
         _ => None,
     };
-    Ok(o)
+    Ok((o, expire))
 }
 
 fn expire_word(a: &[u8]) -> Option<(Unit, bool)> {
@@ -234,16 +247,19 @@ pub fn getdel(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 
 /// GETEX key [EX s | PX ms | EXAT ts | PXAT ts-ms | PERSIST]
 pub fn getex(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
-    let o = parse_options(ctx, &ctx.argv[2..], Parser::GetEx)?;
+    let (mut o, raw) = parse_option_words(&ctx.argv[2..], Parser::GetEx)?;
     let key = ctx.argv[1];
     let db = view.db(ctx.db, key);
-    match read_string(ctx, db, key)? {
-        Some(v) => ctx.out.bulk(v),
-        None => {
-            ctx.out.null();
-            return Ok(());
-        }
+    if read_string(ctx, db, key)?.is_none() {
+        ctx.out.null();
+        return Ok(());
     }
+    if let Some((v, unit, absolute)) = raw {
+        o.expire = Some(ExpireArg::At(expire_ms(ctx, v, unit, absolute)?));
+    }
+    // Looked up again without counting a second keyspace hit.
+    let value = write_lookup_string(ctx, db, key)?.unwrap_or_default();
+    ctx.out.bulk(value);
     match o.expire {
         Some(ExpireArg::At(at)) if at <= ctx.now => {
             db.remove(key);
