@@ -9,10 +9,11 @@
 # the run, or failing at run time) are reported as "n/a" instead of a ratio.
 #
 # Usage: bench/vs-redis.sh            (full run: 5 rounds x -P 1,16 x 1,000,000 requests/test)
+#        bench/vs-redis.sh --summarize bench/out/vs-redis-<stamp>   (redo the tables of a run)
 #        REQUESTS=100000 ROUNDS=2 bench/vs-redis.sh           (quick run)
 #        TESTS=set,get PIPELINES="1 16 64" bench/vs-redis.sh
-# Environment: ROUNDS REQUESTS TESTS PIPELINES CLIENTS KEYSPACE DATASIZE TEST_TIMEOUT
-#              SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
+# Environment: ROUNDS REQUESTS TESTS PIPELINES CLIENTS KEYSPACE DATASIZE TEST_TIMEOUT OTHER_MAX
+#              QUIET_WAIT QUIET_PCT SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
 # Output: a table on stdout; raw.csv, summary.csv, summary.json and report.txt under
 #         bench/out/vs-redis-<timestamp>/ (bench/out/vs-redis-latest points at the newest).
 set -euo pipefail
@@ -28,6 +29,7 @@ CLIENTS=${CLIENTS:-50}
 KEYSPACE=${KEYSPACE:-1000000}
 DATASIZE=${DATASIZE:-64}
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}   # seconds for one redis-benchmark invocation
+OTHER_MAX=${OTHER_MAX:-20}          # % of a core used by others above which a sample is noisy
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 KINDS=(redis redoubt)               # A B order within a round
 
@@ -218,7 +220,225 @@ run_instance() {
   stop_server "$SRV_PID"
 }
 
+# summarize RUN_DIR: the table (stdout), summary.csv, summary.json and results.txt from raw.csv.
+# A sample is "noisy" when other processes used more than OTHER_MAX % of a core during it; noisy
+# samples are left out of medians and ratios whenever a clean one exists for that test.
+summarize() {
+  python3 - "$1" "$OTHER_MAX" <<'PY' | tee "$1/results.txt"
+import csv, json, os, statistics, sys
+
+run_dir, other_max = sys.argv[1], float(sys.argv[2])
+raw_path = os.path.join(run_dir, "raw.csv")
+meta = {"raw_csv": raw_path, "other_max_pct": other_max}
+try:
+    for line in open(os.path.join(run_dir, "meta.env")):
+        k, _, v = line.rstrip("\n").partition("=")
+        meta[k.lower()] = v
+except OSError:
+    pass
+rows = list(csv.DictReader(open(raw_path, newline="")))
+rounds = int(meta.get("rounds") or max(int(r["round"]) for r in rows))
+KINDS = ["redis", "redoubt"]
+LAT = ["avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+NA = {
+    "unsupported": "n/a (not supported)",
+    "error": "n/a (error reply)",
+    "timeout": "n/a (timeout)",
+    "crashed": "n/a (server crashed)",
+    "skipped": "n/a (server crashed earlier)",
+    "norows": "n/a (no output)",
+    "zero": "n/a (zero rps)",
+}
+
+def na_text(status):
+    if status.startswith("needs:"):
+        return "n/a (needs %s)" % status[6:].upper()
+    return NA.get(status, "n/a (%s)" % status)
+
+for r in rows:
+    if r["status"] == "ok":
+        try:
+            if float(r["rps"]) <= 0:
+                r["status"] = "zero"
+        except ValueError:
+            r["status"] = "norows"
+
+def noisy(r):
+    return r.get("other_cpu_pct") not in (None, "") and float(r["other_cpu_pct"]) > other_max
+
+# Test names (redis-benchmark's CSV "test" column) seen per (pipeline, token), in order.
+order, names = [], {}
+for r in rows:
+    key = (int(r["pipeline"]), r["token"])
+    if key not in names:
+        names[key] = []
+        order.append(key)
+    if r["status"] == "ok" and r["test"] not in names[key]:
+        names[key].append(r["test"])
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+results = []
+for key in sorted(order, key=lambda k: (k[0], order.index(k))):
+    pipe, token = key
+    for test in names[key] or [token.upper()]:
+        entry = {"pipeline": pipe, "token": token, "test": test}
+        ok_by, clean_by = {}, {}
+        for kind in KINDS:
+            mine = [r for r in rows if int(r["pipeline"]) == pipe and r["token"] == token
+                    and r["server"] == kind]
+            ok = {int(r["round"]): r for r in mine if r["status"] == "ok" and r["test"] == test}
+            clean = {k: r for k, r in ok.items() if not noisy(r)}
+            used = clean or ok
+            fails = [r["status"] for r in mine if r["status"] != "ok"]
+            ok_by[kind], clean_by[kind] = ok, clean
+            s = {
+                "rounds_ok": len(ok),
+                "rounds_clean": len(clean),
+                "rounds_used": sorted(used),
+                "only_noisy": bool(ok) and not clean,
+                "status": "ok" if ok and not fails else (
+                    "partial" if ok else (max(set(fails), key=fails.count) if fails else "missing")),
+                "failures": sorted(set(fails)),
+                "detail": next((r["detail"] for r in mine if r["detail"]), ""),
+                "rps_all": {k: float(ok[k]["rps"]) for k in sorted(ok)},
+                "other_cpu_pct_all": {k: float(ok[k]["other_cpu_pct"] or 0) for k in sorted(ok)},
+            }
+            s["rps_median"] = med([float(used[k]["rps"]) for k in used])
+            for l in LAT:
+                s[l + "_median"] = med([float(used[k][l]) for k in used])
+            s["server_cpu_pct_median"] = med(
+                [float(used[k]["server_cpu_pct"]) for k in used if used[k]["server_cpu_pct"]])
+            s["other_cpu_pct_median"] = med(
+                [float(used[k]["other_cpu_pct"]) for k in used if used[k]["other_cpu_pct"]])
+            entry[kind] = s
+        both = sorted(set(clean_by["redis"]) & set(clean_by["redoubt"]))
+        clean_pairs = bool(both)
+        if not both:
+            both = sorted(set(ok_by["redis"]) & set(ok_by["redoubt"]))
+        ratios = {k: float(ok_by["redoubt"][k]["rps"]) / float(ok_by["redis"][k]["rps"])
+                  for k in both}
+        vals = list(ratios.values())
+        entry["ratio"] = {
+            "per_round": ratios,
+            "clean": clean_pairs,
+            "median": med(vals),
+            "min": min(vals) if vals else None,
+            "max": max(vals) if vals else None,
+        }
+        results.append(entry)
+
+meta["rounds"] = rounds
+json.dump({"meta": meta, "results": results}, open(run_dir + "/summary.json", "w"), indent=2)
+
+def rd(x, n):
+    return "" if x is None else round(x, n)
+
+with open(run_dir + "/summary.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["pipeline", "test", "redis_status", "redoubt_status", "redis_rps_median",
+                "redoubt_rps_median", "ratio_median", "ratio_min", "ratio_max", "ratio_rounds",
+                "ratio_clean", "redis_p50_ms", "redoubt_p50_ms", "redis_p99_ms", "redoubt_p99_ms",
+                "redis_cpu_pct", "redoubt_cpu_pct", "redis_other_cpu_pct",
+                "redoubt_other_cpu_pct"])
+    for e in results:
+        R, D, q = e["redis"], e["redoubt"], e["ratio"]
+        w.writerow([e["pipeline"], e["test"], R["status"], D["status"], rd(R["rps_median"], 2),
+                    rd(D["rps_median"], 2), rd(q["median"], 4), rd(q["min"], 4), rd(q["max"], 4),
+                    len(q["per_round"]), q["clean"],
+                    rd(R["p50_ms_median"], 3), rd(D["p50_ms_median"], 3),
+                    rd(R["p99_ms_median"], 3), rd(D["p99_ms_median"], 3),
+                    rd(R["server_cpu_pct_median"], 1), rd(D["server_cpu_pct_median"], 1),
+                    rd(R["other_cpu_pct_median"], 1), rd(D["other_cpu_pct_median"], 1)])
+
+def fnum(x, fmt="{:,.0f}"):
+    return "-" if x is None else fmt.format(x)
+
+def pair(a, b, fmt="{:.3f}"):
+    return "%s / %s" % (fnum(a, fmt), fnum(b, fmt))
+
+tw = max([len(e["test"]) for e in results] + [4])
+hdr = ("%3s  %-*s  %11s  %11s  %7s  %-13s  %6s  %-15s  %-15s  %-10s  %s"
+       % ("-P", tw, "test", "Redis rps", "Redoubt rps", "ratio", "[min-max]", "rounds",
+          "p50 ms Rs / Rd", "p99 ms Rs / Rd", "CPU% Rs/Rd", "other%"))
+out = ["", "Results: medians over the clean rounds of %d (a round is clean when other processes "
+       "used <= %.0f%% of a core during it);" % (rounds, other_max),
+       "ratio = Redoubt rps / Redis rps in the same round, median and [min-max] over the clean "
+       "rounds of both. Rs = Redis, Rd = Redoubt.", "", hdr, "-" * len(hdr)]
+unsat, dirty, partial = [], [], []
+n_samples = sum(len(e[k]["rps_all"]) for e in results for k in KINDS)
+n_noisy = sum(e[k]["rounds_ok"] - e[k]["rounds_clean"] for e in results for k in KINDS)
+last_pipe = None
+for e in results:
+    R, D, q = e["redis"], e["redoubt"], e["ratio"]
+    if last_pipe is not None and e["pipeline"] != last_pipe:
+        out.append("")
+    last_pipe = e["pipeline"]
+    label = "-P %d %s" % (e["pipeline"], e["test"])
+    line = "%3d  %-*s  " % (e["pipeline"], tw, e["test"])
+    rs = fnum(R["rps_median"]) if R["rps_median"] is not None else "n/a"
+    rd_ = fnum(D["rps_median"]) if D["rps_median"] is not None else "n/a"
+    line += "%11s  %11s  " % (rs, rd_)
+    if q["median"] is None:
+        if D["status"] not in ("ok", "partial"):
+            why = na_text(D["status"])
+        elif R["status"] not in ("ok", "partial"):
+            why = "Redis " + na_text(R["status"])
+        else:
+            why = "n/a (no common round)"
+        line += "%-22s  %6s  " % (why, "%d/%d" % (len(R["rounds_used"]), rounds)
+                                  if R["rps_median"] is not None else "-")
+    else:
+        line += "%7.3f  %-13s  %6s  " % (q["median"], "[%.3f-%.3f]" % (q["min"], q["max"]),
+                                         "%d/%d%s" % (len(q["per_round"]), rounds,
+                                                      "" if q["clean"] else "!"))
+    others = [x for x in (R["other_cpu_pct_median"], D["other_cpu_pct_median"]) if x is not None]
+    line += "%-15s  %-15s  %-10s  %s" % (
+        pair(R["p50_ms_median"], D["p50_ms_median"]),
+        pair(R["p99_ms_median"], D["p99_ms_median"]),
+        "%s/%s" % (fnum(R["server_cpu_pct_median"]), fnum(D["server_cpu_pct_median"])),
+        fnum(max(others)) if others else "-")
+    out.append(line.rstrip())
+    if q["median"] is not None and not q["clean"]:
+        dirty.append(label + " ratio")
+    for kind, s in (("Redis", R), ("Redoubt", D)):
+        c = s["server_cpu_pct_median"]
+        if c is not None and c < 85:
+            unsat.append("%s %s (%.0f%%)" % (label, kind, c))
+        if s["only_noisy"]:
+            dirty.append("%s %s" % (label, kind))
+        if s["status"] == "partial":
+            partial.append("%s %s (%s)" % (label, kind, ", ".join(s["failures"])))
+out.append("")
+out.append("rounds = rounds used for the ratio (for n/a rows: Redis rounds used); '!' = no clean "
+           "round, noisy ones used. CPU% = server CPU time / wall time of its redis-benchmark run "
+           "(100 = its one core saturated). other% = CPU used meanwhile by everything else, in % of "
+           "one core (includes loopback softirq charged to no process; a few % is normal).")
+out.append("noisy samples left out: %d of %d (other%% > %.0f)." % (n_noisy, n_samples, other_max))
+if unsat:
+    out.append("note: server below 85% CPU, so the one-core load generator likely set the pace: "
+               + "; ".join(unsat))
+if dirty:
+    out.append("WARNING: only noisy rounds for: " + "; ".join(dirty)
+               + ". Rerun on a quiet machine before quoting those rows.")
+if partial:
+    out.append("note: failed in some rounds: " + "; ".join(partial))
+out.append("elapsed %ss; load average at start %s, at end %s"
+           % (meta.get("elapsed", "?"), meta.get("load_start", "?"), meta.get("load_end", "?")))
+out.append("files: %s/{report.txt,summary.csv,summary.json,raw.csv}" % run_dir)
+print("\n".join(out))
+PY
+}
+
 # ---------------------------------------------------------------------------------------------
+if [[ ${1:-} == --summarize ]]; then # re-summarize an existing run: --summarize RUN_DIR
+  [[ -f ${2:-}/raw.csv ]] || die "usage: $0 --summarize bench/out/vs-redis-<stamp>"
+  summarize "$2"
+  exit 0
+fi
+[[ $# -eq 0 ]] || die "usage: $0 [--summarize RUN_DIR] (settings come from the environment)"
+
 bench_init
 bench_check_tools redis-benchmark
 CLK_TCK=$(getconf CLK_TCK)
@@ -284,192 +504,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 ELAPSED=$(($(date +%s) - T_START))
 
-SUMMARY_ARGS=("$RAW" "$RUN_DIR" "$ROUNDS" "$ELAPSED" "$LOAD_START" "$(loadavg)")
-python3 - "${SUMMARY_ARGS[@]}" <<'PY' | tee -a "$REPORT"
-import csv, json, statistics, sys
-
-raw_path, run_dir, rounds, elapsed, load_start, load_end = sys.argv[1:7]
-rounds = int(rounds)
-rows = list(csv.DictReader(open(raw_path, newline="")))
-KINDS = ["redis", "redoubt"]
-LAT = ["avg_ms", "min_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
-NA = {
-    "unsupported": "n/a (not supported)",
-    "error": "n/a (error reply)",
-    "timeout": "n/a (timeout)",
-    "crashed": "n/a (server crashed)",
-    "skipped": "n/a (server crashed earlier)",
-    "norows": "n/a (no output)",
-    "zero": "n/a (zero rps)",
-}
-
-def na_text(status):
-    if status.startswith("needs:"):
-        return "n/a (needs %s)" % status[6:].upper()
-    return NA.get(status, "n/a (%s)" % status)
-
-for r in rows:
-    if r["status"] == "ok":
-        try:
-            if float(r["rps"]) <= 0:
-                r["status"] = "zero"
-        except ValueError:
-            r["status"] = "norows"
-
-# Test names (redis-benchmark's CSV "test" column) seen per (pipeline, token), in order.
-order, names = [], {}
-for r in rows:
-    key = (int(r["pipeline"]), r["token"])
-    if key not in names:
-        names[key] = []
-        order.append(key)
-    if r["status"] == "ok" and r["test"] not in names[key]:
-        names[key].append(r["test"])
-
-def med(xs):
-    return statistics.median(xs) if xs else None
-
-results = []
-for key in sorted(order, key=lambda k: (k[0], order.index(k))):
-    pipe, token = key
-    for test in names[key] or [token.upper()]:
-        entry = {"pipeline": pipe, "token": token, "test": test}
-        per_round = {}
-        for kind in KINDS:
-            mine = [r for r in rows if int(r["pipeline"]) == pipe and r["token"] == token
-                    and r["server"] == kind]
-            ok = {int(r["round"]): r for r in mine if r["status"] == "ok" and r["test"] == test}
-            fails = [r["status"] for r in mine if r["status"] != "ok"]
-            per_round[kind] = ok
-            s = {
-                "rounds_ok": len(ok),
-                "rounds": len({int(r["round"]) for r in mine}),
-                "status": "ok" if ok and not fails else (
-                    "partial" if ok else (max(set(fails), key=fails.count) if fails else "missing")),
-                "failures": sorted(set(fails)),
-                "detail": next((r["detail"] for r in mine if r["detail"]), ""),
-                "rps": [float(ok[k]["rps"]) for k in sorted(ok)],
-            }
-            s["rps_median"] = med(s["rps"])
-            for l in LAT:
-                s[l + "_median"] = med([float(ok[k][l]) for k in sorted(ok)])
-            cpus = [float(ok[k]["server_cpu_pct"]) for k in sorted(ok) if ok[k]["server_cpu_pct"]]
-            s["server_cpu_pct_median"] = med(cpus)
-            oth = [float(ok[k]["other_cpu_pct"]) for k in sorted(ok) if ok[k]["other_cpu_pct"]]
-            s["other_cpu_pct_median"] = med(oth)
-            s["other_cpu_pct_max"] = max(oth) if oth else None
-            entry[kind] = s
-        both = sorted(set(per_round["redis"]) & set(per_round["redoubt"]))
-        ratios = [float(per_round["redoubt"][k]["rps"]) / float(per_round["redis"][k]["rps"])
-                  for k in both]
-        entry["ratio"] = {
-            "per_round": ratios,
-            "median": med(ratios),
-            "min": min(ratios) if ratios else None,
-            "max": max(ratios) if ratios else None,
-        }
-        results.append(entry)
-
-meta = {"raw_csv": raw_path, "rounds": rounds, "elapsed_s": int(elapsed),
-        "loadavg_start": load_start, "loadavg_end": load_end}
-try:
-    meta["header"] = open(run_dir + "/report.txt").read()
-except OSError:
-    pass
-json.dump({"meta": meta, "results": results}, open(run_dir + "/summary.json", "w"), indent=2)
-
-with open(run_dir + "/summary.csv", "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["pipeline", "test", "redis_status", "redoubt_status", "redis_rps_median",
-                "redoubt_rps_median", "ratio_median", "ratio_min", "ratio_max",
-                "redis_p50_ms", "redoubt_p50_ms", "redis_p99_ms", "redoubt_p99_ms",
-                "redis_cpu_pct", "redoubt_cpu_pct", "redis_other_cpu_pct", "redoubt_other_cpu_pct",
-                "rounds_compared"])
-    def rd(x, n):
-        return "" if x is None else round(x, n)
-    for e in results:
-        R, D, q = e["redis"], e["redoubt"], e["ratio"]
-        w.writerow([e["pipeline"], e["test"], R["status"], D["status"], rd(R["rps_median"], 2),
-                    rd(D["rps_median"], 2), rd(q["median"], 4), rd(q["min"], 4), rd(q["max"], 4),
-                    rd(R["p50_ms_median"], 3), rd(D["p50_ms_median"], 3),
-                    rd(R["p99_ms_median"], 3), rd(D["p99_ms_median"], 3),
-                    rd(R["server_cpu_pct_median"], 1), rd(D["server_cpu_pct_median"], 1),
-                    rd(R["other_cpu_pct_median"], 1), rd(D["other_cpu_pct_median"], 1),
-                    len(q["per_round"])])
-
-def fnum(x, fmt="{:,.0f}"):
-    return "-" if x is None else fmt.format(x)
-
-def pair(a, b, fmt="{:.3f}"):
-    return "%s / %s" % (fnum(a, fmt), fnum(b, fmt))
-
-tw = max([len(e["test"]) for e in results] + [4])
-hdr = ("%3s  %-*s  %11s  %11s  %7s  %-13s  %-15s  %-15s  %-10s  %s"
-       % ("-P", tw, "test", "Redis rps", "Redoubt rps", "ratio", "[min-max]",
-          "p50 ms Rs / Rd", "p99 ms Rs / Rd", "CPU% Rs/Rd", "other%"))
-out = ["", "Results: medians over %d round(s); ratio = Redoubt rps / Redis rps in the same round, "
-       "median and [min-max] over rounds. Rs = Redis, Rd = Redoubt." % rounds, "", hdr,
-       "-" * len(hdr)]
-unsat, busy, partial = [], [], []
-last_pipe = None
-for e in results:
-    R, D, q = e["redis"], e["redoubt"], e["ratio"]
-    if last_pipe is not None and e["pipeline"] != last_pipe:
-        out.append("")
-    last_pipe = e["pipeline"]
-    label = "-P %d %s" % (e["pipeline"], e["test"])
-    line = "%3d  %-*s  " % (e["pipeline"], tw, e["test"])
-    rs = fnum(R["rps_median"]) if R["rps_median"] is not None else "n/a"
-    rd = fnum(D["rps_median"]) if D["rps_median"] is not None else "n/a"
-    line += "%11s  %11s  " % (rs, rd)
-    if q["median"] is None:
-        if D["status"] not in ("ok", "partial"):
-            why = na_text(D["status"])
-        elif R["status"] not in ("ok", "partial"):
-            why = "Redis " + na_text(R["status"])
-        else:
-            why = "n/a (no common round)"
-        line += "%-22s  " % why
-    else:
-        line += "%7.3f  %-13s  " % (q["median"], "[%.3f-%.3f]" % (q["min"], q["max"]))
-    others = [x for x in (R["other_cpu_pct_median"], D["other_cpu_pct_median"]) if x is not None]
-    line += "%-15s  %-15s  %-10s  %s" % (
-        pair(R["p50_ms_median"], D["p50_ms_median"]),
-        pair(R["p99_ms_median"], D["p99_ms_median"]),
-        "%s/%s" % (fnum(R["server_cpu_pct_median"]), fnum(D["server_cpu_pct_median"])),
-        fnum(max(others)) if others else "-")
-    if q["median"] is not None and len(q["per_round"]) < rounds:
-        line += "  (%d/%d rounds)" % (len(q["per_round"]), rounds)
-    out.append(line.rstrip())
-    for kind, s in (("Redis", R), ("Redoubt", D)):
-        c = s["server_cpu_pct_median"]
-        if c is not None and c < 85:
-            unsat.append("%s %s (%.0f%%)" % (label, kind, c))
-        o = s["other_cpu_pct_max"]
-        if o is not None and o > 15:
-            busy.append("%s %s (up to %.0f%%)" % (label, kind, o))
-        if s["status"] == "partial":
-            partial.append("%s %s (%s)" % (label, kind, ", ".join(s["failures"])))
-out.append("")
-out.append("CPU% = server process CPU time / wall time of its redis-benchmark run (100 = its one core "
-           "saturated). other% = CPU used meanwhile by everything else on the machine, in % of one "
-           "core (includes loopback softirq time charged to no process; a few % is normal).")
-n_runs = sum(1 for e in results for k in KINDS if e[k]["server_cpu_pct_median"] is not None)
-
-def listing(items):
-    return "all %d server runs" % n_runs if len(items) == n_runs else "; ".join(items)
-
-if unsat:
-    out.append("note: server below 85% CPU, so the one-core load generator (or interference) likely "
-               "capped the number: " + listing(unsat))
-if busy:
-    out.append("WARNING: other processes were busy (round max > 15% of a core) during: "
-               + listing(busy) + ". Rerun on a quiet machine before quoting those rows.")
-if partial:
-    out.append("note: failed in some rounds: " + "; ".join(partial))
-out.append("elapsed %ss; load average at start %s, at end %s" % (elapsed, load_start, load_end))
-out.append("files: %s/{report.txt,summary.csv,summary.json,raw.csv}" % run_dir)
-print("\n".join(out))
-PY
-
+printf 'ELAPSED=%s\nLOAD_START=%s\nLOAD_END=%s\nROUNDS=%s\n' "$ELAPSED" "$LOAD_START" "$(loadavg)" \
+  "$ROUNDS" >"$RUN_DIR/meta.env"
+summarize "$RUN_DIR" | tee -a "$REPORT"
 ln -sfn "$(basename "$RUN_DIR")" "$OUT_DIR/vs-redis-latest"

@@ -170,13 +170,16 @@ cpu_model() {
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-# Warns when something else is keeping the CPUs busy (results would be noisy).
+# Warns when something else is keeping the CPUs busy right now (1 s sample; results would be noisy).
 warn_if_busy() {
-  local l1
-  l1=$(cut -d' ' -f1 /proc/loadavg)
-  if awk -v l="$l1" 'BEGIN { exit !(l > 0.5) }'; then
-    log "WARNING: 1-min load average is $l1 before starting: other processes compete for the" \
-      "CPUs and will skew the numbers."
+  local b0 b1 pct
+  b0=$(cpu_busy)
+  sleep 1
+  b1=$(cpu_busy)
+  pct=$(((b1 - b0) * 100 / $(getconf CLK_TCK)))
+  if ((pct > 15)); then
+    log "WARNING: other processes use ${pct}% of a core right now; the numbers may be noisy" \
+      "(load average $(loadavg))."
   fi
 }
 
