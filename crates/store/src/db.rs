@@ -124,6 +124,31 @@ impl Db {
         }
     }
 
+    /// Stores `entry` with a single table probe, replacing any previous value; a previous
+    /// value whose TTL had passed counts as expired (as a lookup would have found it).
+    /// Returns whether a live value was replaced.
+    pub fn upsert(&mut self, entry: Entry, now: i64) -> bool {
+        let hash = hash_key(entry.key());
+        self.used += entry_bytes(&entry);
+        if entry.expire_at().is_some() {
+            self.expires += 1;
+        }
+        let Some(slot) = self.table.get_mut(hash, entry.key()) else {
+            self.table.insert_new(hash, entry);
+            return false;
+        };
+        let expired = slot.expire_at().is_some_and(|at| at <= now);
+        let old = std::mem::replace(slot, entry);
+        self.forget(&old);
+        if expired {
+            self.expired += 1;
+            if RECORD_EXPIRED.load(Ordering::Relaxed) {
+                self.expired_keys.push(old.key().to_vec());
+            }
+        }
+        !expired
+    }
+
     /// Builds and stores a new entry for `key`.
     pub fn insert_new_value(&mut self, key: &[u8], value: NewValue<'_>, expire_at: Option<i64>) {
         self.insert(Entry::new(key, value, expire_at, 0));
