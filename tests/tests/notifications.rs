@@ -44,6 +44,18 @@ const COMMANDS: &[&[&str]] = &[
     &["LTRIM", "l", "5", "10"],
     &["RPOPLPUSH", "l2", "l3"],
     &["LMPOP", "1", "l3", "LEFT"],
+    &["HSET", "h", "f1", "1", "f2", "2"],
+    &["HSETNX", "h", "f3", "3"],
+    &["HINCRBY", "h", "f1", "5"],
+    &["HINCRBYFLOAT", "h", "f2", "0.5"],
+    &["HDEL", "h", "f1", "f2", "f3"],
+    &["SADD", "s", "a", "b", "c"],
+    &["SREM", "s", "a"],
+    &["SMOVE", "s", "s2", "b"],
+    &["SPOP", "s"],
+    &["SADD", "s3", "x"],
+    &["SINTERSTORE", "dst", "s2", "s3"],
+    &["SUNIONSTORE", "dst", "s2", "s3"],
     &["SET", "short", "v", "PX", "1"],
 ];
 
