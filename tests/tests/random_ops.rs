@@ -157,7 +157,7 @@ fn run(seed: u64, steps: usize, gen: fn(&mut Rng) -> Vec<String>, dump: &[&str])
     let (redis, redoubt) = (Server::redis(), Server::redoubt());
     let (mut a, mut b) = (redis.conn(), redoubt.conn());
     let mut rng = Rng(seed);
-    let mut send = |cmd: &[String], a: &mut Conn, b: &mut Conn| {
+    let send = |cmd: &[String], a: &mut Conn, b: &mut Conn| {
         let (want, got) = (a.cmd(cmd).unwrap(), b.cmd(cmd).unwrap());
         assert_eq!(
             String::from_utf8_lossy(&want),
