@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let (pattern, s) = data[1..].split_at(cut.min(data.len() - 1));
     let a = store::glob::glob_match(pattern, s, false);
     let b = store::glob::glob_match(pattern, s, true);
-    if a {
+    // Without character classes, folding case can only add matches. (Classes are exempt:
+    // Redis folds the range bounds and the byte separately, so `[`--]` matches 'C' but not
+    // without case.)
+    if a && !pattern.contains(&b'[') {
         assert!(b, "a case-sensitive match must also match without case");
     }
 });
