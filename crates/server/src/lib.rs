@@ -185,10 +185,14 @@ pub fn start(config: Config) -> Result<Running, String> {
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();
     let mut threads = Vec::new();
+    let mut prepared = Vec::new();
     for (i, listener_set) in listeners.per_worker.into_iter().enumerate() {
-        let (handle, thread) = worker::spawn(i, shared.clone(), listener_set)?;
+        let (handle, worker) = worker::prepare(i, shared.clone(), listener_set)?;
         shared.workers.write().push(handle);
-        threads.push(thread);
+        prepared.push(worker);
+    }
+    for worker in prepared {
+        threads.push(worker.start()?);
     }
     threads.push(cron::spawn(shared.clone())?);
     Ok(Running { shared, threads })

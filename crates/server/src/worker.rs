@@ -215,11 +215,26 @@ struct Worker {
 }
 
 /// Starts worker `id` on its listeners.
-pub fn spawn(
+/// A worker that is set up (its poll, waker, inbox and listeners exist) but not running yet.
+/// Every handle is published before any worker starts, so no thread can ever look up a worker
+/// (to kill a client or deliver a message) before its handle is known.
+pub struct Prepared(Box<Worker>);
+
+impl Prepared {
+    /// Starts the worker's thread.
+    pub fn start(self) -> Result<std::thread::JoinHandle<()>, String> {
+        let mut worker = self.0;
+        let id = worker.id;
+        std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || worker.run()).map_err(|e| e.to_string())
+    }
+}
+
+/// Sets up worker `id` on its listeners without starting it.
+pub fn prepare(
     id: usize,
     shared: Arc<Shared>,
     listeners: Vec<std::net::TcpListener>,
-) -> Result<(WorkerHandle, std::thread::JoinHandle<()>), String> {
+) -> Result<(WorkerHandle, Prepared), String> {
     let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?);
     let inbox = Arc::new(Mutex::new(Vec::new()));
@@ -230,7 +245,7 @@ pub fn spawn(
         mio_listeners.push(l);
     }
     let local = WorkerLocal::new(&shared);
-    let mut worker = Worker {
+    let worker = Worker {
         id,
         shared,
         poll,
@@ -248,11 +263,7 @@ pub fn spawn(
         last_merge: std::time::Instant::now(),
     };
     let handle = WorkerHandle { waker, inbox };
-    let thread = std::thread::Builder::new()
-        .name(format!("worker-{id}"))
-        .spawn(move || worker.run())
-        .map_err(|e| e.to_string())?;
-    Ok((handle, thread))
+    Ok((handle, Prepared(Box::new(worker))))
 }
 
 impl Worker {
