@@ -591,10 +591,8 @@ mod tests {
 
     #[test]
     fn output_buffer_limits_merge() {
-        let c = Config::default();
         let p = find("client-output-buffer-limit").unwrap();
         let v = canonical(p, &["pubsub 1mb 0 0".into()]).unwrap();
         assert_eq!(v, "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0");
-        let _ = c;
     }
 }

@@ -300,10 +300,8 @@ pub fn run_queued(
     cmd: &'static CommandSpec,
     sub: Option<&'static CommandSpec>,
     argv: &[&[u8]],
-    now: i64,
     view: &mut View<'_>,
 ) {
-    let _ = now;
     run_accounted(shared, local, s, cmd, sub, argv, unix_us(), Some(view));
 }
 
@@ -629,11 +627,6 @@ pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
         }
     }
     out.push(b'"');
-}
-
-/// Stops feeding a client that was a monitor.
-pub fn remove_monitor(shared: &Shared, id: u64) {
-    shared.clients.set_monitor(id, None);
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ pub fn exec(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, now: i64)
     s.out.array(multi.queued.len());
     for q in &multi.queued {
         let argv: Vec<&[u8]> = q.args.iter().map(Vec::as_slice).collect();
-        dispatch::run_queued(shared, local, s, q.cmd, q.sub, &argv, now, &mut view);
+        dispatch::run_queued(shared, local, s, q.cmd, q.sub, &argv, &mut view);
     }
     Ok(())
 }

@@ -56,8 +56,8 @@ pub fn run(
             Ok(())
         }
         ("select", _) => select(shared, s, argv),
-        ("auth", _) => auth(shared, local, s, argv),
-        ("hello", _) => hello(shared, local, s, argv),
+        ("auth", _) => auth(local, s, argv),
+        ("hello", _) => hello(local, s, argv),
         ("quit", _) => {
             s.out.ok();
             s.close_after_reply = true;
@@ -193,8 +193,7 @@ fn check_password(local: &WorkerLocal, user: &[u8], pass: &[u8]) -> CmdResult {
     }
 }
 
-fn auth(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
-    let _ = shared;
+fn auth(local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let (user, pass): (&[u8], &[u8]) = match argv.len() {
         2 => (b"default", argv[1]),
         3 => (argv[1], argv[2]),
@@ -216,7 +215,7 @@ fn valid_client_name(name: &[u8]) -> CmdResult {
     Ok(())
 }
 
-fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+fn hello(local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let mut proto = None;
     if argv.len() >= 2 {
         let v = args::int_or(argv[1], CmdError::fixed("ERR Protocol version is not an integer or out of range"))?;
@@ -254,7 +253,6 @@ fn hello(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8
     if let Some(v) = proto {
         s.set_proto(if v == 3 { Protocol::Resp3 } else { Protocol::Resp2 });
     }
-    let _ = shared;
     s.out.map(7);
     s.out.bulk(b"server");
     s.out.bulk(b"redis");

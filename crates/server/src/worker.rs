@@ -514,7 +514,7 @@ impl Worker {
         }
         self.shared.clients.remove(id);
         if conn.session.monitor {
-            dispatch::remove_monitor(&self.shared, id);
+            self.shared.clients.set_monitor(id, None);
         }
         self.by_id.remove(&id);
         self.free.push(slot);

@@ -61,7 +61,7 @@ pub fn store_string_as(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], value: &[u8],
     let clock = clock(ctx);
     let mut e = Entry::new(key, NewValue::Inline(value), expire_at, clock);
     e.set_plain(plain);
-    db.insert(e);
+    db.upsert(e, ctx.now);
     ctx.dirty += 1;
 }
 

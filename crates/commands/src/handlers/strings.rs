@@ -151,26 +151,9 @@ fn set_generic(
             None => ctx.out.null(),
         }
     }
-    if !o.nx && !o.xx && !o.get && o.expire != Some(ExpireArg::Keep) {
-        // Plain SET: one table probe that also expires an outdated previous value.
-        let expire_at = match o.expire {
-            Some(ExpireArg::At(at)) => Some(at),
-            _ => None,
-        };
-        let clock = crate::handlers::clock(ctx);
-        db.upsert(store::Entry::new(key, store::NewValue::Inline(value), expire_at, clock), ctx.now);
-        ctx.dirty += 1;
-        ctx.notify(notify::STRING, "set", key);
-        if expire_at.is_some() {
-            ctx.notify(notify::GENERIC, "expire", key);
-        }
-        match replies {
-            Some((ok, _)) => ctx.out.int(ok),
-            None => ctx.out.ok(),
-        }
-        return Ok(());
-    }
-    let found = db.contains(key, ctx.now);
+    // Only NX/XX need to know whether the key exists; otherwise the store below replaces it
+    // in one table probe (and still counts an expired previous value).
+    let found = (o.nx || o.xx) && db.contains(key, ctx.now);
     if (o.nx && found) || (o.xx && !found) {
         if !o.get {
             match replies {
