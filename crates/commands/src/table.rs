@@ -82,6 +82,8 @@ pub const KEYS_BUT_LAST: KeyPos = KeyPos { first: 1, last: -2, step: 1, numkeys:
 pub const NUMKEYS_AT_2: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 2 };
 /// `numkeys key [key ...]` right after the command name (LMPOP, SINTERCARD, ...).
 pub const NUMKEYS_AT_1: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 1 };
+/// `destination numkeys key [key ...]` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
+pub const KEY1_NUMKEYS_AT_2: KeyPos = KeyPos { first: 1, last: 1, step: 1, numkeys: 2 };
 pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1, numkeys: 0 };
 
 /// One command (or one subcommand of a container command such as CLIENT).
@@ -124,15 +126,17 @@ impl CommandSpec {
     /// handler reports the error).
     pub fn keys_of(&self, argv: &[&[u8]]) -> Vec<usize> {
         let k = self.keys;
+        let mut keys: Vec<usize> = self.key_indexes(argv.len()).collect();
         if k.numkeys <= 0 {
-            return self.key_indexes(argv.len()).collect();
+            return keys;
         }
         let at = k.numkeys as usize;
         let count = argv.get(at).and_then(|a| resp::decode::parse_i64(a)).unwrap_or(0);
         if count <= 0 || count as usize > argv.len().saturating_sub(at + 1) {
-            return Vec::new();
+            return keys;
         }
-        (at + 1..=at + count as usize).collect()
+        keys.extend(at + 1..=at + count as usize);
+        keys
     }
 
     /// Indexes of the key arguments in `argv` (which includes the command name).
@@ -712,7 +716,13 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
 
 /// Every command table: the core one and one per data-type group.
 pub static GROUPS: &[&[CommandSpec]] =
-    &[CORE, crate::handlers::lists::COMMANDS, crate::handlers::hashes::COMMANDS, crate::handlers::sets::COMMANDS];
+    &[
+        CORE,
+        crate::handlers::lists::COMMANDS,
+        crate::handlers::hashes::COMMANDS,
+        crate::handlers::sets::COMMANDS,
+        crate::handlers::zsets::COMMANDS,
+    ];
 
 /// Every top-level command.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {

@@ -545,7 +545,7 @@ pub fn lock_for<'a>(shared: &'a Shared, spec: &CommandSpec, argv: &[&[u8]]) -> V
         return ks.lock_all();
     }
     let k = spec.keys;
-    if k.first == 1 && k.last == 1 && argv.len() > 1 {
+    if k.first == 1 && k.last == 1 && k.numkeys == 0 && argv.len() > 1 {
         return ks.lock_key(argv[1]);
     }
     ks.lock_keys(spec.keys_of(argv).into_iter().map(|i| argv[i]))

@@ -633,6 +633,19 @@ impl<'a, const N: usize> BlobRef<'a, N> {
     pub fn key(self) -> &'a [u8] {
         self.part(0)
     }
+
+    /// The blob's address (stable for the blob's life: tables move words, never blobs).
+    pub(crate) fn addr(self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// A view of the blob at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be the address of a live `Blob<N>` that stays alive and unmodified for 'a.
+    pub(crate) unsafe fn from_addr(ptr: NonNull<u8>) -> Self {
+        BlobRef { ptr, _borrow: PhantomData }
+    }
 }
 
 impl<const N: usize> Drop for Blob<N> {
@@ -836,6 +849,24 @@ impl<const N: usize> Table<N> {
             let hash = Self::view(w).map_or(0, |b| crate::hash_key(b.key()));
             self.place(hash, w);
         }
+    }
+
+    /// Overwrites part `i` of the element whose key is `key` with `bytes`, which must be as
+    /// long as the part (so the blob keeps its size and address). False if the key is absent
+    /// or the lengths differ.
+    pub fn overwrite_part(&mut self, key: &[u8], i: usize, bytes: &[u8]) -> bool {
+        let Some(blob) = self.find(key).and_then(|s| Self::view(self.slots[s])) else { return false };
+        if i >= N || i == 0 {
+            return false;
+        }
+        let (off, len) = blob.span(i);
+        if len != bytes.len() {
+            return false;
+        }
+        // SAFETY: the table owns the blob and is borrowed mutably, so no view of it is alive;
+        // the part lies inside the allocation; the lengths match, so the layout is unchanged.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), blob.ptr.as_ptr().add(off), len) };
+        true
     }
 
     /// Removes and returns the element whose key is `key`.

@@ -19,6 +19,7 @@ pub mod list;
 pub mod object;
 pub mod set;
 pub mod table;
+pub mod zset;
 
 use std::cell::Cell;
 use std::sync::OnceLock;

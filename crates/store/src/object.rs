@@ -2,13 +2,13 @@
 //!
 //! Strings normally live inline in the entry; a string becomes an [`Object::Str`] when it is
 //! edited in place (APPEND, SETRANGE, SETBIT, ...) so repeated edits are amortised, which is
-//! also when Redis switches a string to its `raw` encoding. Collections are added here by the
-//! data-type work.
+//! also when Redis switches a string to its `raw` encoding.
 
 use crate::entry::Kind;
 use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
+use crate::zset::ZSet;
 
 /// A heap value owned by one entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,7 @@ pub enum Object {
     List(List),
     Hash(Hash),
     Set(Set),
+    ZSet(ZSet),
 }
 
 impl Object {
@@ -28,6 +29,7 @@ impl Object {
             Object::List(_) => Kind::List,
             Object::Hash(_) => Kind::Hash,
             Object::Set(_) => Kind::Set,
+            Object::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -39,6 +41,7 @@ impl Object {
             Object::List(l) => l.heap_size(),
             Object::Hash(h) => h.heap_size(),
             Object::Set(s) => s.heap_size(),
+            Object::ZSet(z) => z.heap_size(),
         }
     }
 
@@ -49,6 +52,7 @@ impl Object {
             Object::List(l) => l.encoding(),
             Object::Hash(h) => h.encoding(),
             Object::Set(s) => s.encoding(),
+            Object::ZSet(z) => z.encoding(),
         }
     }
 
@@ -59,6 +63,7 @@ impl Object {
             Object::List(l) => l.is_empty(),
             Object::Hash(h) => h.is_empty(),
             Object::Set(s) => s.is_empty(),
+            Object::ZSet(z) => z.is_empty(),
         }
     }
 }

@@ -634,7 +634,7 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 
 /// A blocking command's timeout in seconds (fractions allowed; 0 waits forever), as an
 /// absolute deadline in unix ms.
-fn parse_timeout(ctx: &Ctx<'_>, arg: &[u8]) -> CmdResult<Option<i64>> {
+pub(crate) fn parse_timeout(ctx: &Ctx<'_>, arg: &[u8]) -> CmdResult<Option<i64>> {
     let text = std::str::from_utf8(arg).ok().filter(|t| !t.is_empty() && !t.starts_with(char::is_whitespace));
     let secs: f64 = text
         .and_then(|t| t.parse().ok())
@@ -657,7 +657,7 @@ fn parse_timeout(ctx: &Ctx<'_>, arg: &[u8]) -> CmdResult<Option<i64>> {
 }
 
 /// Nothing to pop: block (or, where blocking is not allowed, reply with `null`).
-fn block_or(ctx: &mut Ctx<'_>, deadline: Option<i64>, keys: &[&[u8]], null: fn(&mut ReplyBuf)) -> CmdResult {
+pub(crate) fn block_or(ctx: &mut Ctx<'_>, deadline: Option<i64>, keys: &[&[u8]], null: fn(&mut ReplyBuf)) -> CmdResult {
     if ctx.may_block {
         ctx.block = Some(crate::Block { deadline, keys: keys.iter().map(|k| k.to_vec()).collect() });
     } else {

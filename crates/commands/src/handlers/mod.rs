@@ -7,6 +7,7 @@ pub mod keys;
 pub mod lists;
 pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 use store::{Db, Entry, NewValue, Object, ValueRef};
 
