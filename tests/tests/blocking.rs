@@ -1,7 +1,8 @@
-//! Blocking list commands across connections, compared with redis-server where the outcome
-//! is deterministic: wake-up by a push, FIFO order of blocked clients, timeouts (including
-//! fractional ones), BLMOVE/BRPOPLPUSH, CLIENT UNBLOCK, MULTI's non-blocking behaviour; and a
-//! producer–consumer run that must deliver every item exactly once.
+//! Blocking list and sorted-set commands across connections, compared with redis-server where
+//! the outcome is deterministic: wake-up by a push, FIFO order of blocked clients, timeouts
+//! (including fractional ones), BLMOVE/BRPOPLPUSH, BZPOPMIN/BZPOPMAX/BZMPOP, CLIENT UNBLOCK,
+//! MULTI's non-blocking behaviour, wake-ups only after a transaction completes; and
+//! producer–consumer runs that must deliver every item exactly once.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -79,6 +80,59 @@ fn scenario(server: &Server) -> Vec<(String, String)> {
     out
 }
 
+/// The sorted-set blocking commands.
+fn zset_scenario(server: &Server) -> Vec<(String, String)> {
+    let mut admin = server.conn();
+    let mut out = Vec::new();
+    let mut note = |what: &str, v: String| out.push((what.to_string(), v));
+    let mut c1 = server.conn();
+    let mut c2 = server.conn();
+    let mut c3 = server.conn();
+    // Three clients block on overlapping keys; one ZADD of three members serves them in the
+    // order they blocked, lowest (or highest) score first.
+    c1.send(&["BZPOPMIN", "z1", "z2", "0"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    c2.send(&["BZPOPMAX", "z2", "0"]).unwrap();
+    wait_blocked(&mut admin, 2);
+    c3.send(&["BZMPOP", "0", "2", "z3", "z2", "MIN", "COUNT", "5"]).unwrap();
+    wait_blocked(&mut admin, 3);
+    note("zadd wakes", text(admin.cmd(&["ZADD", "z2", "1", "a", "2", "b", "3", "c", "4", "d"]).unwrap()));
+    note("bzpopmin", text(c1.read_reply_raw().unwrap()));
+    note("bzpopmax", text(c2.read_reply_raw().unwrap()));
+    note("bzmpop", text(c3.read_reply_raw().unwrap()));
+    note("left", text(admin.cmd(&["ZRANGE", "z2", "0", "-1", "WITHSCORES"]).unwrap()));
+    // A transaction that adds then removes: the blocked client sees only the end state.
+    c1.send(&["BZPOPMIN", "t", "0"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["MULTI"]).unwrap();
+    admin.cmd(&["ZADD", "t", "1", "x"]).unwrap();
+    admin.cmd(&["ZADD", "t", "2", "y"]).unwrap();
+    admin.cmd(&["ZREM", "t", "x"]).unwrap();
+    note("exec", text(admin.cmd(&["EXEC"]).unwrap()));
+    note("after exec", text(c1.read_reply_raw().unwrap()));
+    // Timeouts, errors, the non-blocking form inside MULTI, an existing set.
+    note("timeout", text(c1.cmd(&["BZPOPMIN", "none", "0.01"]).unwrap()));
+    note("bzmpop timeout", text(c1.cmd(&["BZMPOP", "0.01", "1", "none", "MAX"]).unwrap()));
+    note("bad timeout", text(c1.cmd(&["BZPOPMAX", "none", "x"]).unwrap()));
+    note("bzmpop bad count", text(c1.cmd(&["BZMPOP", "0", "1", "none", "MAX", "COUNT", "0"]).unwrap()));
+    admin.cmd(&["SET", "str", "v"]).unwrap();
+    note("wrong type", text(c1.cmd(&["BZPOPMIN", "none", "str", "0"]).unwrap()));
+    admin.cmd(&["ZADD", "ready", "5", "r"]).unwrap();
+    note("immediate", text(c1.cmd(&["BZPOPMAX", "none", "ready", "0"]).unwrap()));
+    c1.cmd(&["MULTI"]).unwrap();
+    c1.cmd(&["BZPOPMIN", "none", "0"]).unwrap();
+    c1.cmd(&["BZMPOP", "0", "1", "none", "MIN"]).unwrap();
+    note("in multi", text(c1.cmd(&["EXEC"]).unwrap()));
+    // A key of another type arriving does not serve a BZPOPMIN; the client stays blocked.
+    c2.send(&["BZPOPMIN", "later", "0"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["RPUSH", "later", "v"]).unwrap();
+    admin.cmd(&["DEL", "later"]).unwrap();
+    admin.cmd(&["ZADD", "later", "7", "z"]).unwrap();
+    note("after wrong type", text(c2.read_reply_raw().unwrap()));
+    out
+}
+
 #[test]
 fn blocking_matches_redis() {
     let want = scenario(&Server::redis());
@@ -86,13 +140,21 @@ fn blocking_matches_redis() {
     assert_eq!(want, got);
 }
 
-/// 10 blocked consumers and a producer pushing 20,000 items: every item is delivered
-/// exactly once.
 #[test]
-fn producer_consumer_delivers_each_item_once() {
-    let server = Server::redoubt();
-    const ITEMS: usize = 20_000;
+fn zset_blocking_matches_redis() {
+    let want = zset_scenario(&Server::redis());
+    let got = zset_scenario(&Server::redoubt());
+    assert_eq!(want, got);
+}
+
+/// 10 consumers blocked on `pop` and a producer sending 100,000 items with `push` (100 per
+/// command), then one `stop` item per consumer: every item is delivered exactly once.
+/// `pop` replies [key, item] (BLPOP) or [key, item, score] (BZPOPMIN); `push` builds the
+/// command adding a chunk of items.
+fn producer_consumer(pop: &'static [&'static str], push: fn(&[usize]) -> Vec<String>) {
+    const ITEMS: usize = 100_000;
     const CONSUMERS: usize = 10;
+    let server = Server::redoubt();
     let port = server.port();
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|_| {
@@ -100,21 +162,34 @@ fn producer_consumer_delivers_each_item_once() {
                 let mut c = Conn::connect(port).unwrap();
                 let mut got = Vec::new();
                 loop {
-                    let reply = text(c.cmd(&["BLPOP", "jobs", "2"]).unwrap());
-                    if reply.starts_with("*-1") {
+                    let reply = text(c.cmd(pop).unwrap());
+                    assert!(reply.starts_with('*'), "unexpected reply {reply:?} after {} items", got.len());
+                    // The item is the second bulk string: `*N`, `$len`, key, `$len`, item.
+                    let item = reply.split("\r\n").nth(4).unwrap().to_string();
+                    if item == "stop" {
                         return got;
                     }
-                    let item = reply.rsplit("\r\n").nth(1).unwrap().to_string();
                     got.push(item);
                 }
             })
         })
         .collect();
     let mut producer = server.conn();
-    for chunk in (0..ITEMS).collect::<Vec<_>>().chunks(100) {
-        let mut args = vec!["RPUSH".to_string(), "jobs".to_string()];
-        args.extend(chunk.iter().map(|i| i.to_string()));
-        producer.cmd(&args).unwrap();
+    let ids: Vec<usize> = (0..ITEMS).collect();
+    for chunk in ids.chunks(100) {
+        producer.cmd(&push(chunk)).unwrap();
+    }
+    // The stop items sort after every item (their score or position is last).
+    for _ in 0..CONSUMERS {
+        let mut stop = push(&[usize::MAX]);
+        let last = stop.len() - 1;
+        stop[last] = "stop".to_string();
+        producer.cmd(&stop).unwrap();
+        // One stop item at a time, so each consumer takes exactly one.
+        poll_until(Duration::from_secs(30), "a consumer to take the stop item", || {
+            let left = text(producer.cmd(&["EXISTS", "jobs"]).unwrap());
+            (left == ":0\r\n").then_some(())
+        });
     }
     let mut all = Vec::new();
     for c in consumers {
@@ -123,4 +198,25 @@ fn producer_consumer_delivers_each_item_once() {
     assert_eq!(all.len(), ITEMS, "items delivered");
     let unique: HashSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), ITEMS, "an item was delivered twice");
+}
+
+#[test]
+fn list_producer_consumer_delivers_each_item_once() {
+    producer_consumer(&["BLPOP", "jobs", "30"], |chunk| {
+        let mut args = vec!["RPUSH".to_string(), "jobs".to_string()];
+        args.extend(chunk.iter().map(|i| i.to_string()));
+        args
+    });
+}
+
+#[test]
+fn zset_producer_consumer_delivers_each_item_once() {
+    producer_consumer(&["BZPOPMIN", "jobs", "30"], |chunk| {
+        let mut args = vec!["ZADD".to_string(), "jobs".to_string()];
+        for &i in chunk {
+            args.push(if i == usize::MAX { "1e9".to_string() } else { i.to_string() });
+            args.push(i.to_string());
+        }
+        args
+    });
 }

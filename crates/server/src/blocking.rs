@@ -1,4 +1,5 @@
-//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): clients waiting for keys.
+//! Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP):
+//! clients waiting for keys.
 //!
 //! A blocking command that finds nothing registers its client here, in the FIFO of every key
 //! it waits for, and the client's worker stops reading its commands. When a command pushes to
@@ -93,10 +94,11 @@ impl Registry {
         Some(w)
     }
 
-    /// Claims the oldest client waiting on `key`, if any.
-    pub fn claim_first(&self, db: usize, key: &[u8]) -> Option<Waiter> {
+    /// Claims the oldest client waiting on `key` whose command `wants`, if any.
+    pub fn claim_first(&self, db: usize, key: &[u8], wants: impl Fn(&Waiter) -> bool) -> Option<Waiter> {
         let mut inner = self.inner.lock();
-        let id = *inner.by_key.get(&(db, key.to_vec()))?.front()?;
+        let q = inner.by_key.get(&(db, key.to_vec()))?;
+        let id = *q.iter().find(|id| inner.waiters.get(id).is_some_and(&wants))?;
         self.remove_locked(&mut inner, id)
     }
 }

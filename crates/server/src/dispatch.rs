@@ -238,7 +238,10 @@ pub fn serve_blocked(shared: &Shared, local: &mut WorkerLocal) {
     }
     let mut queue: std::collections::VecDeque<(usize, Vec<u8>)> = local.ready.drain(..).collect();
     while let Some((db, key)) = queue.pop_front() {
-        while let Some(w) = shared.blocking.claim_first(db, &key) {
+        // Only clients waiting for the type the key now holds are served (as Redis 7.2: a
+        // BZPOPMIN stays blocked when its key becomes a list).
+        let Some(kind) = key_kind(shared, db, &key) else { continue };
+        while let Some(w) = shared.blocking.claim_first(db, &key, |w| waits_for(w.cmd) == kind) {
             match serve_one(shared, local, &w) {
                 Some(reply) => {
                     queue.extend(local.ready.drain(..));
@@ -253,6 +256,21 @@ pub fn serve_blocked(shared: &Shared, local: &mut WorkerLocal) {
                 }
             }
         }
+    }
+}
+
+/// The type of the value at `key`, if any.
+fn key_kind(shared: &Shared, db: usize, key: &[u8]) -> Option<store::Kind> {
+    let mut view = shared.keyspace.lock_key(key);
+    view.db(db, key).lookup(key, crate::unix_ms()).map(|e| e.kind())
+}
+
+/// The type of value a blocking command waits for.
+fn waits_for(cmd: &CommandSpec) -> store::Kind {
+    match cmd.group {
+        "sorted_set" => store::Kind::ZSet,
+        "stream" => store::Kind::Stream,
+        _ => store::Kind::List,
     }
 }
 
