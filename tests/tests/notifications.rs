@@ -56,15 +56,53 @@ const COMMANDS: &[&[&str]] = &[
     &["SADD", "s3", "x"],
     &["SINTERSTORE", "dst", "s2", "s3"],
     &["SUNIONSTORE", "dst", "s2", "s3"],
+    &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"],
+    &["ZADD", "z", "XX", "1", "nope"],
+    &["ZINCRBY", "z", "5", "a"],
+    &["ZADD", "z", "INCR", "1", "b"],
+    &["ZREM", "z", "b", "nope"],
+    &["ZPOPMIN", "z"],
+    &["ZPOPMAX", "z", "1"],
+    &["ZADD", "z2", "1", "x", "2", "y", "3", "w"],
+    &["ZREMRANGEBYRANK", "z2", "0", "0"],
+    &["ZREMRANGEBYSCORE", "z2", "2", "2"],
+    &["ZREMRANGEBYLEX", "z2", "-", "+"],
+    &["ZADD", "z3", "1", "p", "2", "q"],
+    &["ZRANGESTORE", "zr", "z3", "0", "-1"],
+    &["ZRANGESTORE", "zr", "z3", "5", "6"],
+    &["ZUNIONSTORE", "zu", "2", "z3", "z"],
+    &["ZINTERSTORE", "zu", "2", "z3", "z"],
+    &["ZDIFFSTORE", "zd", "1", "z3"],
+    &["ZMPOP", "1", "z3", "MAX", "COUNT", "5"],
+    &["ZPOPMIN", "z"],
     &["SET", "short", "v", "PX", "1"],
 ];
 
+/// Reads that miss, for the `keymiss` class.
+const READS: &[&[&str]] = &[
+    &["GET", "missing"],
+    &["MGET", "k", "missing", "missing2"],
+    &["EXISTS", "missing"],
+    &["STRLEN", "missing"],
+    &["LRANGE", "nolist", "0", "-1"],
+    &["HGET", "nohash", "f"],
+    &["SMEMBERS", "noset"],
+    &["ZSCORE", "nozset", "m"],
+    &["ZRANGE", "nozset", "0", "-1"],
+    &["TYPE", "missing"],
+    &["TTL", "missing"],
+];
+
 fn events(server: &Server) -> Vec<String> {
+    events_with(server, "KEA", COMMANDS)
+}
+
+fn events_with(server: &Server, flags: &str, commands: &[&[&str]]) -> Vec<String> {
     let mut admin = server.conn();
-    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]).unwrap();
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", flags]).unwrap();
     let mut sub = server.conn();
     sub.cmd(&["PSUBSCRIBE", "__key*__:*"]).unwrap();
-    for c in COMMANDS {
+    for c in commands {
         admin.cmd(c).unwrap();
     }
     // Wait for the short-lived key to be gone (lazily or actively expired).
@@ -88,5 +126,24 @@ fn keyspace_events_match_redis() {
     let want = events(&Server::redis());
     let got = events(&Server::redoubt());
     assert!(want.iter().any(|e| e.contains("expired")), "the test is wrong: {want:#?}");
+    assert_eq!(want, got);
+}
+
+/// The `n` (new key) and `m` (key miss) classes, which `A` leaves out.
+#[test]
+fn new_key_and_miss_events_match_redis() {
+    let commands: Vec<&[&str]> = COMMANDS.iter().chain(READS).copied().collect();
+    let want = events_with(&Server::redis(), "KEnm", &commands);
+    let got = events_with(&Server::redoubt(), "KEnm", &commands);
+    assert!(want.iter().any(|e| e.contains("keymiss")) && want.iter().any(|e| e.contains("new")), "{want:#?}");
+    assert_eq!(want, got);
+}
+
+/// Every class together, so `new` and `keymiss` interleave with the commands' own events.
+#[test]
+fn all_classes_interleave_like_redis() {
+    let commands: Vec<&[&str]> = COMMANDS.iter().chain(READS).copied().collect();
+    let want = events_with(&Server::redis(), "KEAnm", &commands);
+    let got = events_with(&Server::redoubt(), "KEAnm", &commands);
     assert_eq!(want, got);
 }

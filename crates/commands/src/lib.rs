@@ -113,8 +113,17 @@ impl Ctx<'_> {
 
     /// Like [`Ctx::notify`] for another database (MOVE, COPY ... DB).
     pub fn notify_in(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
+        self.take_journal();
         if notify::wanted(self.settings.notify_flags, class) {
             self.events.push(notify::Event { db, name, key: key.to_vec() });
+        }
+    }
+
+    /// Moves the `new` and `keymiss` events the keyspace recorded so far into
+    /// [`Ctx::events`], keeping Redis's order (they happen before the command's own events).
+    pub fn take_journal(&mut self) {
+        for (db, name, key) in store::journal::drain() {
+            self.events.push(notify::Event { db, name, key });
         }
     }
 

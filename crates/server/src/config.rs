@@ -234,7 +234,7 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
         Kind::NotifyFlags => {
             let v = one()?;
             crate::notify::parse_flags(v)
-                .map(crate::notify::format_flags)
+                .map(crate::notify::canonical_flags)
                 .ok_or_else(|| BadValue("Invalid event class character. Use 'Ag$lshzxeKEtmd'.".into()))
         }
     }
@@ -347,6 +347,17 @@ impl Config {
     /// The canonical value of a parameter (by canonical name).
     pub fn get(&self, name: &str) -> &str {
         self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// A parameter's value as CONFIG GET shows it.
+    pub fn shown(&self, name: &str) -> String {
+        let v = self.get(name);
+        match find(name) {
+            Some(p) if matches!(p.kind, Kind::NotifyFlags) => {
+                crate::notify::parse_flags(v).map(crate::notify::format_flags).unwrap_or_default()
+            }
+            _ => v.to_string(),
+        }
     }
 
     /// Sets a parameter from its arguments; returns the canonical value stored.

@@ -294,6 +294,7 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
         ready: Vec::new(),
     };
     let r = f(&mut ctx, &mut view);
+    ctx.take_journal();
     if ctx.block.is_some() {
         return None;
     }
@@ -455,6 +456,7 @@ fn run_keyspace(
         ready: Vec::new(),
     };
     let r = f(&mut ctx, view);
+    ctx.take_journal();
     local.block = ctx.block.take();
     let db = s.db;
     local.ready.extend(ctx.ready.drain(..).map(|k| (db, k)));

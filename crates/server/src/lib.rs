@@ -115,7 +115,7 @@ impl Shared {
     pub fn reload_settings(&self) {
         let s = Settings::from_config(&self.config.lock());
         log::set_level(s.loglevel);
-        store::db::record_expired(commands::notify::wanted(s.notify_flags, commands::notify::EXPIRED));
+        record_events(s.notify_flags);
         *self.settings.write() = Arc::new(s);
         self.settings_gen.fetch_add(1, Ordering::Release);
     }
@@ -176,11 +176,18 @@ impl Running {
     }
 }
 
+/// Tells the keyspace which events it must record for `notify-keyspace-events`.
+fn record_events(flags: u32) {
+    use commands::notify::{wanted, EXPIRED, KEY_MISS, NEW};
+    store::db::record_expired(wanted(flags, EXPIRED));
+    store::journal::set_recording(wanted(flags, NEW), wanted(flags, KEY_MISS));
+}
+
 /// Starts the server's threads and returns once it accepts connections.
 pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
     let settings = shared.settings();
-    store::db::record_expired(commands::notify::wanted(settings.notify_flags, commands::notify::EXPIRED));
+    record_events(settings.notify_flags);
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();

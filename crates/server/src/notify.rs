@@ -31,6 +31,16 @@ pub fn parse_flags(s: &str) -> Option<u32> {
     Some(flags)
 }
 
+/// The stored form of the flags: [`format_flags`], plus `n` after `A` when both are set
+/// (Redis's display drops that `n`, although the class stays enabled).
+pub fn canonical_flags(flags: u32) -> String {
+    let mut s = format_flags(flags);
+    if flags & ALL == ALL && flags & NEW != 0 {
+        s.insert(1, 'n');
+    }
+    s
+}
+
 /// Formats flags the way CONFIG GET shows them.
 pub fn format_flags(flags: u32) -> String {
     let mut s = String::new();

@@ -656,7 +656,7 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
             let name = String::from_utf8_lossy(pat).into_owned();
             if let Some(p) = find_param(&name) {
                 if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-                    out.push((name, cfg.get(p.name).to_string()));
+                    out.push((name, cfg.shown(p.name)));
                 }
             }
             continue;
@@ -665,7 +665,7 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
             // Aliases match patterns too, and show the value of the parameter they name.
             for name in std::iter::once(p.name).chain(p.alias) {
                 if store::glob::glob_match(pat, name.as_bytes(), true) && !out.iter().any(|(n, _)| n == name) {
-                    out.push((name.to_string(), cfg.get(p.name).to_string()));
+                    out.push((name.to_string(), cfg.shown(p.name)));
                 }
             }
         }

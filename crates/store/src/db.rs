@@ -95,6 +95,18 @@ impl Db {
             self.table.get_mut(hash_key(key), key)
         } else {
             self.misses += 1;
+            crate::journal::key_missed(key);
+            None
+        }
+    }
+
+    /// Like [`Db::lookup_read`] without the `keymiss` event (OBJECT's lookups).
+    pub fn lookup_read_silent(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
+        if self.lookup(key, now).is_some() {
+            self.hits += 1;
+            self.table.get_mut(hash_key(key), key)
+        } else {
+            self.misses += 1;
             None
         }
     }
@@ -118,6 +130,7 @@ impl Db {
                 Some(old)
             }
             None => {
+                crate::journal::key_added(entry.key());
                 self.table.insert_new(hash, entry);
                 None
             }
@@ -134,10 +147,14 @@ impl Db {
             self.expires += 1;
         }
         let Some(slot) = self.table.get_mut(hash, entry.key()) else {
+            crate::journal::key_added(entry.key());
             self.table.insert_new(hash, entry);
             return false;
         };
         let expired = slot.expire_at().is_some_and(|at| at <= now);
+        if expired {
+            crate::journal::key_added(entry.key());
+        }
         let old = std::mem::replace(slot, entry);
         self.forget(&old);
         if expired {

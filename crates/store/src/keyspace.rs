@@ -112,6 +112,7 @@ impl<'a> View<'a> {
     pub fn db(&mut self, db: usize, key: &[u8]) -> &mut Db {
         let i = shard_of(key);
         let shard = self.shard(i).expect("key's shard is not locked: command key spec is wrong");
+        crate::journal::note_db(db);
         &mut shard.dbs[db]
     }
 

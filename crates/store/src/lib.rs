@@ -14,6 +14,7 @@ pub mod entry;
 pub mod expire;
 pub mod glob;
 pub mod hash;
+pub mod journal;
 pub mod keyspace;
 pub mod list;
 pub mod object;

@@ -104,7 +104,7 @@ pub fn pexpireat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// Looks up the key's expiry: Err(-2) if missing, Ok(None) if persistent.
 fn expiry_of(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> Result<Option<i64>, i64> {
     let key = ctx.argv[1];
-    match view.db(ctx.db, key).lookup(key, ctx.now) {
+    match view.db(ctx.db, key).lookup_read(key, ctx.now) {
         None => Err(-2),
         Some(e) => Ok(e.expire_at()),
     }

@@ -31,7 +31,7 @@ pub fn del(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 
 /// EXISTS key [key ...] → how many of the named keys exist (repeats count again).
 pub fn exists(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
-    let n = ctx.argv[1..].iter().filter(|k| view.db(ctx.db, k).contains(k, ctx.now)).count();
+    let n = ctx.argv[1..].iter().filter(|k| view.db(ctx.db, k).lookup_read(k, ctx.now).is_some()).count();
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -41,7 +41,7 @@ pub fn touch(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let c = clock(ctx);
     let mut n = 0;
     for key in &ctx.argv[1..] {
-        if let Some(e) = view.db(ctx.db, key).lookup(key, ctx.now) {
+        if let Some(e) = view.db(ctx.db, key).lookup_read(key, ctx.now) {
             e.set_clock(c);
             n += 1;
         }
@@ -53,7 +53,7 @@ pub fn touch(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// TYPE key → string, list, set, zset, hash, stream or none.
 pub fn type_(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let key = ctx.argv[1];
-    let name = view.db(ctx.db, key).lookup(key, ctx.now).map_or("none", |e| e.kind().name());
+    let name = view.db(ctx.db, key).lookup_read(key, ctx.now).map_or("none", |e| e.kind().name());
     ctx.out.simple(name);
     Ok(())
 }
@@ -404,7 +404,7 @@ pub fn string_encoding(e: &Entry) -> &'static str {
 
 fn object_lookup<'v>(ctx: &Ctx<'_>, view: &'v mut View<'_>) -> Option<&'v mut Entry> {
     let key = ctx.argv[2];
-    view.db(ctx.db, key).lookup(key, ctx.now)
+    view.db(ctx.db, key).lookup_read_silent(key, ctx.now)
 }
 
 /// OBJECT ENCODING key
