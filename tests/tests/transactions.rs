@@ -49,6 +49,29 @@ fn scenario(server: &Server) -> Vec<(String, String)> {
     b.cmd(&["SET", "w7", "x"]).unwrap();
     a.cmd(&["UNWATCH"]).unwrap();
     out.push(("UNWATCH forgets the write".into(), exec_set(&mut a, "w7")));
+    // Commands that read some keys and write others only invalidate what they write.
+    b.cmd(&["ZADD", "zsrc", "1", "a"]).unwrap();
+    b.cmd(&["SADD", "ssrc", "a"]).unwrap();
+    b.cmd(&["SET", "bsrc", "x"]).unwrap();
+    a.cmd(&["WATCH", "zsrc", "ssrc", "bsrc"]).unwrap();
+    for c in [
+        &["ZUNIONSTORE", "zdst", "2", "zsrc", "ssrc"][..],
+        &["ZINTERSTORE", "zdst2", "1", "zsrc"],
+        &["ZDIFFSTORE", "zdst3", "1", "zsrc"],
+        &["ZRANGESTORE", "zdst4", "zsrc", "0", "-1"],
+        &["SUNIONSTORE", "sdst", "ssrc"],
+        &["BITOP", "NOT", "bdst", "bsrc"],
+        &["COPY", "bsrc", "bcopy"],
+    ] {
+        b.cmd(c).unwrap();
+    }
+    out.push(("reading a watched key does not abort".into(), exec_set(&mut a, "zsrc")));
+    a.cmd(&["WATCH", "zdst"]).unwrap();
+    b.cmd(&["ZUNIONSTORE", "zdst", "1", "ssrc"]).unwrap();
+    out.push(("a STORE destination aborts".into(), exec_set(&mut a, "zdst")));
+    a.cmd(&["WATCH", "zsrc"]).unwrap();
+    b.cmd(&["ZINCRBY", "zsrc", "1", "a"]).unwrap();
+    out.push(("a sorted-set write aborts".into(), exec_set(&mut a, "zsrc")));
     out
 }
 

@@ -139,6 +139,22 @@ impl CommandSpec {
         keys
     }
 
+    /// Indexes of the keys this invocation may modify, for WATCH: the declared keys, except
+    /// for commands that only read some of theirs (the sources of the STORE commands and of
+    /// BITOP, COPY's source), whose reads must not abort other clients' transactions.
+    pub fn written_keys(&self, argv: &[&[u8]]) -> Vec<usize> {
+        let mut keys = self.keys_of(argv);
+        match self.name {
+            "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore"
+            | "zrangestore" | "bitop" => keys.truncate(1),
+            "copy" => {
+                keys.drain(..keys.len().min(1));
+            }
+            _ => {}
+        }
+        keys
+    }
+
     /// Indexes of the key arguments in `argv` (which includes the command name).
     pub fn key_indexes(&self, argc: usize) -> impl Iterator<Item = usize> {
         let k = self.keys;

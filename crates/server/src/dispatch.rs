@@ -547,13 +547,13 @@ pub fn publish_events(shared: &Shared, events: &[commands::notify::Event]) {
     }
 }
 
-/// Flags the clients watching keys this (modifying) command declared.
+/// Flags the clients watching keys this (modifying) command may have written.
 fn touch_watched(shared: &Shared, spec: &CommandSpec, argv: &[&[u8]], db: usize) {
     let w = &shared.watches;
     if !w.any() {
         return;
     }
-    for i in spec.keys_of(argv) {
+    for i in spec.written_keys(argv) {
         w.touch(db, argv[i]);
     }
 }

@@ -441,23 +441,44 @@ impl Tree {
 
     /// Visits ranks `lo..hi` in order (`rev`: from `hi - 1` down to `lo`).
     fn visit(&self, lo: usize, hi: usize, rev: bool, f: &mut dyn FnMut(Item)) {
+        self.visit_while(lo, hi, rev, &mut |it| {
+            f(it);
+            true
+        });
+    }
+
+    /// Like [`Tree::visit`], stopping at the first item for which `f` returns false;
+    /// returns how many items `f` accepted.
+    fn visit_while(&self, lo: usize, hi: usize, rev: bool, f: &mut dyn FnMut(Item) -> bool) -> usize {
+        let mut accepted = 0;
         if rev {
             let mut r = hi;
             while r > lo {
-                let Some((items, i)) = self.leaf_at(r - 1) else { return };
+                let Some((items, i)) = self.leaf_at(r - 1) else { break };
                 let take = (i + 1).min(r - lo);
-                items[i + 1 - take..=i].iter().rev().for_each(|&it| f(it));
+                for &it in items[i + 1 - take..=i].iter().rev() {
+                    if !f(it) {
+                        return accepted;
+                    }
+                    accepted += 1;
+                }
                 r -= take;
             }
         } else {
             let mut r = lo;
             while r < hi {
-                let Some((items, i)) = self.leaf_at(r) else { return };
+                let Some((items, i)) = self.leaf_at(r) else { break };
                 let take = (items.len() - i).min(hi - r);
-                items[i..i + take].iter().for_each(|&it| f(it));
+                for &it in &items[i..i + take] {
+                    if !f(it) {
+                        return accepted;
+                    }
+                    accepted += 1;
+                }
                 r += take;
             }
         }
+        accepted
     }
 
     fn insert(&mut self, item: Item) {
@@ -885,8 +906,9 @@ impl ZSet {
     /// scores are equal; when they are not, it answers nothing unless the last member is
     /// `>= min` and the first `<= max`, then walks a listpack linearly (forward from the
     /// first member `>= min`, or backward from the last `<= max` when `rev`), exactly like
-    /// Redis's listpack code, and a skiplist is searched as if ordered (Redis's own skiplist
-    /// result then depends on its random node levels).
+    /// Redis's listpack code; a skiplist is searched for the start as if ordered, then
+    /// walked the same way (Redis's own search result then depends on its random node
+    /// levels, so only the walk is exactly Redis's).
     pub fn lex_range(&self, range: &LexRange<'_>, rev: bool) -> (usize, usize) {
         // Redis first checks the last member is >= min and the first <= max.
         let ends = |r: usize| self.get(r).map(|(m, _)| m);
@@ -907,10 +929,19 @@ impl ZSet {
                     (first, first + run)
                 }
             }
+            // Redis searches its skiplist for the first member >= min (the last <= max when
+            // `rev`), then walks on while the other bound holds.
             Repr::Tree(t) => {
-                let lo = t.tree.count_while(|it| !range.gte_min(it.member()));
-                let hi = t.tree.count_while(|it| range.lte_max(it.member()));
-                (lo, hi.max(lo))
+                let len = t.len();
+                if rev {
+                    let hi = t.tree.count_while(|it| range.lte_max(it.member()));
+                    let run = t.tree.visit_while(0, hi, true, &mut |it| range.gte_min(it.member()));
+                    (hi - run, hi)
+                } else {
+                    let lo = t.tree.count_while(|it| !range.gte_min(it.member()));
+                    let run = t.tree.visit_while(lo, len, false, &mut |it| range.lte_max(it.member()));
+                    (lo, lo + run)
+                }
             }
         }
     }
