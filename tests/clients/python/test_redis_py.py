@@ -2,8 +2,9 @@
 
 Each test runs twice, once per protocol, through the client's own helpers:
 the HELLO handshake, SET/GET with options, pipelines, MGET/MSET, counters,
-expiry, SCAN iteration, CLIENT SETNAME/LIST, INFO parsing, CONFIG GET, and
-error replies surfacing as ResponseError. The point is that a real client
+expiry, SCAN iteration, CLIENT SETNAME/LIST, INFO parsing, CONFIG GET, error
+replies surfacing as ResponseError, lists/hashes/sets and the sorted-set helpers
+(scores parsed as floats, WITHSCORES pairs, blocking pops, ZMPOP, ZSCAN). The point is that a real client
 library parses every reply Redoubt sends; exact reply bytes are checked by the
 Rust differential tests.
 """
@@ -214,3 +215,51 @@ def test_unknown_command_raises_response_error(r):
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
         r.execute_command("GET")
     assert r.ping() is True
+
+
+def test_collections(r):
+    assert r.rpush("l", "a", "b", "c") == 3
+    assert r.lrange("l", 0, -1) == ["a", "b", "c"]
+    assert tuple(r.blpop(["nothing", "l"], timeout=1)) == ("l", "a")
+    assert r.hset("h", mapping={"f1": "1", "f2": "2"}) == 2
+    assert r.hgetall("h") == {"f1": "1", "f2": "2"}
+    assert r.hincrbyfloat("h", "f1", 0.5) == 1.5
+    assert r.sadd("s", "x", "y") == 2
+    assert r.smembers("s") == {"x", "y"}
+    assert r.smismember("s", ["x", "z"]) == [True, False]
+
+
+def pairs(reply):
+    """WITHSCORES replies as (member, score) tuples (RESP3 gives lists, RESP2 tuples)."""
+    return [tuple(p) for p in reply]
+
+
+def test_sorted_sets(r):
+    assert r.zadd("z", {"a": 1, "b": 2.5, "c": 3}) == 3
+    assert r.zadd("z", {"a": 5}, gt=True, ch=True) == 1
+    assert pairs(r.zrange("z", 0, -1, withscores=True)) == [("b", 2.5), ("c", 3.0), ("a", 5.0)]
+    assert r.zrange("z", "(2.5", "+inf", byscore=True) == ["c", "a"]
+    assert pairs(r.zrevrangebyscore("z", 10, 0, start=0, num=2, withscores=True)) == [("a", 5.0), ("c", 3.0)]
+    assert r.zincrby("z", 0.25, "b") == 2.75
+    assert r.zscore("z", "b") == 2.75
+    assert r.zmscore("z", ["b", "nope"]) == [2.75, None]
+    assert r.zrank("z", "c") == 1
+    assert r.zrank("z", "c", withscore=True) == [1, 3.0]
+    assert r.zcard("z") == 3
+    assert r.zcount("z", 2, 4) == 2
+    assert r.zunionstore("u", {"z": 2, "other": 1}, aggregate="MAX") == 3
+    assert pairs(r.zrange("u", 0, 0, withscores=True)) == [("b", 5.5)]
+    assert dict(r.zscan_iter("z")) == {"a": 5.0, "b": 2.75, "c": 3.0}
+    assert pairs(r.zpopmin("z", 1)) == [("b", 2.75)]
+    assert tuple(r.bzpopmax(["none", "z"], timeout=1)) == ("z", "a", 5.0)
+    key, items = r.zmpop(1, ["z"], min=True, count=5)
+    assert key == "z" and [(m, float(s)) for m, s in items] == [("c", 3.0)]
+    if r.get_connection_kwargs()["protocol"] == 3:
+        assert isinstance(items[0][1], float), "RESP3 scores are doubles"
+    assert r.exists("z") == 0
+    big = {f"m{i}": i for i in range(300)}
+    assert r.zadd("big", big) == 300
+    assert r.object("encoding", "big") == "skiplist"
+    assert r.zrange("big", 100, 102) == ["m100", "m101", "m102"]
+    assert r.zremrangebyscore("big", 0, 149) == 150
+    assert r.zrandmember("big", 3) is not None
