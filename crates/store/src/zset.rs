@@ -763,6 +763,14 @@ impl ZSet {
         }
     }
 
+    /// Redis 7.2's `zsetTypeMaybeConvert`: a listpack about to receive more than
+    /// `zset-max-listpack-entries` elements becomes a skiplist first.
+    pub fn maybe_convert(&mut self, size_hint: usize, lim: ZSetLimits) {
+        if size_hint > lim.max_listpack_entries {
+            self.convert_to_tree();
+        }
+    }
+
     /// Converts to the skiplist encoding.
     pub fn convert_to_tree(&mut self) {
         let Repr::Pack(p) = &self.repr else { return };

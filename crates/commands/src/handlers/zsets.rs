@@ -286,7 +286,10 @@ fn zadd_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, mut f: AddFlags) -> CmdR
         Ok(())
     };
     if exists {
-        edit_zset(ctx, db, key, run)??;
+        edit_zset(ctx, db, key, |z| {
+            z.maybe_convert(rest.len() / 2, lim);
+            run(z)
+        })??;
     } else if !f.xx {
         let longest = rest.chunks_exact(2).map(|p| p[1].len()).max().unwrap_or(0);
         let mut z = ZSet::new_for(rest.len() / 2, longest, lim);
