@@ -727,12 +727,13 @@ pub fn brpoplpush(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 pub fn blmpop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let argv = ctx.argv;
-    let deadline = parse_timeout(ctx, argv[1])?;
     let numkeys = args::int_in(argv[2], 1, i64::MAX, Some("ERR numkeys should be greater than 0"))?;
     let where_idx =
         usize::try_from(numkeys).ok().and_then(|n| n.checked_add(3)).filter(|&w| w < argv.len()).ok_or(SYNTAX)?;
     let end = parse_end(argv[where_idx])?;
     let count = parse_lmpop_count(&argv[where_idx + 1..])?;
+    // Redis parses the timeout last.
+    let deadline = parse_timeout(ctx, argv[1])?;
     let keys = &argv[3..where_idx];
     for &key in keys {
         let db = view.db(ctx.db, key);
