@@ -731,14 +731,13 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 /// Every command table: the core one and one per data-type group.
-pub static GROUPS: &[&[CommandSpec]] =
-    &[
-        CORE,
-        crate::handlers::lists::COMMANDS,
-        crate::handlers::hashes::COMMANDS,
-        crate::handlers::sets::COMMANDS,
-        crate::handlers::zsets::COMMANDS,
-    ];
+pub static GROUPS: &[&[CommandSpec]] = &[
+    CORE,
+    crate::handlers::lists::COMMANDS,
+    crate::handlers::hashes::COMMANDS,
+    crate::handlers::sets::COMMANDS,
+    crate::handlers::zsets::COMMANDS,
+];
 
 /// Every top-level command.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {

@@ -260,7 +260,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, mut f: AddFlags) -> CmdR
     if f.nx && f.xx {
         return Err(CmdError::fixed("ERR XX and NX options at the same time are not compatible"));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if [f.gt, f.lt, f.nx].iter().filter(|&&x| x).count() > 1 {
         return Err(CmdError::fixed("ERR GT, LT, and/or NX options at the same time are not compatible"));
     }
     if f.incr && rest.len() > 2 {
