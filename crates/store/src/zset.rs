@@ -990,9 +990,20 @@ impl ZSet {
         self.get(random_below(self.len()))
     }
 
-    /// `count` distinct random ranks (at most the size), ascending.
+    /// `count` distinct random ranks (at most the size), ascending: a selection walk when
+    /// `count` is a large share of the set, else random picks (O(count), as Redis's case 4).
     pub fn sample_ranks(&self, count: usize) -> Vec<usize> {
-        Pack::sample_indexes(self.len(), count)
+        let n = self.len();
+        if count.saturating_mul(3) > n {
+            return Pack::sample_indexes(n, count);
+        }
+        let mut picked = std::collections::HashSet::with_capacity(count);
+        while picked.len() < count {
+            picked.insert(random_below(n));
+        }
+        let mut ranks: Vec<usize> = picked.into_iter().collect();
+        ranks.sort_unstable();
+        ranks
     }
 
     /// One ZSCAN step. A listpack is returned whole (cursor 0 next); a skiplist walks its
@@ -1239,6 +1250,8 @@ mod tests {
         }
         let per = z.heap_size() / 100_000;
         assert!(per < 80, "{per} bytes per element");
+        let ranks = z.sample_ranks(10);
+        assert!(ranks.len() == 10 && ranks.windows(2).all(|w| w[0] < w[1]) && ranks[9] < 100_000);
         let mut seen = BTreeMap::new();
         let mut cursor = 0;
         loop {
