@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/collection-memory.sh: memory per element of hashes and sets, Redoubt vs redis-server.
+# bench/collection-memory.sh: memory per element of hashes, sets and sorted sets, Redoubt vs
+# redis-server.
 #
 # For each case and each server: start it fresh (same flags for both: --save '' --appendonly no,
 # on a free loopback port, never 6379), warm it up (a few hundred commands of the same kind into
@@ -13,12 +14,18 @@
 #   hash      HSET h:K field:N value:N        (short fields and values)
 #   set       SADD s:K member:N               (short strings)
 #   intset    SADD i:K N                      (integers: intsets at 100, hashtables at 100,000)
+#   zset      ZADD z:K N member:NNNNNN        (integer scores 0, 1, 2, ...)
+#   zsetfrac  ZADD f:K N/2 member:NNNNNN      (scores in 0.5 steps: 0, 0.5, 1, 1.5, ...)
 # Each key is written with commands of 100 elements, so no single command converts it early.
+# Sorted-set members go in in a shuffled order (fixed seed, the same for both servers), so the
+# ordered structures are measured as random inserts leave them, not as an append-only build;
+# ZSET_ORDER=ascending inserts them in score order instead.
 #
 # Usage: bench/collection-memory.sh                      (10,000 x 100 and 10 x 100,000 elements)
 #        KEYS_SMALL=200 KEYS_LARGE=1 bench/collection-memory.sh
 #        CASES="hash set" SIZES="100" bench/collection-memory.sh
-# Environment: KEYS_SMALL KEYS_LARGE CASES SIZES LOAD_TIMEOUT SETTLE SERVER_CPU CLIENT_CPU
+#        CASES="zset zsetfrac" bench/collection-memory.sh
+# Environment: KEYS_SMALL KEYS_LARGE CASES SIZES ZSET_ORDER LOAD_TIMEOUT SETTLE SERVER_CPU CLIENT_CPU
 #              REDIS_BIN REDOUBT_BIN OUT_DIR
 # Needs a release build: nice -n 19 cargo build --release -p redoubt-server
 # Output: a table on stdout; summary.csv and report.txt under
@@ -30,7 +37,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 KEYS_SMALL=${KEYS_SMALL:-10000}
 KEYS_LARGE=${KEYS_LARGE:-10}
-CASES=${CASES:-hash set intset}
+CASES=${CASES:-hash set intset zset zsetfrac}
+ZSET_ORDER=${ZSET_ORDER:-shuffled}  # insertion order of sorted-set members: shuffled | ascending
 SIZES=${SIZES:-100 100000}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-300}
 SETTLE=${SETTLE:-2}              # seconds to let the servers settle before each INFO read
@@ -41,8 +49,13 @@ for n in "$KEYS_SMALL" "$KEYS_LARGE"; do
   [[ $n =~ ^[1-9][0-9]*$ && $n -le 100000 ]] || die "KEYS_SMALL and KEYS_LARGE must be 1..100000"
 done
 for c in $CASES; do
-  [[ $c == hash || $c == set || $c == intset ]] || die "unknown case '$c' (hash, set, intset)"
+  case $c in
+    hash | set | intset | zset | zsetfrac) ;;
+    *) die "unknown case '$c' (hash, set, intset, zset, zsetfrac)" ;;
+  esac
 done
+[[ $ZSET_ORDER == shuffled || $ZSET_ORDER == ascending ]] ||
+  die "ZSET_ORDER must be shuffled or ascending"
 for s in $SIZES; do
   [[ $s == 100 || $s == 100000 ]] || die "unknown size '$s' (100, 100000)"
 done
@@ -52,9 +65,15 @@ keys_for() { if [[ $1 == 100 ]]; then echo "$KEYS_SMALL"; else echo "$KEYS_LARGE
 # gen_resp CASE SIZE KEYS FILE [WARMUP]: the RESP commands that build KEYS collections of SIZE
 # elements; with WARMUP, 300 such commands into database 1 instead.
 gen_resp() {
-  python3 - "$1" "$2" "$3" "$4" "${5:-}" <<'PY'
-import sys
+  python3 - "$1" "$2" "$3" "$4" "${5:-}" "$ZSET_ORDER" <<'PY'
+import random, sys
 case, size, keys, path, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+zset_order = sys.argv[6]
+def score(i):
+    # zset: 0, 1, 2, ...; zsetfrac: 0, 0.5, 1, 1.5, ... (shortest form, as Redis would reply)
+    if case == "zset":
+        return b"%d" % i
+    return b"%d" % (i // 2) if i % 2 == 0 else b"%d.5" % (i // 2)
 def cmd(args):
     out = [b"*%d\r\n" % len(args)]
     for a in args:
@@ -65,6 +84,9 @@ with open(path, "wb") as f:
         f.write(cmd([b"SELECT", b"1"]))
         keys = max(1, 300 // ((size + 99) // 100))
     for k in range(keys):
+        order = list(range(size))
+        if case.startswith("zset") and zset_order == "shuffled":
+            random.Random(k).shuffle(order)
         for lo in range(0, size, 100):
             hi = min(size, lo + 100)
             if case == "hash":
@@ -73,8 +95,12 @@ with open(path, "wb") as f:
                     args += [b"field:%d" % i, b"value:%d" % i]
             elif case == "set":
                 args = [b"SADD", b"s:%d" % k] + [b"member:%d" % i for i in range(lo, hi)]
-            else:
+            elif case == "intset":
                 args = [b"SADD", b"i:%d" % k] + [b"%d" % i for i in range(lo, hi)]
+            else:
+                args = [b"ZADD", b"%s:%d" % (b"z" if case == "zset" else b"f", k)]
+                for i in order[lo:hi]:
+                    args += [score(i), b"member:%06d" % i]
             f.write(cmd(args))
 PY
 }
@@ -101,11 +127,22 @@ measure() {
   expected=$(commands_in "$size" "$keys")
   [[ $out == *"errors: 0, replies: $expected"* ]] ||
     die "$kind ($case/$size): unexpected redis-cli --pipe result: ${out//$'\n'/ | }"
-  case $case in hash) prefix=h ;; set) prefix=s ;; *) prefix=i ;; esac
+  case $case in hash) prefix=h ;; set) prefix=s ;; intset) prefix=i ;; zset) prefix=z ;; *) prefix=f ;; esac
   for key in "$prefix:0" "$prefix:$((keys - 1))"; do
-    if [[ $case == hash ]]; then count=$(cli "$SRV_PORT" HLEN "$key"); else count=$(cli "$SRV_PORT" SCARD "$key"); fi
+    case $case in
+      hash) count=$(cli "$SRV_PORT" HLEN "$key") ;;
+      zset*) count=$(cli "$SRV_PORT" ZCARD "$key") ;;
+      *) count=$(cli "$SRV_PORT" SCARD "$key") ;;
+    esac
     [[ $count == "$size" ]] || die "$kind ($case/$size): $key holds '$count' elements, expected $size"
   done
+  if [[ $case == zset* ]]; then # the scores went in as intended (and in the same order on both)
+    out=$(cli "$SRV_PORT" ZRANGE "$prefix:0" 0 2 WITHSCORES | tr '\n' ' ')
+    if [[ $case == zset ]]; then expected="member:000000 0 member:000001 1 member:000002 2 "
+    else expected="member:000000 0 member:000001 0.5 member:000002 1 "; fi
+    [[ $out == "$expected" ]] ||
+      die "$kind ($case/$size): ZRANGE $prefix:0 0 2 WITHSCORES gave '$out', expected '$expected'"
+  fi
   enc=$(cli "$SRV_PORT" OBJECT ENCODING "$prefix:0")
   [[ $(cli "$SRV_PORT" DBSIZE) == "$keys" ]] || die "$kind ($case/$size): DBSIZE is not $keys"
   sleep "$SETTLE"
@@ -127,11 +164,13 @@ mkdir -p "$RUN_DIR/logs"
 REPORT=$RUN_DIR/report.txt
 
 {
-  echo "== Redoubt vs Redis: memory per element of hashes and sets =="
+  echo "== Redoubt vs Redis: memory per element of hashes, sets and sorted sets =="
   echo "date         : $(date '+%Y-%m-%d %H:%M:%S %Z')"
-  echo "script       : KEYS_SMALL=$KEYS_SMALL KEYS_LARGE=$KEYS_LARGE CASES=\"$CASES\" SIZES=\"$SIZES\" bench/collection-memory.sh"
+  echo "script       : KEYS_SMALL=$KEYS_SMALL KEYS_LARGE=$KEYS_LARGE CASES=\"$CASES\" SIZES=\"$SIZES\" ZSET_ORDER=$ZSET_ORDER bench/collection-memory.sh"
   echo "server cmd   : taskset -c $SERVER_CPU {redis-server|redoubt-server} --port <port>$(printf ' %q' "${SERVER_FLAGS[@]}")   (fresh instance per case and server)"
-  echo "data         : hash = HSET h:K field:N value:N; set = SADD s:K member:N; intset = SADD i:K N"
+  echo "data         : hash = HSET h:K field:N value:N; set = SADD s:K member:N; intset = SADD i:K N;"
+  echo "               zset = ZADD z:K N member:NNNNNN; zsetfrac = ZADD f:K N/2 member:NNNNNN" \
+    "(sorted-set members inserted $ZSET_ORDER)"
   echo "cpu          : $(cpu_model)"
   versions
 } | tee "$REPORT"
@@ -180,11 +219,11 @@ with open(run_dir + "/summary.csv", "w", newline="") as f:
                     "" if r["ratio"] is None else "%.3f" % r["ratio"], r["redis_enc"], r["redoubt_enc"],
                     r["redis_delta"], r["redoubt_delta"]])
 out = ["", "Bytes per element = (used_memory after - before) / elements; ratio = Redoubt / Redis.", ""]
-hdr = "%-8s %10s %10s  %9s %9s %7s   %-22s" % ("case", "per key", "elements", "Redis", "Redoubt", "ratio",
+hdr = "%-9s %10s %10s  %9s %9s %7s   %-22s" % ("case", "per key", "elements", "Redis", "Redoubt", "ratio",
                                             "encodings (Redis/ours)")
 out += [hdr, "-" * len(hdr)]
 for r in rows:
-    out.append("%-8s %10s %10s  %9.1f %9.1f %7s   %s/%s" % (
+    out.append("%-9s %10s %10s  %9.1f %9.1f %7s   %s/%s" % (
         r["case"], format(r["size"], ","), format(r["elements"], ","), r["redis"], r["redoubt"],
         "-" if r["ratio"] is None else "%.3f" % r["ratio"], r["redis_enc"], r["redoubt_enc"]))
 out.append("")

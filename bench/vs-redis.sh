@@ -8,11 +8,23 @@
 # is killed: A B A B ... Tests that a server does not support (probed once with redis-cli before
 # the run, or failing at run time) are reported as "n/a" instead of a ratio.
 #
+# Besides redis-benchmark's built-in tests (-t), two tests are defined here:
+#   zrange  ZRANGE bench:zrange 0 9 WITHSCORES, as a custom redis-benchmark command, on a key
+#           pre-filled with ZRANGE_SIZE (1000) members member:NNNNNN with scores 0..999.
+#   brpop   producer/consumer: BRPOP_CLIENTS consumers run "BRPOP bench:bq 0" while CLIENTS
+#           producers run "LPUSH bench:bq <DATASIZE bytes>", both redis-benchmark on CLIENT_CPU,
+#           exactly N items each way (N = BRPOP_ITEMS rounded down to a multiple of -P); reported
+#           as items/s delivered = N / (producer start .. consumer finish).
+# Pop tests (lpop, rpop, spop, zpopmin) first top their key up to REQUESTS elements, so the key is
+# never empty during the run (redis-benchmark alone would pop an empty key for part of it).
+#
 # Usage: bench/vs-redis.sh            (full run: 5 rounds x -P 1,16 x 1,000,000 requests/test)
 #        bench/vs-redis.sh --summarize bench/out/vs-redis-<stamp>   (redo the tables of a run)
 #        REQUESTS=100000 ROUNDS=2 bench/vs-redis.sh           (quick run)
 #        TESTS=set,get PIPELINES="1 16 64" bench/vs-redis.sh
+#        TESTS=zadd,zrange,zpopmin,brpop bench/vs-redis.sh
 # Environment: ROUNDS REQUESTS TESTS PIPELINES CLIENTS KEYSPACE DATASIZE TEST_TIMEOUT OTHER_MAX
+#              ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS
 #              QUIET_WAIT QUIET_PCT SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
 # Output: a table on stdout; raw.csv, summary.csv, summary.json and report.txt under
 #         bench/out/vs-redis-<timestamp>/ (bench/out/vs-redis-latest points at the newest).
@@ -23,13 +35,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ROUNDS=${ROUNDS:-5}
 REQUESTS=${REQUESTS:-1000000}
-TESTS=${TESTS:-set,get,incr,lpush,lpop,rpop,sadd,hset,zadd}
+TESTS=${TESTS:-set,get,incr,lpush,lpop,rpop,sadd,hset,zadd,zrange,zpopmin,brpop}
 PIPELINES=${PIPELINES:-1 16}
 CLIENTS=${CLIENTS:-50}
 KEYSPACE=${KEYSPACE:-1000000}
 DATASIZE=${DATASIZE:-64}
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}   # seconds for one redis-benchmark invocation
 OTHER_MAX=${OTHER_MAX:-20}          # % of a core used by others above which a sample is noisy
+ZRANGE_SIZE=${ZRANGE_SIZE:-1000}    # members in bench:zrange for the zrange test
+BRPOP_ITEMS=${BRPOP_ITEMS:-$REQUESTS}  # items pushed and popped by the brpop test
+BRPOP_CLIENTS=${BRPOP_CLIENTS:-$CLIENTS} # consumers of the brpop test (producers: CLIENTS)
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 KINDS=(redis redoubt)               # A B order within a round
 
@@ -38,10 +53,14 @@ KINDS=(redis redoubt)               # A B order within a round
 read -r -a PIPES <<<"$PIPELINES"
 [[ ${#PIPES[@]} -gt 0 ]] || die "PIPELINES is empty"
 for p in "${PIPES[@]}"; do [[ $p =~ ^[1-9][0-9]*$ ]] || die "bad pipeline depth '$p'"; done
+for v in ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS CLIENTS; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
+done
 
 # redis-benchmark's own test order (pops after pushes); unknown names run last, as given.
+# zrange and brpop are this script's own tests (see the header), not redis-benchmark -t names.
 CANONICAL=(ping_inline ping_mbulk ping set get incr lpush rpush lpop rpop sadd hset spop zadd
-  zpopmin lrange lrange_100 lrange_300 lrange_500 lrange_600 mset)
+  zpopmin zrange lrange lrange_100 lrange_300 lrange_500 lrange_600 mset brpop)
 IFS=',' read -r -a REQ_TESTS <<<"${TESTS,,}"
 TOKENS=()
 for c in "${CANONICAL[@]}"; do
@@ -62,30 +81,23 @@ probe_cmds() {
     incr) echo "INCR __probe:ctr" ;;
     lpush) echo "LPUSH __probe:list v" ;;
     rpush) echo "RPUSH __probe:list v" ;;
-    lpop) echo "LPOP __probe:list" ;;
-    rpop) echo "RPOP __probe:list" ;;
+    # pop tests also need their push: the key is topped up with it before the test runs
+    lpop) printf '%s\n' "LPUSH __probe:list v" "LPOP __probe:list" ;;
+    rpop) printf '%s\n' "LPUSH __probe:list v" "RPOP __probe:list" ;;
     sadd) echo "SADD __probe:set v" ;;
-    spop) echo "SPOP __probe:set" ;;
+    spop) printf '%s\n' "SADD __probe:set v" "SPOP __probe:set" ;;
     hset) echo "HSET __probe:hash f v" ;;
     zadd) echo "ZADD __probe:zset 0 m" ;;
-    zpopmin) echo "ZPOPMIN __probe:zset" ;;
+    zpopmin) printf '%s\n' "ZADD __probe:zset 0 m" "ZPOPMIN __probe:zset" ;;
+    zrange) printf '%s\n' "ZADD __probe:zr 1 a 2 b" "ZRANGE __probe:zr 0 9 WITHSCORES" ;;
+    brpop) printf '%s\n' "LPUSH __probe:bq v" "BRPOP __probe:bq 1" ;;
     lrange*) printf '%s\n' "LPUSH __probe:lr v" "LRANGE __probe:lr 0 99" ;;
     mset) echo "MSET __probe:a 1 __probe:b 2" ;;
     *) ;; # unknown to the probe: judged by the run itself
   esac
 }
 
-# Tests that consume what an earlier test in the same instance produced.
-deps_of() {
-  case $1 in
-    lpop | rpop) echo "lpush rpush" ;;
-    spop) echo "sadd" ;;
-    zpopmin) echo "zadd" ;;
-    *) ;;
-  esac
-}
-
-declare -A STATUS # STATUS[kind:token] = ok | unsupported | needs:<test>; DETAIL = message
+declare -A STATUS # STATUS[kind:token] = ok | unsupported; DETAIL = message
 declare -A DETAIL
 
 probe_server() {
@@ -113,25 +125,6 @@ probe_server() {
   stop_server "$SRV_PID"
 }
 
-# A pop test is only comparable if the push that fills its key works on this server too.
-apply_deps() {
-  local kind=$1 token d present missing
-  for token in "${TOKENS[@]}"; do
-    [[ ${STATUS[$kind:$token]} == ok ]] || continue
-    present=()
-    missing=()
-    for d in $(deps_of "$token"); do
-      [[ " ${TOKENS[*]} " == *" $d "* ]] || continue
-      present+=("$d")
-      [[ ${STATUS[$kind:$d]} == ok ]] || missing+=("$d")
-    done
-    if [[ ${#present[@]} -gt 0 && ${#missing[@]} -eq ${#present[@]} ]]; then
-      STATUS[$kind:$token]="needs:${missing[0]}"
-      DETAIL[$kind:$token]="${missing[*]} not supported, so $token would run on an empty key"
-    fi
-  done
-}
-
 cpu_ticks() { # utime+stime of PID in clock ticks
   sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0
 }
@@ -140,11 +133,166 @@ csv_quote() { local s=${1//\"/\'}; printf '"%s"' "${s//$'\n'/ }"; }
 
 EMPTY_ROW=',,,,,,,'
 
+ZRANGE_KEY=bench:zrange
+BQ_KEY=bench:bq
+# Result names of this script's own tests (redis-benchmark would title a custom command with its
+# whole command line).
+ZRANGE_TITLE="ZRANGE 0 9 WITHSCORES"
+BRPOP_TITLE="BRPOP<-LPUSH items"
+PRODUCER_TITLE="LPUSH producer"
+
+# gen_fill TYPE KEY COUNT: RESP on stdout that adds COUNT elements to KEY, 1000 per command.
+#   list    LPUSH KEY <DATASIZE bytes>...      set     SADD KEY fill:NNNNNNNNNNNN...
+#   zset    ZADD KEY i fill:NNNNNNNNNNNN...    zrange  ZADD KEY i member:NNNNNN...  (i = 0..COUNT-1)
+gen_fill() {
+  python3 - "$1" "$2" "$3" "$DATASIZE" <<'PY'
+import sys
+typ, key, count, dsize = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4])
+out = sys.stdout.buffer
+def cmd(args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+val = b"x" * dsize
+for lo in range(0, count, 1000):
+    hi = min(count, lo + 1000)
+    if typ == "list":
+        args = [b"LPUSH", key] + [val] * (hi - lo)
+    elif typ == "set":
+        args = [b"SADD", key] + [b"fill:%012d" % i for i in range(lo, hi)]
+    else:
+        fmt = b"fill:%012d" if typ == "zset" else b"member:%06d"
+        args = [b"ZADD", key]
+        for i in range(lo, hi):
+            args += [b"%d" % i, fmt % i]
+    out.write(cmd(args))
+PY
+}
+
+# prepare_test TOKEN: sets up the keys TOKEN needs on the server at SRV_PORT, before its timed run.
+#   lpop, rpop, spop, zpopmin: top the popped key up to REQUESTS elements, so that it never runs
+#     empty (redis-benchmark alone pops more than its push tests leave there);
+#   zrange: bench:zrange with exactly ZRANGE_SIZE members;  brpop: an empty bench:bq.
+# Logs what it did to prefill.txt; on failure prints why and returns 1.
+prepare_test() {
+  local token=$1 type key size_cmd target have need now out
+  case $token in
+    lpop | rpop) type=list key=mylist size_cmd=LLEN target=$REQUESTS ;;
+    spop) type=set key=myset size_cmd=SCARD target=$REQUESTS ;;
+    zpopmin) type=zset key=myzset size_cmd=ZCARD target=$REQUESTS ;;
+    zrange) type=zrange key=$ZRANGE_KEY size_cmd=ZCARD target=$ZRANGE_SIZE ;;
+    brpop) type="" key=$BQ_KEY ;;
+    *) return 0 ;;
+  esac
+  if [[ $token == zrange || $token == brpop ]]; then
+    out=$(cli "$SRV_PORT" DEL "$key" 2>&1) || { echo "DEL $key failed: $out"; return 1; }
+    [[ -n $type ]] || return 0
+  fi
+  have=$(cli "$SRV_PORT" "$size_cmd" "$key" 2>&1)
+  [[ $have =~ ^[0-9]+$ ]] || { echo "$size_cmd $key -> $have"; return 1; }
+  need=$((target - have))
+  if ((need > 0)); then
+    out=$(gen_fill "$type" "$key" "$need" |
+      timeout -k 5 "$TEST_TIMEOUT" redis-cli -h 127.0.0.1 -p "$SRV_PORT" --pipe 2>&1) ||
+      { echo "filling $key: redis-cli --pipe failed: ${out//$'\n'/ | }"; return 1; }
+    [[ $out == *"errors: 0,"* ]] || { echo "filling $key: ${out//$'\n'/ | }"; return 1; }
+  fi
+  now=$(cli "$SRV_PORT" "$size_cmd" "$key" 2>&1)
+  [[ $now =~ ^[0-9]+$ && $now -ge $target ]] ||
+    { echo "filling $key: $size_cmd is '$now', expected >= $target"; return 1; }
+  printf '%s %s -P %s %s: %s had %s elements, filled to %s\n' "$CUR_ROUND" "$CUR_KIND" \
+    "$CUR_PIPE" "$token" "$key" "$have" "$now" >>"$RUN_DIR/prefill.txt"
+}
+
+# run_brpop PIPE OUT ERR: the producer/consumer test against SRV_PORT. N = BRPOP_ITEMS rounded down
+# to a multiple of PIPE (redis-benchmark then sends exactly N commands). BRPOP_CLIENTS consumers
+# ("BRPOP bench:bq 0", N replies) start first; once they are all blocked, CLIENTS producers
+# ("LPUSH bench:bq <DATASIZE bytes>", N requests) start. Every item pushed is delivered to exactly
+# one waiting BRPOP, so the consumers finish once all N items have been delivered. If they are
+# still waiting 3 s after the producers finished with the queue empty (items lost, or a producer
+# failed), a watchdog stops them (exit 125), and TEST_TIMEOUT bounds everything else (exit 124).
+# Writes OUT (CSV: items/s delivered = N / (producer start .. consumer finish) with the consumers'
+# BRPOP latencies, then the producers' own LPUSH row), ERR and OUT.time (client CPU seconds of
+# both); returns the exit status.
+run_brpop() {
+  local pipe=$1 out=$2 err=$3 n cpid ppid wpid rc=0 prc=0 t0 t1 k blocked want value line rate
+  n=$((BRPOP_ITEMS / pipe * pipe))
+  ((n > 0)) || n=$pipe
+  value=$(printf "%${DATASIZE}s" "" | tr ' ' x)
+  rm -f "$out.starved"
+  (
+    time timeout -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 \
+      -p "$SRV_PORT" -c "$BRPOP_CLIENTS" -n "$n" -P "$pipe" --csv BRPOP "$BQ_KEY" 0 \
+      >"$out.consumer" 2>"$err.consumer" </dev/null
+  ) 2>"$out.consumer.time" &
+  cpid=$!
+  BENCH_JOBS+=("$cpid")
+  # Wait (at most 10 s) until the consumers are all blocked: clients with something to send.
+  want=$((n / pipe < BRPOP_CLIENTS ? n / pipe : BRPOP_CLIENTS))
+  for ((k = 0; k < 100; k++)); do
+    kill -0 "$cpid" 2>/dev/null || break
+    blocked=$(info_field "$SRV_PORT" clients blocked_clients 2>/dev/null || true)
+    [[ $blocked =~ ^[0-9]+$ && $blocked -ge $want ]] && break
+    sleep 0.1
+  done
+  ((k < 100)) || log "  brpop: only ${blocked:-?} of $want consumers blocked after 10 s; going on"
+  t0=$(date +%s%N)
+  (
+    time timeout -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 \
+      -p "$SRV_PORT" -c "$CLIENTS" -n "$n" -P "$pipe" --csv LPUSH "$BQ_KEY" "$value" \
+      >"$out.producer" 2>"$err.producer" </dev/null
+  ) 2>"$out.producer.time" &
+  ppid=$!
+  BENCH_JOBS+=("$ppid")
+  wait "$ppid" || prc=$?
+  (
+    empty=0
+    while kill -0 "$cpid" 2>/dev/null; do
+      if [[ $(cli "$SRV_PORT" LLEN "$BQ_KEY" 2>/dev/null) == 0 ]]; then
+        empty=$((empty + 1))
+      else
+        empty=0
+      fi
+      if ((empty >= 3)); then
+        echo "starved" >"$out.starved"
+        kill_children "$cpid"
+        break
+      fi
+      sleep 1
+    done
+  ) &
+  wpid=$!
+  BENCH_JOBS+=("$wpid")
+  wait "$cpid" || rc=$?
+  t1=$(date +%s%N)
+  kill_children "$wpid"
+  kill "$wpid" 2>/dev/null || true
+  wait "$wpid" 2>/dev/null || true
+  BENCH_JOBS=()
+  cat "$err.consumer" "$err.producer" >"$err" 2>/dev/null || true
+  awk '{ u += $1; s += $2 } END { printf "%.3f %.3f\n", u, s }' \
+    <(tail -qn1 "$out.consumer.time" "$out.producer.time" 2>/dev/null) >"$out.time"
+  : >"$out"
+  if [[ -e $out.starved ]]; then
+    rc=125
+  elif ((rc == 0 && prc != 0)); then
+    rc=$prc
+  fi
+  if ((rc == 0)); then
+    rate=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", n / ((b - a) / 1e9) }')
+    line=$(grep -m1 '^"BRPOP' "$out.consumer" | tr -d '\r') || true
+    # "BRPOP bench:bq 0","<rps>",<latencies> -> "BRPOP<-LPUSH items","<items/s>",<latencies>
+    [[ -z $line ]] || printf '"%s","%s",%s\n' "$BRPOP_TITLE" "$rate" "${line#*\",\"*\",}" >>"$out"
+    line=$(grep -m1 '^"LPUSH' "$out.producer" | tr -d '\r') || true
+    [[ -z $line ]] || printf '"%s",%s\n' "$PRODUCER_TITLE" "${line#*\",}" >>"$out"
+  fi
+  return "$rc"
+}
+
 # run_instance ROUND PIPELINE KIND: one fresh server, every test, one row per CSV line in raw.csv.
 run_instance() {
   local round=$1 pipe=$2 kind=$3 token status detail rc out err t0 t1 c0 c1 b0 b1 cpu other wall
   local dead=""
-  local prefix line rows
+  local prefix line rows args
+  CUR_ROUND=$round CUR_PIPE=$pipe CUR_KIND=$kind
   wait_quiet
   start_server "$kind" "$RUN_DIR/logs/$kind-r$round-P$pipe.log"
   log "round $round/$ROUNDS  -P $pipe  $kind (pid $SRV_PID, port $SRV_PORT)"
@@ -155,22 +303,35 @@ run_instance() {
       status=skipped
       detail="server exited during $dead"
     fi
+    if [[ $status == ok ]] && ! detail=$(prepare_test "$token"); then
+      status=error
+      detail="set-up failed: $detail"
+      log "  $kind $token: $detail"
+    fi
     if [[ $status != ok ]]; then
       printf '%s,%s,%s,%s,%s,%s,,,,%s\n' "$round" "$pipe" "$kind" "$token" "$status" \
         "$(csv_quote "$detail")" "$EMPTY_ROW" >>"$RAW"
       continue
     fi
+    case $token in
+      zrange) args=(ZRANGE "$ZRANGE_KEY" 0 9 WITHSCORES) ;;
+      *) args=(-t "$token") ;;
+    esac
     out=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.csv
     err=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.err
     c0=$(cpu_ticks "$SRV_PID")
     b0=$(cpu_busy)
     t0=$(date +%s%N)
     rc=0
-    {
-      time timeout --foreground -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark \
-        -h 127.0.0.1 -p "$SRV_PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYSPACE" -d "$DATASIZE" \
-        -P "$pipe" -t "$token" --csv >"$out" 2>"$err" </dev/null
-    } 2>"$out.time" || rc=$?
+    if [[ $token == brpop ]]; then
+      run_brpop "$pipe" "$out" "$err" || rc=$?
+    else
+      {
+        time timeout --foreground -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark \
+          -h 127.0.0.1 -p "$SRV_PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYSPACE" -d "$DATASIZE" \
+          -P "$pipe" --csv "${args[@]}" >"$out" 2>"$err" </dev/null
+      } 2>"$out.time" || rc=$?
+    fi
     t1=$(date +%s%N)
     b1=$(cpu_busy)
     c1=$(cpu_ticks "$SRV_PID")
@@ -190,6 +351,9 @@ run_instance() {
     elif [[ $rc == 124 || $rc == 137 ]]; then
       status=timeout
       detail="no result after ${TEST_TIMEOUT}s"
+    elif [[ $rc == 125 ]]; then
+      status=starved
+      detail="consumers still blocked 3 s after the producers finished, with the queue empty"
     elif grep -q 'Error from server' "$err" 2>/dev/null; then
       status=error
       detail=$(grep -m1 'Error from server' "$err")
@@ -203,6 +367,8 @@ run_instance() {
       while IFS= read -r line; do
         line=${line%$'\r'}
         [[ $line == '"'* && $line != '"test",'* ]] || continue
+        # a custom command is titled with its command line; use a stable name instead
+        [[ $token != zrange ]] || line="\"$ZRANGE_TITLE\",${line#*\",}"
         printf '%s,ok,,%s,%s,%s,%s\n' "$prefix" "$cpu" "$other" "$wall" "$line" >>"$RAW"
         rows=$((rows + 1))
       done <"$out"
@@ -248,6 +414,7 @@ NA = {
     "skipped": "n/a (server crashed earlier)",
     "norows": "n/a (no output)",
     "zero": "n/a (zero rps)",
+    "starved": "n/a (consumers starved)",
 }
 
 def na_text(status):
@@ -451,7 +618,7 @@ RAW=$RUN_DIR/raw.csv
 REPORT=$RUN_DIR/report.txt
 echo "round,pipeline,server,token,status,detail,server_cpu_pct,other_cpu_pct,wall_s,test,rps,avg_ms,min_ms,p50_ms,p95_ms,p99_ms,max_ms" >"$RAW"
 
-SCRIPT_CMD="ROUNDS=$ROUNDS REQUESTS=$REQUESTS TESTS=$TESTS PIPELINES='$PIPELINES' CLIENTS=$CLIENTS KEYSPACE=$KEYSPACE DATASIZE=$DATASIZE bench/vs-redis.sh"
+SCRIPT_CMD="ROUNDS=$ROUNDS REQUESTS=$REQUESTS TESTS=$TESTS PIPELINES='$PIPELINES' CLIENTS=$CLIENTS KEYSPACE=$KEYSPACE DATASIZE=$DATASIZE ZRANGE_SIZE=$ZRANGE_SIZE BRPOP_ITEMS=$BRPOP_ITEMS BRPOP_CLIENTS=$BRPOP_CLIENTS bench/vs-redis.sh"
 BENCH_CMD="taskset -c $CLIENT_CPU redis-benchmark -h 127.0.0.1 -p <port> -c $CLIENTS -n $REQUESTS -r $KEYSPACE -d $DATASIZE -P <$(
   IFS='|'
   echo "${PIPES[*]}"
@@ -466,6 +633,19 @@ LOAD_START=$(loadavg)
   echo "server cmd   : $SERVER_CMD   (fresh instance per round, pipeline depth and server)"
   echo "bench cmd    : $BENCH_CMD"
   echo "               (one invocation per test, tests in order: ${TOKENS[*]})"
+  for token in "${TOKENS[@]}"; do
+    case $token in
+      lpop | rpop | spop | zpopmin)
+        echo "  $token: its key is first topped up to $REQUESTS elements (never empty during the run)" ;;
+      zrange)
+        echo "  zrange: <same options> ZRANGE $ZRANGE_KEY 0 9 WITHSCORES  (instead of -t; key pre-filled" \
+          "with $ZRANGE_SIZE members member:NNNNNN, scores 0..$((ZRANGE_SIZE - 1)))" ;;
+      brpop)
+        echo "  brpop: consumers <...> -c $BRPOP_CLIENTS -n N -P <depth> BRPOP $BQ_KEY 0, then once they" \
+          "are blocked producers <...> -c $CLIENTS -n N -P <depth> LPUSH $BQ_KEY <$DATASIZE bytes>;" \
+          "N = $BRPOP_ITEMS rounded down to a multiple of the depth; rps = items/s delivered" ;;
+    esac
+  done
   echo "rounds       : $ROUNDS, order per round and depth: ${KINDS[*]}"
   echo "cpu          : $(cpu_model)"
   echo "pinning      : server on CPU $SERVER_CPU, redis-benchmark on CPU $CLIENT_CPU"
@@ -478,7 +658,6 @@ warn_if_busy
 
 log "probing which tests each server supports"
 for kind in "${KINDS[@]}"; do probe_server "$kind"; done
-for kind in "${KINDS[@]}"; do apply_deps "$kind"; done
 {
   echo
   echo "probe (one redis-cli call per test on a fresh instance):"

@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # SRV_PID, SRV_PORT, BENCH_DIR... are read by the sourcing scripts
-# Shared helpers for bench/vs-redis.sh and bench/memory.sh (sourced, not run).
+# Shared helpers for the bench/*.sh scripts (sourced, not run).
 #
 # Provides: free loopback ports, starting a server pinned to one CPU, waiting for it with a
 # timeout, stopping it (TERM, then KILL), INFO field reads, and an EXIT trap that kills every
-# server this script started and removes the scratch directory, even on Ctrl-C or error.
+# server and background client this script started and removes the scratch directory, even on
+# Ctrl-C or error.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
@@ -17,6 +18,7 @@ REDOUBT_BIN=${REDOUBT_BIN:-$REPO_ROOT/target/release/redoubt-server}
 SERVER_FLAGS=(--bind 127.0.0.1 --save '' --appendonly no)
 
 BENCH_PIDS=()   # servers started by this script; killed by the EXIT trap
+BENCH_JOBS=()   # background client subshells; the EXIT trap kills their children and them
 BENCH_TMP=""    # scratch directory (server cwd, copied binary, generated input)
 SRV_PID=""      # set by start_server
 SRV_PORT=""     # set by start_server
@@ -24,8 +26,21 @@ SRV_PORT=""     # set by start_server
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# kill_children PID: SIGTERM to the direct children of PID (found by parent PID, not by name).
+# For a subshell running `time timeout ... redis-benchmark`, that is the timeout process, which
+# passes the signal on to redis-benchmark.
+kill_children() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do kill -TERM "$c" 2>/dev/null || true; done
+}
+
 bench_cleanup() {
   local pid n
+  for pid in "${BENCH_JOBS[@]}"; do
+    kill_children "$pid"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  BENCH_JOBS=()
   for pid in "${BENCH_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
