@@ -4,9 +4,11 @@
 //! scores are never NaN).
 //!
 //! * `listpack` ([`ZPack`]): small sets; elements in order in one exact-size byte buffer,
-//!   each `[score][member length varint][member]`. A score that is an integer below 2^53 is
-//!   a zigzag varint shifted left by one (1 byte for 0..63); any other score is the byte
-//!   `0x01` and the 8 bytes of the double (`-0` is stored as 0, as Redis's listpack does).
+//!   each `[score][member length varint][member]`. A score that is an integer 0..223 is one
+//!   byte; other integers below 2^53 are a length byte and 1-7 bytes of their zigzag form;
+//!   short decimals (0.5, 19.99) are a byte for the number of decimals and a varint; any
+//!   other score is the byte `0xFF` and the 8 bytes of the double (`-0` is stored as 0, as
+//!   Redis's listpack does).
 //!   Every operation is a linear walk, as in Redis.
 //! * `skiplist` ([`Sorted`]): everything else. A member → score table ([`Table`]`<2>`: one
 //!   exact-size allocation per element holding member and score) plus an order-statistics
@@ -148,10 +150,41 @@ impl LexRange<'_> {
 // ---------------------------------------------------------------------------------------------
 // ZPack: the listpack encoding
 
-/// Scores that are integers of magnitude below this are stored as varints.
+/// Scores that are integers of magnitude below this are stored as integers.
 const INT_SCORE_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
-/// First byte of a score stored as 8 raw bytes.
-const RAW_SCORE: u8 = 0x01;
+/// First score bytes: below `SMALL_INTS` the byte is the score itself; `INT_LEN + n - 1` is
+/// followed by the n-byte little-endian zigzag form of an integer score (n = 1..=8);
+/// `DECIMAL + e - 1` by the zigzag varint of an integer m, the score being m / 10^e
+/// (e = 1..=14: short decimals such as 0.5 or 19.99 take 2-4 bytes); `RAW_SCORE` by the 8
+/// bytes of any other double.
+const SMALL_INTS: u8 = 0xE0;
+const INT_LEN: u8 = 0xE0;
+const DECIMAL: u8 = 0xF0;
+const MAX_DECIMALS: i32 = 14;
+const RAW_SCORE: u8 = 0xFF;
+
+/// Powers of ten that doubles hold exactly.
+const POW10: [f64; 15] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14];
+
+/// (m, e) with `s == m / 10^e` exactly as a double division gives it (which is how the
+/// score is rebuilt), for the fewest decimals e, if there is one with |m| < 2^53.
+fn as_decimal(s: f64) -> Option<(i64, usize)> {
+    if !s.is_finite() {
+        return None;
+    }
+    (1..=MAX_DECIMALS as usize).find_map(|e| {
+        let m = (s * POW10[e]).round();
+        (m.abs() < INT_SCORE_LIMIT && m / POW10[e] == s).then_some((m as i64, e))
+    })
+}
+
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
+}
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -176,15 +209,28 @@ fn get_varint(buf: &[u8], mut off: usize) -> Option<(u64, usize)> {
 
 fn encode_score(out: &mut Vec<u8>, s: f64) {
     // -0 is stored as 0, as Redis's listpacks store it (as the integer 0).
-    let integral = s.trunc() == s && s.abs() < INT_SCORE_LIMIT;
-    if integral {
-        let i = s as i64;
-        let zigzag = ((i << 1) ^ (i >> 63)) as u64;
-        put_varint(out, zigzag << 1);
-    } else {
-        out.push(RAW_SCORE);
-        out.extend_from_slice(&s.to_bits().to_le_bytes());
+    if s.trunc() != s || s.abs() >= INT_SCORE_LIMIT {
+        match as_decimal(s) {
+            Some((m, e)) => {
+                out.push(DECIMAL + e as u8 - 1);
+                put_varint(out, zigzag(m));
+            }
+            None => {
+                out.push(RAW_SCORE);
+                out.extend_from_slice(&s.to_bits().to_le_bytes());
+            }
+        }
+        return;
     }
+    let i = s as i64;
+    if (0..SMALL_INTS as i64).contains(&i) {
+        out.push(i as u8);
+        return;
+    }
+    let z = zigzag(i);
+    let n = (8 - z.leading_zeros() as usize / 8).max(1);
+    out.push(INT_LEN + n as u8 - 1);
+    out.extend_from_slice(&z.to_le_bytes()[..n]);
 }
 
 fn encoded_len(s: f64, m: &[u8]) -> usize {
@@ -196,13 +242,23 @@ fn encoded_len(s: f64, m: &[u8]) -> usize {
 
 /// Decodes the entry at `off`: (score, member, offset of the next entry).
 fn decode_entry(buf: &[u8], off: usize) -> Option<(f64, &[u8], usize)> {
-    let (score, off) = if *buf.get(off)? == RAW_SCORE {
-        let raw: [u8; 8] = buf.get(off + 1..off + 9)?.try_into().ok()?;
-        (f64::from_bits(u64::from_le_bytes(raw)), off + 9)
-    } else {
-        let (v, next) = get_varint(buf, off)?;
-        let z = v >> 1;
-        (((z >> 1) as i64 ^ -((z & 1) as i64)) as f64, next)
+    let (score, off) = match *buf.get(off)? {
+        b if b < SMALL_INTS => (b as f64, off + 1),
+        RAW_SCORE => {
+            let raw: [u8; 8] = buf.get(off + 1..off + 9)?.try_into().ok()?;
+            (f64::from_bits(u64::from_le_bytes(raw)), off + 9)
+        }
+        b if b >= DECIMAL => {
+            let (z, next) = get_varint(buf, off + 1)?;
+            let e = (b - DECIMAL) as usize + 1;
+            (unzigzag(z) as f64 / POW10.get(e)?, next)
+        }
+        b => {
+            let n = (b - INT_LEN) as usize + 1;
+            let mut raw = [0u8; 8];
+            raw[..n].copy_from_slice(buf.get(off + 1..off + 1 + n)?);
+            (unzigzag(u64::from_le_bytes(raw)) as f64, off + 1 + n)
+        }
     };
     let (len, off) = get_varint(buf, off)?;
     let end = off.checked_add(usize::try_from(len).ok()?)?;
@@ -1112,6 +1168,13 @@ mod tests {
         let mut p = ZPack::default();
         p.insert(5.0, b"member:12");
         assert_eq!(p.bytes(), 11, "small integer score: 1 byte + 1 length byte + member");
+        let mut p = ZPack::default();
+        p.insert(-1.0, b"m");
+        p.insert(300.0, b"m2");
+        assert_eq!(p.bytes(), (2 + 2) + (3 + 3));
+        let mut p = ZPack::default();
+        p.insert(12.5, b"m");
+        assert_eq!(p.bytes(), 3 + 2, "a short decimal: 1 byte + varint 250 (2 bytes)");
     }
 
     #[test]
