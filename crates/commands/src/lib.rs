@@ -28,6 +28,8 @@ pub struct Settings {
     pub proto_max_bulk_len: i64,
     /// `maxmemory-policy` is an LFU policy (OBJECT FREQ is allowed, IDLETIME is not).
     pub lfu: bool,
+    /// How access clocks are kept (LRU, or LFU with `lfu-log-factor` / `lfu-decay-time`).
+    pub access: store::access::Mode,
     /// `maxmemory-policy` is LRU or LFU (small integers are then not shared objects).
     pub evicts_by_access: bool,
     /// `list-max-listpack-size`: positive = entries per node, negative = node size class
@@ -52,6 +54,7 @@ impl Default for Settings {
         Settings {
             proto_max_bulk_len: 512 * 1024 * 1024,
             lfu: false,
+            access: store::access::Mode::Lru,
             evicts_by_access: false,
             list_max_listpack_size: -2,
             hash_max_listpack_entries: 512,

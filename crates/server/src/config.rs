@@ -478,6 +478,12 @@ pub struct Settings {
     pub databases: usize,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// `maxmemory-samples`: keys sampled per eviction round.
+    pub maxmemory_samples: usize,
+    /// `maxmemory-eviction-tenacity` (0..100): how long one command may spend evicting.
+    pub eviction_tenacity: u32,
+    pub lfu_log_factor: u32,
+    pub lfu_decay_time: u32,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
     pub timeout_secs: u64,
@@ -516,6 +522,10 @@ impl Settings {
             databases: num("databases") as usize,
             maxmemory: num("maxmemory") as u64,
             maxmemory_policy: c.get("maxmemory-policy").to_string(),
+            maxmemory_samples: num("maxmemory-samples").max(1) as usize,
+            eviction_tenacity: num("maxmemory-eviction-tenacity").clamp(0, 100) as u32,
+            lfu_log_factor: num("lfu-log-factor") as u32,
+            lfu_decay_time: num("lfu-decay-time") as u32,
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
             timeout_secs: num("timeout") as u64,

@@ -1,5 +1,6 @@
 //! The cron thread: runs `hz` times a second to expire keys actively, sample throughput for
-//! INFO, and track peak memory. It never holds more than one shard lock at a time.
+//! INFO, track peak memory, and, with `maxmemory` set, correct the memory figure and evict
+//! in the background. It never holds more than one shard lock at a time.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use store::expire::ExpireCycle;
 
-use crate::{info, unix_ms, Shared};
+use crate::{unix_ms, Shared};
 
 /// Starts the cron thread; it exits when the server shuts down.
 pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String> {
-    shared.stats.startup_memory.store(info::memory_figures().allocated, Ordering::Relaxed);
+    shared.stats.startup_memory.store(store::memory::used(), Ordering::Relaxed);
     std::thread::Builder::new().name("cron".into()).spawn(move || run(shared)).map_err(|e| e.to_string())
 }
 
@@ -29,9 +30,10 @@ fn publish_expired(shared: &Shared) {
 }
 
 fn run(shared: Arc<Shared>) {
+    store::memory::register_thread();
+    let mut pool = crate::evict::Pool::default();
     let mut cycle = ExpireCycle::default();
     let mut last_sample = Instant::now() - Duration::from_secs(1);
-    let mut last_memory = Instant::now() - Duration::from_secs(1);
     let mut cpu_ms = 0u64;
     while !shared.shutdown.load(Ordering::SeqCst) {
         let hz = shared.settings().hz.clamp(1, 500);
@@ -54,13 +56,14 @@ fn run(shared: Arc<Shared>) {
             shared.stats.sample(unix_ms());
             last_sample = Instant::now();
         }
-        // Refreshing the allocator's statistics walks every arena: once a second is enough
-        // to track the peak (INFO reads fresh figures itself).
-        if last_memory.elapsed() >= Duration::from_secs(1) {
-            let used = info::memory_figures().allocated;
-            shared.stats.peak_memory.fetch_max(used, Ordering::Relaxed);
-            last_memory = Instant::now();
+        // With a memory limit, eviction continues in the background when the commands' own
+        // time budgets were not enough.
+        let settings = shared.settings();
+        if settings.maxmemory > 0 {
+            crate::evict::perform(&shared, &settings, &mut pool, Some(period / 4));
         }
+        store::memory::publish();
+        shared.stats.peak_memory.fetch_max(store::memory::used(), Ordering::Relaxed);
         let spent = started.elapsed();
         std::thread::sleep(period.saturating_sub(spent));
     }

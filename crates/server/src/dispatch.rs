@@ -30,6 +30,8 @@ pub struct WorkerLocal {
     pub settings: Arc<Settings>,
     settings_gen: u64,
     pub cmd_settings: commands::Settings,
+    /// Eviction candidates, kept across commands (see `evict`).
+    pub evict_pool: crate::evict::Pool,
 }
 
 impl WorkerLocal {
@@ -42,6 +44,7 @@ impl WorkerLocal {
             settings: shared.settings(),
             settings_gen: 0,
             cmd_settings: commands::Settings::default(),
+            evict_pool: crate::evict::Pool::default(),
         };
         w.refresh(shared);
         w
@@ -60,6 +63,14 @@ impl WorkerLocal {
         self.cmd_settings = commands::Settings {
             proto_max_bulk_len: self.settings.proto_max_bulk_len,
             lfu: policy.ends_with("lfu"),
+            access: if policy.ends_with("lfu") {
+                store::access::Mode::Lfu {
+                    log_factor: self.settings.lfu_log_factor,
+                    decay_minutes: self.settings.lfu_decay_time,
+                }
+            } else {
+                store::access::Mode::Lru
+            },
             evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
             list_max_listpack_size: e[0],
             hash_max_listpack_entries: e[1] as usize,
@@ -175,7 +186,8 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
     crate::worker::bump(&s.info.tot_cmds, 1);
-    if let Some(err) = generic_checks(spec, cmd, sub, argv, s) {
+    let checked = generic_checks(spec, cmd, sub, argv, s).or_else(|| oom_check(shared, local, s, spec));
+    if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
             // A rejected EXEC discards the transaction, as Redis's execCommandAbort does.
@@ -403,6 +415,28 @@ fn generic_checks(
         return Some(CmdError::fixed("NOAUTH Authentication required."));
     }
     None
+}
+
+/// Redis's maxmemory gate: evicts (within the time budget) when over `maxmemory`, and
+/// refuses a `denyoom` command (or an EXEC of a transaction holding one) when nothing could
+/// be evicted.
+fn oom_check(shared: &Shared, local: &mut WorkerLocal, s: &Session, spec: &CommandSpec) -> Option<CmdError> {
+    if local.settings.maxmemory == 0 {
+        return None;
+    }
+    let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
+    let outcome = crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget);
+    if outcome != crate::evict::Outcome::Fail {
+        return None;
+    }
+    // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused (queuing would
+    // grow memory without limit), as in Redis.
+    let denyoom = match &s.multi {
+        Some(m) if spec.name == "exec" => m.queued.iter().any(|q| q.spec().has(flags::DENYOOM)),
+        Some(_) => !matches!(spec.name, "discard" | "quit" | "reset"),
+        None => spec.has(flags::DENYOOM),
+    };
+    denyoom.then_some(CmdError::fixed("OOM command not allowed when used memory > 'maxmemory'."))
 }
 
 /// Runs an admitted command, against `held` (EXEC's locks) or the shards it locks itself.

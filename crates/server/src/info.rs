@@ -291,26 +291,29 @@ fn clients(shared: &Shared, out: &mut String) {
 
 fn memory(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {
     let m = memory_figures();
+    // used_memory is the server's own count (see `store::memory`), as Redis's is; the
+    // allocator's figures, which include its caches, are the allocator_* fields.
+    let used = store::memory::used();
     let settings = shared.settings();
-    let peak = shared.stats.peak_memory.fetch_max(m.allocated, Ordering::Relaxed).max(m.allocated);
+    let peak = shared.stats.peak_memory.fetch_max(used, Ordering::Relaxed).max(used);
     let dataset = ks.dataset_bytes as u64;
-    let overhead = m.allocated.saturating_sub(dataset);
+    let overhead = used.saturating_sub(dataset);
     let total_system = total_system_memory();
-    let frag = if m.allocated > 0 { m.rss as f64 / m.allocated as f64 } else { 0.0 };
+    let frag = if used > 0 { m.rss as f64 / used as f64 } else { 0.0 };
     let _ = write!(
         out,
         "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:0\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
-        m.allocated,
-        human_bytes(m.allocated),
+        used,
+        human_bytes(used),
         m.rss,
         human_bytes(m.rss),
         peak,
         human_bytes(peak),
-        if peak > 0 { m.allocated as f64 * 100.0 / peak as f64 } else { 0.0 },
+        if peak > 0 { used as f64 * 100.0 / peak as f64 } else { 0.0 },
         overhead,
         shared.stats.startup_memory.load(Ordering::Relaxed),
         dataset,
-        if m.allocated > 0 { dataset as f64 * 100.0 / m.allocated as f64 } else { 0.0 },
+        if used > 0 { dataset as f64 * 100.0 / used as f64 } else { 0.0 },
         m.allocated,
         m.active,
         m.resident,
@@ -326,7 +329,7 @@ fn memory(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {
         ratio(m.rss, m.resident),
         m.rss.saturating_sub(m.resident),
         frag,
-        m.rss.saturating_sub(m.allocated),
+        m.rss.saturating_sub(used),
     );
 }
 
@@ -363,7 +366,7 @@ fn stats(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {
     let t = shared.stats.totals.lock();
     let _ = write!(
         out,
-        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:0\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:0\r\ntotal_writes_processed:0\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
         shared.clients.total_connections.load(Ordering::Relaxed),
         t.total_commands,
         ops,
@@ -375,6 +378,7 @@ fn stats(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {
         ks.expired,
         shared.stats.expired_stale_perc.load(Ordering::Relaxed) as f64 / 100.0,
         shared.stats.expire_cycle_cpu_ms.load(Ordering::Relaxed),
+        shared.stats.evicted_keys.load(Ordering::Relaxed),
         ks.hits,
         ks.misses,
         shared.pubsub.count(crate::pubsub::Kind::Channel),

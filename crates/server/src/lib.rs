@@ -11,6 +11,7 @@ pub mod clients;
 pub mod config;
 mod cron;
 mod dispatch;
+pub mod evict;
 mod info;
 pub mod log;
 mod multi;
@@ -188,6 +189,8 @@ pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
     let settings = shared.settings();
     record_events(settings.notify_flags);
+    // The starting thread's allocations (configuration, the keyspace's tables) count too.
+    store::memory::register_thread();
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();
@@ -202,5 +205,6 @@ pub fn start(config: Config) -> Result<Running, String> {
         threads.push(worker.start()?);
     }
     threads.push(cron::spawn(shared.clone())?);
+    store::memory::publish();
     Ok(Running { shared, threads })
 }

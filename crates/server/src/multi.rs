@@ -32,7 +32,7 @@ pub struct Queued {
 }
 
 impl Queued {
-    fn spec(&self) -> &'static CommandSpec {
+    pub(crate) fn spec(&self) -> &'static CommandSpec {
         self.sub.unwrap_or(self.cmd)
     }
 }

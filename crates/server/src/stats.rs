@@ -231,6 +231,8 @@ pub struct GlobalStats {
     pub peak_memory: AtomicU64,
     pub startup_memory: AtomicU64,
     pub expire_cycle_cpu_ms: AtomicU64,
+    /// Keys removed to stay under `maxmemory`.
+    pub evicted_keys: AtomicU64,
 }
 
 impl GlobalStats {
@@ -266,6 +268,7 @@ impl GlobalStats {
         *self.totals.lock() = WorkerStats::default();
         self.samples.lock().clear();
         self.expired_stale_perc.store(0, Ordering::Relaxed);
+        self.evicted_keys.store(0, Ordering::Relaxed);
     }
 
     /// Records a throughput sample (called by cron), keeping the last 16.

@@ -269,6 +269,7 @@ pub fn prepare(
 impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
+        store::memory::register_thread();
         loop {
             if let Err(e) = self.wait(&mut events) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -289,6 +290,7 @@ impl Worker {
             self.resume_paused();
             self.expire_blocked();
             self.close_idle();
+            store::memory::publish();
             // Publish statistics at most every millisecond (INFO merges its own worker's
             // counters first, so they are never stale for the caller).
             let now = std::time::Instant::now();

@@ -9,6 +9,7 @@
 //! * [`expire`]: the active expiry cycle;
 //! * [`glob`]: Redis's glob matcher.
 
+pub mod access;
 pub mod db;
 pub mod entry;
 pub mod expire;
@@ -17,6 +18,7 @@ pub mod hash;
 pub mod journal;
 pub mod keyspace;
 pub mod list;
+pub mod memory;
 pub mod object;
 pub mod set;
 pub mod table;

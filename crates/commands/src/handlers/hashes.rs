@@ -78,7 +78,7 @@ pub fn touch_kind<'d>(
 ) -> CmdResult<Option<&'d mut Entry>> {
     let mut found = lookup_kind(ctx, db, key, kind, read)?;
     if let Some(e) = found.as_deref_mut() {
-        e.set_clock(clock(ctx));
+        crate::handlers::touch(ctx, e);
     }
     Ok(found)
 }

@@ -38,11 +38,10 @@ pub fn exists(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
 
 /// TOUCH key [key ...] → how many exist; refreshes their access clock.
 pub fn touch(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
-    let c = clock(ctx);
     let mut n = 0;
     for key in &ctx.argv[1..] {
         if let Some(e) = view.db(ctx.db, key).lookup_read(key, ctx.now) {
-            e.set_clock(c);
+            crate::handlers::touch(ctx, e);
             n += 1;
         }
     }
@@ -333,7 +332,7 @@ fn flush_mode(ctx: &Ctx<'_>) -> CmdResult<bool> {
 fn free_tables(tables: Vec<store::table::Table>, background: bool) {
     let big = tables.iter().map(store::table::Table::len).sum::<usize>() > 10_000;
     if background || big {
-        std::thread::Builder::new().name("lazyfree".into()).spawn(move || drop(tables)).map(drop).unwrap_or(());
+        store::memory::spawn_counted("lazyfree", move || drop(tables)).map(drop).unwrap_or(());
     }
 }
 
@@ -429,7 +428,11 @@ pub fn object_freq(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     if !lfu {
         return Err(CmdError::fixed("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    let counter = e.clock() & 0xff;
+    let decay = match ctx.settings.access {
+        store::access::Mode::Lfu { decay_minutes, .. } => decay_minutes,
+        store::access::Mode::Lru => 0,
+    };
+    let counter = store::access::lfu_counter(e.clock(), ctx.now, decay);
     ctx.out.int(counter as i64);
     Ok(())
 }

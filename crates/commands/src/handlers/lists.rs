@@ -19,7 +19,7 @@ use store::{Db, Entry, Kind, NewValue, Object, ValueRef, View};
 
 use crate::args::{self, is};
 use crate::error::{wrong_arity, CmdError, CmdResult, NO_SUCH_KEY, SYNTAX};
-use crate::handlers::{clock, lookup_kind};
+use crate::handlers::{clock, lookup_kind, touch};
 use crate::table::flags::*;
 use crate::table::{spec, CommandSpec, KEY1, KEYS_1_2, KEYS_BUT_LAST, NUMKEYS_AT_1, NUMKEYS_AT_2};
 use crate::{notify, Ctx, Handler};
@@ -51,9 +51,8 @@ fn list_of(e: &Entry) -> Option<&List> {
 
 /// The list at `key` for a read command (counts a hit or miss, refreshes the access clock).
 fn read_list<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<Option<&'d List>> {
-    let clock = clock(ctx);
     let Some(e) = lookup_kind(ctx, db, key, Kind::List, true)? else { return Ok(None) };
-    e.set_clock(clock);
+    touch(ctx, e);
     let e: &'d Entry = e;
     Ok(list_of(e))
 }
@@ -81,11 +80,10 @@ fn edit_list<R>(
     key: &[u8],
     f: impl FnOnce(&mut List, &mut ReplyBuf, i64) -> R,
 ) -> Option<R> {
-    let clock = clock(ctx);
     let fill = ctx.settings.list_max_listpack_size;
     let e = db.lookup(key, ctx.now)?;
     let before = entry_bytes(e);
-    e.set_clock(clock);
+    touch(ctx, e);
     let Some(Object::List(list)) = e.object_mut() else { return None };
     let r = f(list, ctx.out, fill);
     let empty = list.is_empty();

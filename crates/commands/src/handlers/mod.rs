@@ -23,9 +23,18 @@ pub fn string_bytes(e: &Entry) -> Option<&[u8]> {
     }
 }
 
-/// The access clock for a new or touched entry (LRU seconds, 24 bits).
+/// The access clock of an entry created now (LRU seconds, or a fresh LFU counter).
 pub fn clock(ctx: &Ctx<'_>) -> u32 {
-    store::entry::lru_clock(ctx.now)
+    store::access::fresh(ctx.settings.access, ctx.now)
+}
+
+/// Records an access to `e` in its clock (Redis's `updateLFU` or LRU refresh).
+pub fn touch(ctx: &Ctx<'_>, e: &mut Entry) {
+    let coin = match ctx.settings.access {
+        store::access::Mode::Lru => 0.0,
+        store::access::Mode::Lfu { .. } => (store::random_u64() >> 11) as f64 / (1u64 << 53) as f64,
+    };
+    e.set_clock(store::access::touched(ctx.settings.access, e.clock(), ctx.now, coin));
 }
 
 /// Reads a string key for a read command: `Ok(None)` if missing, WRONGTYPE for other types.
@@ -34,7 +43,7 @@ pub fn read_string<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8]) -> CmdResult<O
     match db.lookup_read(key, ctx.now) {
         None => Ok(None),
         Some(e) => {
-            e.set_clock(clock(ctx));
+            touch(ctx, e);
             let e: &'d Entry = e;
             string_bytes(e).map(Some).ok_or(WRONGTYPE)
         }
@@ -84,7 +93,7 @@ pub fn edit_string<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnO
     }
     let e = db.lookup(key, now).expect("just stored");
     let before = e.packed_size() + obj_size(e);
-    e.set_clock(clock);
+    touch(ctx, e);
     let Some(Object::Str(v)) = e.object_mut() else { unreachable!("string object stored above") };
     let r = edit(v);
     let after = e.packed_size() + obj_size(e);
@@ -127,10 +136,9 @@ pub fn store_object(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], obj: Object) {
 /// type), keeps the memory count right, and deletes the key if a collection became empty
 /// (Redis never keeps empty collections). Returns `edit`'s result.
 pub fn edit_object<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnOnce(&mut Object) -> R) -> R {
-    let clock = clock(ctx);
     let e = db.lookup(key, ctx.now).expect("edit_object: the caller checked the key exists");
     let before = e.packed_size() + obj_size(e);
-    e.set_clock(clock);
+    touch(ctx, e);
     let obj = e.object_mut().expect("edit_object: the key holds an object");
     let r = edit(obj);
     let empty = obj.is_empty_collection();

@@ -1007,7 +1007,7 @@ fn read_sources<'v>(ctx: &Ctx<'_>, view: &'v mut View<'_>, keys: &[&[u8]]) -> Cm
         let src = match db.lookup_read(key, ctx.now) {
             None => Source::Missing,
             Some(e) => {
-                e.set_clock(crate::handlers::clock(ctx));
+                crate::handlers::touch(ctx, e);
                 match e.value() {
                     ValueRef::Object(Object::ZSet(z)) => Source::Z(unsafe_extend(z)),
                     ValueRef::Object(Object::Set(s)) => Source::S(unsafe_extend(s)),
