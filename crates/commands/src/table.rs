@@ -84,6 +84,8 @@ pub const NUMKEYS_AT_2: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 2
 pub const NUMKEYS_AT_1: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 1 };
 /// `destination numkeys key [key ...]` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE).
 pub const KEY1_NUMKEYS_AT_2: KeyPos = KeyPos { first: 1, last: 1, step: 1, numkeys: 2 };
+/// The key right after a subcommand name (MEMORY USAGE key).
+pub const KEY2: KeyPos = KeyPos { first: 2, last: 2, step: 1, numkeys: 0 };
 pub const KEYS_FROM_2: KeyPos = KeyPos { first: 2, last: -1, step: 1, numkeys: 0 };
 
 /// One command (or one subcommand of a container command such as CLIENT).
@@ -249,6 +251,7 @@ static CORE: &[CommandSpec] = &[
     spec!("keys", 2, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow", "@dangerous"], "generic", "1.0.0", K(handlers::keys::keys), "Returns all key names that match a pattern.", "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length."),
     spec!("lastsave", 1, LOADING | STALE | FAST, NO_KEYS, ["@admin", "@fast", "@dangerous"], "server", "1.0.0", S, "Returns the Unix timestamp of the last successful save to disk.", "O(1)"),
     spec!("lcs", -3, READONLY, KEYS_1_2, ["@read", "@string", "@slow"], "string", "7.0.0", K(handlers::strings::lcs), "Finds the longest common substring.", "O(N*M) where N and M are the lengths of s1 and s2, respectively"),
+    container!("memory", ["@slow"], "server", "4.0.0", "A container for memory diagnostics commands.", MEMORY_SUBCOMMANDS),
     spec!("mget", -2, READONLY | FAST, KEYS_ALL, ["@read", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::mget), "Atomically returns the string values of one or more keys.", "O(N) where N is the number of keys to retrieve."),
     spec!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Listens for all requests received by the server in real-time.", ""),
     spec!("move", 3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::keys::move_), "Moves a key to another database.", "O(1)"),
@@ -605,6 +608,16 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         "Sets configuration parameters in-flight.",
         "O(N) when N is the number of configuration parameters provided"
     ),
+];
+
+#[rustfmt::skip]
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("doctor", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Outputs a memory problems report.", "O(1)"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("malloc-stats", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns the allocator statistics.", "Depends on how much memory is allocated, could be slow"),
+    spec!("purge", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Asks the allocator to release memory.", "Depends on how much memory is allocated, could be slow"),
+    spec!("stats", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns details about memory usage.", "O(1)"),
+    spec!("usage", -3, READONLY, KEY2, ["@read", "@slow"], "server", "4.0.0", K(handlers::keys::memory_usage), "Estimates the memory usage of a key.", "O(N) where N is the number of samples."),
 ];
 
 static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[

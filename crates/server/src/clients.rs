@@ -218,6 +218,11 @@ impl Registry {
         self.monitor_set.lock().clone()
     }
 
+    /// Bytes held by every client's buffers (input and output), for MEMORY STATS and INFO.
+    pub fn output_bytes(&self) -> u64 {
+        self.all().iter().map(|c| (c.qbuf_cap.load(Ordering::Relaxed) + c.omem.load(Ordering::Relaxed)) as u64).sum()
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.clients.lock().get(&id).cloned()
     }

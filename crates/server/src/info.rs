@@ -50,6 +50,8 @@ pub struct KeyspaceTotals {
     pub misses: u64,
     pub expired: u64,
     pub dataset_bytes: usize,
+    /// Per database: bytes of its tables' buckets.
+    pub table_bytes: Vec<usize>,
 }
 
 /// Sums the per-shard counters, locking one shard at a time.
@@ -78,7 +80,7 @@ struct Totals {
 impl Totals {
     fn new(databases: usize) -> Totals {
         Totals {
-            t: KeyspaceTotals { dbs: vec![(0, 0, 0); databases], ..Default::default() },
+            t: KeyspaceTotals { dbs: vec![(0, 0, 0); databases], table_bytes: vec![0; databases], ..Default::default() },
             ttl_weight: vec![(0, 0); databases],
         }
     }
@@ -93,6 +95,7 @@ impl Totals {
             self.t.misses += db.misses;
             self.t.expired += db.expired;
             self.t.dataset_bytes += db.used_bytes();
+            self.t.table_bytes[n] += db.table_bytes();
         }
     }
 

@@ -13,6 +13,7 @@ mod cron;
 mod dispatch;
 pub mod evict;
 mod info;
+mod memory_cmds;
 pub mod log;
 mod multi;
 pub mod notify;

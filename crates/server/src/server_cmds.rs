@@ -66,6 +66,7 @@ pub fn run(
         ("reset", _) => reset(shared, local, s),
         ("client", Some(name)) => client(shared, s, name, argv, now),
         ("config", Some(name)) => config_cmd(shared, local, s, name, argv),
+        ("memory", Some(name)) => crate::memory_cmds::run(shared, s, name, held),
         ("command", Some(name)) => command_sub(s, name, argv),
         ("command", None) => {
             command_info_all(s);

@@ -46,7 +46,7 @@ fn entry_bytes(e: &Entry) -> usize {
         crate::entry::ValueRef::Object(o) => o.heap_size(),
         crate::entry::ValueRef::Inline(_) => 0,
     };
-    e.packed_size() + obj
+    e.alloc_bytes() + obj
 }
 
 impl Db {
@@ -62,6 +62,11 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn expires(&self) -> usize {
         self.expires
+    }
+
+    /// Bytes of the table's buckets.
+    pub fn table_bytes(&self) -> usize {
+        self.table.overhead_bytes()
     }
 
     /// Bytes used by entries, objects and the table.

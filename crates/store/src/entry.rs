@@ -303,6 +303,12 @@ impl Entry {
     }
 
     /// Bytes of the packed allocation (not counting an object's own memory).
+    /// Bytes the allocator holds for the entry itself (its size class).
+    pub fn alloc_bytes(&self) -> usize {
+        crate::hash::alloc_size(self.packed_size())
+    }
+
+    /// Bytes of the packed entry (before the allocator rounds it up).
     pub fn packed_size(&self) -> usize {
         let off = self.value_offset();
         if self.meta() & IS_OBJECT != 0 {

@@ -35,7 +35,7 @@ impl Object {
 
     /// Heap bytes this object holds beyond the entry (an estimate of the allocator's figure).
     pub fn heap_size(&self) -> usize {
-        let own = std::mem::size_of::<Object>();
+        let own = crate::hash::alloc_size(std::mem::size_of::<Object>());
         own + match self {
             Object::Str(v) => v.capacity(),
             Object::List(l) => l.heap_size(),

@@ -491,3 +491,34 @@ pub fn object_help(ctx: &mut Ctx<'_>, _view: &mut View<'_>) -> CmdResult {
     }
     Ok(())
 }
+
+/// MEMORY USAGE key [SAMPLES count] → the bytes the key and its value take: the entry's
+/// allocation (key, TTL, metadata, inline string), the value's allocations, and the 8-byte
+/// slot the key takes in its table. Exact for every type, so SAMPLES is accepted and
+/// checked but not needed.
+pub fn memory_usage(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
+    let (argv, key) = (ctx.argv, ctx.argv[2]);
+    let mut j = 3;
+    while j < argv.len() {
+        if args::is(argv[j], "samples") && j + 1 < argv.len() {
+            if args::int(argv[j + 1])? < 0 {
+                return Err(SYNTAX);
+            }
+            j += 2;
+        } else {
+            return Err(SYNTAX);
+        }
+    }
+    const SLOT: usize = 8;
+    match view.db(ctx.db, key).lookup(key, ctx.now) {
+        None => ctx.out.null(),
+        Some(e) => {
+            let value = match e.value() {
+                ValueRef::Object(o) => o.heap_size(),
+                ValueRef::Inline(_) => 0,
+            };
+            ctx.out.int((e.alloc_bytes() + value + SLOT) as i64);
+        }
+    }
+    Ok(())
+}

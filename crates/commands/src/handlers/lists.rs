@@ -68,7 +68,7 @@ fn entry_bytes(e: &Entry) -> usize {
         ValueRef::Object(o) => o.heap_size(),
         ValueRef::Inline(_) => 0,
     };
-    e.packed_size() + obj
+    e.alloc_bytes() + obj
 }
 
 /// Runs `f` on the list at `key` with the reply buffer and `list-max-listpack-size`, keeps the

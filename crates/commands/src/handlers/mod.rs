@@ -92,11 +92,11 @@ pub fn edit_string<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnO
         db.insert(Entry::new(key, NewValue::Object(Box::new(Object::Str(bytes))), expire, clock));
     }
     let e = db.lookup(key, now).expect("just stored");
-    let before = e.packed_size() + obj_size(e);
+    let before = e.alloc_bytes() + obj_size(e);
     touch(ctx, e);
     let Some(Object::Str(v)) = e.object_mut() else { unreachable!("string object stored above") };
     let r = edit(v);
-    let after = e.packed_size() + obj_size(e);
+    let after = e.alloc_bytes() + obj_size(e);
     db.account_edit(before, after);
     r
 }
@@ -137,12 +137,12 @@ pub fn store_object(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], obj: Object) {
 /// (Redis never keeps empty collections). Returns `edit`'s result.
 pub fn edit_object<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnOnce(&mut Object) -> R) -> R {
     let e = db.lookup(key, ctx.now).expect("edit_object: the caller checked the key exists");
-    let before = e.packed_size() + obj_size(e);
+    let before = e.alloc_bytes() + obj_size(e);
     touch(ctx, e);
     let obj = e.object_mut().expect("edit_object: the key holds an object");
     let r = edit(obj);
     let empty = obj.is_empty_collection();
-    let after = e.packed_size() + obj_size(e);
+    let after = e.alloc_bytes() + obj_size(e);
     db.account_edit(before, after);
     if empty {
         db.remove(key);
