@@ -23,7 +23,9 @@ const BUILDERS: &[Builder] = &[
     ("integers", |i| vec![strs(&["SET", &format!("n:{i}"), &i.to_string()])]),
     ("strings with TTL", |i| vec![strs(&["SET", &format!("t:{i}"), "value", "EX", "10000"])]),
     ("1 KB strings", |i| vec![strs(&["SET", &format!("big:{i}"), &"v".repeat(1024)])]),
-    ("appended strings", |i| vec![strs(&["APPEND", &format!("a:{i}"), "abc"]), strs(&["APPEND", &format!("a:{i}"), "def"])]),
+    ("appended strings", |i| {
+        vec![strs(&["APPEND", &format!("a:{i}"), "abc"]), strs(&["APPEND", &format!("a:{i}"), "def"])]
+    }),
     ("small lists", |i| vec![strs(&["RPUSH", &format!("l:{i}"), "a", "bb", "ccc", "1", "2"])]),
     ("large lists", |i| {
         let mut c = strs(&["RPUSH", &format!("L:{}", i / 100)]);
@@ -61,7 +63,8 @@ fn counted_memory_tracks_the_allocator_for_every_type() {
         let real = used1 as f64 - used0 as f64;
         let counted = data1 as f64 - data0 as f64;
         let error = (counted - real) / real;
-        report.push(format!("{name:>20}: allocator +{real:>10.0} B, counted +{counted:>10.0} B, {:+.1}%", error * 100.0));
+        report
+            .push(format!("{name:>20}: allocator +{real:>10.0} B, counted +{counted:>10.0} B, {:+.1}%", error * 100.0));
         if error.abs() > TOLERANCE {
             failures.push(name);
         }

@@ -258,6 +258,7 @@ static CORE: &[CommandSpec] = &[
     spec!("mset", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::mset), "Atomically creates or modifies the string values of one or more keys.", "O(N) where N is the number of keys to set."),
     spec!("msetnx", -3, WRITE | DENYOOM, KEYS_PAIRS, ["@write", "@string", "@slow"], "string", "1.0.1", K(handlers::strings::msetnx), "Atomically modifies the string values of one or more keys only when all keys don't exist.", "O(N) where N is the number of keys to set."),
     spec!("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "1.2.0", S, "Starts a transaction.", "O(1)"),
+    spec!("namespace", -2, ADMIN | NOSCRIPT | LOADING | STALE, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "7.2.4", S, "Lists, inspects, creates, changes and removes namespaces (Redoubt: key patterns with their own memory reserve, limit and eviction policy).", "O(N) where N is the number of namespaces; SET and DEL recount the keyspace."),
     container!("object", ["@slow"], "generic", "2.2.3", "A container for object introspection commands.", OBJECT_SUBCOMMANDS),
     spec!("persist", 2, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.2.0", K(handlers::expire::persist), "Removes the expiration time of a key.", "O(1)"),
     spec!("pexpire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "2.6.0", K(handlers::expire::pexpire), "Sets the expiration time of a key in milliseconds.", "O(1)"),

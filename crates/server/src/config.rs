@@ -27,6 +27,8 @@ pub enum Kind {
     ClientOutputBufferLimit,
     /// `notify-keyspace-events` flag letters.
     NotifyFlags,
+    /// Namespace definitions separated by `;` (one `namespace` line each in a file).
+    Namespaces,
 }
 
 /// One configuration parameter.
@@ -122,6 +124,7 @@ pub static PARAMS: &[Param] = &[
     p("maxmemory-samples", int(1, i32::MAX as i64), "5", true),
     p("min-replicas-max-lag", UINT, "10", true),
     p("min-replicas-to-write", UINT, "0", true),
+    p("namespace", Kind::Namespaces, "", true),
     p("notify-keyspace-events", Kind::NotifyFlags, "", true),
     p("pidfile", Kind::Text, "", false),
     p("port", int(0, 65535), "6379", false),
@@ -231,6 +234,10 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
         Kind::Text => Ok(args.join(" ")),
         Kind::Save => canonical_save(args),
         Kind::ClientOutputBufferLimit => canonical_cobl(args),
+        Kind::Namespaces => {
+            let text = args.join(" ");
+            crate::namespaces::parse_all(&text).map(|specs| crate::namespaces::format_all(&specs)).map_err(BadValue)
+        }
         Kind::NotifyFlags => {
             let v = one()?;
             crate::notify::parse_flags(v)
@@ -396,6 +403,16 @@ impl Config {
             let Some(param) = find(name) else {
                 return Err(err("Bad directive or wrong number of arguments"));
             };
+            if param.kind == Kind::Namespaces {
+                // Each `namespace` line adds one definition.
+                let line_value = args.join(" ");
+                let joined = match self.get(param.name) {
+                    "" => line_value,
+                    prev => format!("{prev}; {line_value}"),
+                };
+                self.set(param, &[joined]).map_err(|e| err(&e.0))?;
+                continue;
+            }
             if param.kind == Kind::Save {
                 let acc = saves.get_or_insert_with(Vec::new);
                 if args.iter().all(|a| a.is_empty()) {
@@ -484,6 +501,8 @@ pub struct Settings {
     pub eviction_tenacity: u32,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
+    /// Namespace definitions (empty: no namespaces).
+    pub namespaces: Vec<store::namespace::Spec>,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
     pub timeout_secs: u64,
@@ -526,6 +545,7 @@ impl Settings {
             eviction_tenacity: num("maxmemory-eviction-tenacity").clamp(0, 100) as u32,
             lfu_log_factor: num("lfu-log-factor") as u32,
             lfu_decay_time: num("lfu-decay-time") as u32,
+            namespaces: crate::namespaces::parse_all(c.get("namespace")).unwrap_or_default(),
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
             timeout_secs: num("timeout") as u64,

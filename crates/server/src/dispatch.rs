@@ -186,7 +186,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
     crate::worker::bump(&s.info.tot_cmds, 1);
-    let checked = generic_checks(spec, cmd, sub, argv, s).or_else(|| oom_check(shared, local, s, spec));
+    let checked = generic_checks(spec, cmd, sub, argv, s).or_else(|| oom_check(shared, local, s, spec, argv));
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
@@ -235,6 +235,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
         shared.blocking.add(waiter, false);
     }
     serve_blocked(shared, local);
+    crate::namespaces::apply_pending(shared);
     finish_reply(s, reply_start);
 }
 
@@ -420,13 +421,15 @@ fn generic_checks(
 /// Redis's maxmemory gate: evicts (within the time budget) when over `maxmemory`, and
 /// refuses a `denyoom` command (or an EXEC of a transaction holding one) when nothing could
 /// be evicted.
-fn oom_check(shared: &Shared, local: &mut WorkerLocal, s: &Session, spec: &CommandSpec) -> Option<CmdError> {
-    if local.settings.maxmemory == 0 {
-        return None;
-    }
-    let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
-    let outcome = crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget);
-    if outcome != crate::evict::Outcome::Fail {
+fn oom_check(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> Option<CmdError> {
+    let namespaces = store::namespace::enabled();
+    if local.settings.maxmemory == 0 && !namespaces {
         return None;
     }
     // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused (queuing would
@@ -436,7 +439,32 @@ fn oom_check(shared: &Shared, local: &mut WorkerLocal, s: &Session, spec: &Comma
         Some(_) => !matches!(spec.name, "discard" | "quit" | "reset"),
         None => spec.has(flags::DENYOOM),
     };
-    denyoom.then_some(CmdError::fixed("OOM command not allowed when used memory > 'maxmemory'."))
+    if local.settings.maxmemory > 0 {
+        let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
+        let outcome = crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget);
+        if outcome == crate::evict::Outcome::Fail && denyoom {
+            return Some(CmdError::fixed("OOM command not allowed when used memory > 'maxmemory'."));
+        }
+    }
+    if !namespaces || !denyoom {
+        return None;
+    }
+    // The keys this command (or the transaction it executes) may grow.
+    let mut keys: Vec<Vec<u8>> = match &s.multi {
+        Some(m) => m
+            .queued
+            .iter()
+            .filter(|q| q.spec().has(flags::DENYOOM))
+            .flat_map(|q| {
+                let args: Vec<&[u8]> = q.args.iter().map(Vec::as_slice).collect();
+                q.spec().written_keys(&args).into_iter().map(|i| q.args[i].clone()).collect::<Vec<_>>()
+            })
+            .collect(),
+        None => spec.written_keys(argv).into_iter().map(|i| argv[i].to_vec()).collect(),
+    };
+    keys.dedup();
+    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    crate::namespaces::gate(shared, &local.settings, &mut local.evict_pool, &keys)
 }
 
 /// Runs an admitted command, against `held` (EXEC's locks) or the shards it locks itself.

@@ -134,6 +134,17 @@ struct Plan {
     samples: usize,
     decay_minutes: u32,
     databases: usize,
+    /// Only keys of this namespace may go (namespace eviction).
+    namespace: Option<usize>,
+}
+
+impl Plan {
+    fn allows(&self, key: &[u8]) -> bool {
+        match self.namespace {
+            None => true,
+            Some(i) => store::namespace::with_table(|t| t.index_of(key) == i).unwrap_or(true),
+        }
+    }
 }
 
 /// Fills the pool from one random shard; false if that shard had nothing evictable.
@@ -147,6 +158,9 @@ fn populate(shared: &Shared, plan: &Plan, pool: &mut Pool, now: i64) -> bool {
             continue;
         }
         for e in sample(d, plan.samples, plan.policy.volatile()) {
+            if !plan.allows(e.key()) {
+                continue;
+            }
             found = true;
             pool.offer(Candidate { score: score(plan.policy, e, now, plan.decay_minutes), db, key: e.key().to_vec() });
         }
@@ -183,7 +197,10 @@ fn evict_one(shared: &Shared, plan: &Plan, pool: &mut Pool, now: i64) -> bool {
             let mut view = shared.keyspace.lock_shard(shard);
             for db in 0..plan.databases {
                 let Some(d) = db_of(&mut view, shard, db) else { continue };
-                let victim = sample(d, 1, plan.policy.volatile()).first().map(|e| e.key().to_vec());
+                let victim = sample(d, 4, plan.policy.volatile())
+                    .into_iter()
+                    .find(|e| plan.allows(e.key()))
+                    .map(|e| e.key().to_vec());
                 if let Some(key) = victim {
                     remove(shared, &mut view, db, &key);
                     return true;
@@ -218,6 +235,9 @@ fn remove(shared: &Shared, view: &mut View<'_>, db: usize, key: &[u8]) {
         return;
     }
     shared.stats.evicted_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    store::namespace::with_table(|t| {
+        t.counters[t.index_of(key)].evicted.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    });
     shared.watches.touch(db, key);
     let flags = shared.settings().notify_flags;
     if commands::notify::wanted(flags, commands::notify::EVICTED) {
@@ -227,41 +247,141 @@ fn remove(shared: &Shared, view: &mut View<'_>, db: usize, key: &[u8]) {
 }
 
 /// Evicts until memory is under `maxmemory` or `budget` runs out (Redis's
-/// `performEvictions`). `pool` persists across calls, as Redis's does.
-pub fn perform(shared: &Shared, settings: &crate::config::Settings, pool: &mut Pool, budget: Option<Duration>) -> Outcome {
+/// `performEvictions`). `pool` persists across calls, as Redis's does. With namespaces,
+/// global pressure is handled by [`perform_shared`] instead.
+pub fn perform(
+    shared: &Shared,
+    settings: &crate::config::Settings,
+    pool: &mut Pool,
+    budget: Option<Duration>,
+) -> Outcome {
     let limit = settings.maxmemory;
     if limit == 0 || memory::used() <= limit {
         return Outcome::Ok;
+    }
+    if store::namespace::enabled() {
+        return perform_shared(shared, settings, pool, limit, budget);
     }
     let policy = Policy::parse(&settings.maxmemory_policy);
     if policy == Policy::NoEviction {
         return Outcome::Fail;
     }
-    let plan = Plan {
+    let plan = plan(settings, policy, None);
+    run(shared, &plan, pool, budget, || memory::used() <= limit)
+}
+
+fn plan(settings: &crate::config::Settings, policy: Policy, namespace: Option<usize>) -> Plan {
+    Plan {
         policy,
         samples: settings.maxmemory_samples,
         decay_minutes: settings.lfu_decay_time,
         databases: settings.databases,
-    };
+        namespace,
+    }
+}
+
+/// Evicts with `plan` until `done` or the budget runs out.
+fn run(shared: &Shared, plan: &Plan, pool: &mut Pool, budget: Option<Duration>, done: impl Fn() -> bool) -> Outcome {
     let started = Instant::now();
     let mut evicted = 0u64;
     loop {
-        let done = evict_one(shared, &plan, pool, crate::unix_ms());
+        let found = evict_one(shared, plan, pool, crate::unix_ms());
         // Other threads must see the memory this one freed at once, or they would evict it
         // a second time.
         memory::publish();
-        if !done {
+        if !found {
             return Outcome::Fail;
         }
         evicted += 1;
-        if memory::used() <= limit {
+        if done() {
             return Outcome::Ok;
         }
         // Check the clock every 16 keys, as Redis does.
-        if evicted % 16 == 0 && budget.is_some_and(|b| started.elapsed() >= b) {
+        if evicted.is_multiple_of(16) && budget.is_some_and(|b| started.elapsed() >= b) {
             return Outcome::Running;
         }
     }
+}
+
+/// A namespace's own policy ("auto" is Redoubt's choice for caches).
+fn namespace_policy(name: &str) -> Policy {
+    match name {
+        "auto" => Policy::AllKeysLfu,
+        other => Policy::parse(other),
+    }
+}
+
+/// Evicts keys of namespace `ns` with `policy` until it uses less than `limit` bytes.
+pub fn perform_namespace(
+    shared: &Shared,
+    settings: &crate::config::Settings,
+    pool: &mut Pool,
+    ns: usize,
+    policy: &str,
+    limit: u64,
+    budget: Option<Duration>,
+) -> Outcome {
+    let _read = store::namespace::GUARD.read_recursive();
+    let policy = namespace_policy(policy);
+    if policy == Policy::NoEviction {
+        return Outcome::Fail;
+    }
+    let bytes = || store::namespace::with_table(|t| t.bytes(ns)).unwrap_or(0);
+    if bytes() < limit {
+        return Outcome::Ok;
+    }
+    // The shared pool may hold other namespaces' keys: this eviction uses its own.
+    let _ = pool;
+    let mut own = Pool::default();
+    run(shared, &plan(settings, policy, Some(ns)), &mut own, budget, || bytes() < limit)
+}
+
+/// With namespaces: evicts until memory is under `ceiling`, taking keys only from
+/// namespaces that may evict and hold more than their reserve, the one furthest above its
+/// reserve first.
+pub fn perform_shared(
+    shared: &Shared,
+    settings: &crate::config::Settings,
+    pool: &mut Pool,
+    ceiling: u64,
+    budget: Option<Duration>,
+) -> Outcome {
+    let _ = pool;
+    let _read = store::namespace::GUARD.read_recursive();
+    let started = Instant::now();
+    while memory::used() >= ceiling {
+        let m = settings.maxmemory;
+        let pick = store::namespace::with_table(|t| {
+            (0..t.specs.len())
+                .filter_map(|i| {
+                    let policy = crate::namespaces::policy_of(&t.specs[i], &settings.maxmemory_policy)?;
+                    let reserve = t.specs[i].reserve.and_then(|r| r.bytes(m)).unwrap_or(0);
+                    let excess = t.bytes(i).saturating_sub(reserve);
+                    (excess > 0).then_some((excess, i, policy, reserve))
+                })
+                .max_by_key(|(excess, ..)| *excess)
+        })
+        .flatten();
+        let Some((_, ns, policy, reserve)) = pick else { return Outcome::Fail };
+        let policy = namespace_policy(&policy);
+        if policy == Policy::NoEviction {
+            return Outcome::Fail;
+        }
+        let left = budget.map(|b| b.saturating_sub(started.elapsed()));
+        let bytes = || store::namespace::with_table(|t| t.bytes(ns)).unwrap_or(0);
+        let done = || memory::used() < ceiling || bytes() <= reserve;
+        if run(shared, &plan(settings, policy, Some(ns)), &mut Pool::default(), left, done) == Outcome::Fail {
+            // Nothing evictable left there (a volatile policy and no TTLs, say).
+            return Outcome::Fail;
+        }
+        if memory::used() < ceiling {
+            return Outcome::Ok;
+        }
+        if budget.is_some_and(|b| started.elapsed() >= b) {
+            return Outcome::Running;
+        }
+    }
+    Outcome::Ok
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "namespaces",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -39,6 +40,7 @@ const ALL_SECTIONS: &[&str] = &[
     "latencystats",
     "cluster",
     "keyspace",
+    "namespaces",
 ];
 
 /// Totals gathered from the keyspace shards.
@@ -80,7 +82,11 @@ struct Totals {
 impl Totals {
     fn new(databases: usize) -> Totals {
         Totals {
-            t: KeyspaceTotals { dbs: vec![(0, 0, 0); databases], table_bytes: vec![0; databases], ..Default::default() },
+            t: KeyspaceTotals {
+                dbs: vec![(0, 0, 0); databases],
+                table_bytes: vec![0; databases],
+                ..Default::default()
+            },
             ttl_weight: vec![(0, 0); databases],
         }
     }
@@ -199,7 +205,11 @@ fn selected(args: &[&[u8]]) -> Vec<&'static str> {
 
 /// Renders INFO for the given section arguments.
 pub fn render(shared: &Shared, s: &Session, args: &[&[u8]], held: Option<&mut store::View<'_>>) -> String {
-    let sections = selected(args);
+    let mut sections = selected(args);
+    // Namespaces have a section only when some are configured.
+    if !store::namespace::enabled() {
+        sections.retain(|s| *s != "namespaces");
+    }
     let ks = keyspace_totals(shared, held);
     let mut out = String::new();
     for (i, section) in sections.iter().enumerate() {
@@ -222,6 +232,7 @@ pub fn render(shared: &Shared, s: &Session, args: &[&[u8]], held: Option<&mut st
             "errorstats" => errorstats(shared, &mut out),
             "latencystats" => latencystats(shared, &mut out),
             "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+            "namespaces" => crate::namespaces::info_section(shared, &mut out),
             _ => keyspace(&ks, s, &mut out),
         }
     }
@@ -494,6 +505,10 @@ pub fn rewrite_config(cfg: &Config) -> Result<(), String> {
 }
 
 fn directive(name: &str, value: &str) -> String {
+    if name == "namespace" && !value.is_empty() {
+        // One line per namespace (the definitions are already quoted).
+        return value.split("; ").map(|spec| format!("namespace {spec}")).collect::<Vec<_>>().join("\n");
+    }
     if value.is_empty() {
         format!("{name} \"\"")
     } else if name == "save" || name == "client-output-buffer-limit" || name == "bind" {

@@ -13,9 +13,10 @@ mod cron;
 mod dispatch;
 pub mod evict;
 mod info;
-mod memory_cmds;
 pub mod log;
+mod memory_cmds;
 mod multi;
+pub mod namespaces;
 pub mod notify;
 pub mod pubsub;
 mod server_cmds;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub pubsub: pubsub::Registry,
     /// Clients blocked in BLPOP and friends.
     pub blocking: blocking::Registry,
+    /// The namespace configuration changed and must be installed after the current command.
+    pub namespaces_pending: AtomicBool,
 }
 
 impl Shared {
@@ -105,6 +108,7 @@ impl Shared {
             watches: multi::Watches::default(),
             pubsub: pubsub::Registry::default(),
             blocking: blocking::Registry::default(),
+            namespaces_pending: AtomicBool::new(false),
         }
     }
 
@@ -120,6 +124,9 @@ impl Shared {
         record_events(s.notify_flags);
         *self.settings.write() = Arc::new(s);
         self.settings_gen.fetch_add(1, Ordering::Release);
+        // Installing namespaces locks every shard, so it waits until the running command
+        // (which may hold some, inside EXEC) has finished.
+        self.namespaces_pending.store(true, Ordering::Release);
     }
 
     /// Wakes every worker (after a change they must react to, such as the end of a pause).
@@ -192,6 +199,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     record_events(settings.notify_flags);
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
+    namespaces::apply(&shared, &settings.namespaces);
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();

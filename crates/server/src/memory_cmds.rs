@@ -104,7 +104,7 @@ fn stats(shared: &Shared, s: &mut Session, held: Option<&mut store::View<'_>>) {
     }
     int(s, "overhead.total", overhead);
     int(s, "keys.count", keys);
-    int(s, "keys.bytes-per-key", if keys > 0 { used.saturating_sub(startup) / keys } else { 0 });
+    int(s, "keys.bytes-per-key", used.saturating_sub(startup).checked_div(keys).unwrap_or(0));
     int(s, "dataset.bytes", dataset);
     s.out.bulk(b"dataset.percentage");
     double(s, ratio(dataset * 100, used.saturating_sub(startup)));

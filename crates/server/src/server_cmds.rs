@@ -67,6 +67,7 @@ pub fn run(
         ("client", Some(name)) => client(shared, s, name, argv, now),
         ("config", Some(name)) => config_cmd(shared, local, s, name, argv),
         ("memory", Some(name)) => crate::memory_cmds::run(shared, s, name, held),
+        ("namespace", _) => crate::namespaces::command(shared, s, argv),
         ("command", Some(name)) => command_sub(s, name, argv),
         ("command", None) => {
             command_info_all(s);

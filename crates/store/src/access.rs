@@ -59,7 +59,7 @@ pub fn lfu_counter(clock: u32, now_ms: i64, decay_minutes: u32) -> u32 {
     let counter = clock & 0xFF;
     let now = minutes(now_ms);
     let elapsed = if now >= last { now - last } else { 0xFFFF - last + now };
-    let periods = if decay_minutes > 0 { elapsed / decay_minutes } else { 0 };
+    let periods = elapsed.checked_div(decay_minutes).unwrap_or(0);
     counter.saturating_sub(periods)
 }
 

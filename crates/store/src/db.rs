@@ -41,7 +41,8 @@ pub struct Db {
     used: usize,
 }
 
-fn entry_bytes(e: &Entry) -> usize {
+/// Bytes counted for an entry: its allocation and its value's.
+pub fn entry_bytes(e: &Entry) -> usize {
     let obj = match e.value() {
         crate::entry::ValueRef::Object(o) => o.heap_size(),
         crate::entry::ValueRef::Inline(_) => 0,
@@ -97,9 +98,11 @@ impl Db {
     pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         if self.lookup(key, now).is_some() {
             self.hits += 1;
+            crate::namespace::count_read(key, true);
             self.table.get_mut(hash_key(key), key)
         } else {
             self.misses += 1;
+            crate::namespace::count_read(key, false);
             crate::journal::key_missed(key);
             None
         }
@@ -124,7 +127,9 @@ impl Db {
     /// Stores `entry`, replacing any previous value of the key; returns the previous entry.
     pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
         let hash = hash_key(entry.key());
-        self.used += entry_bytes(&entry);
+        let bytes = entry_bytes(&entry);
+        self.used += bytes;
+        crate::namespace::charge(entry.key(), bytes as i64, 1);
         if entry.expire_at().is_some() {
             self.expires += 1;
         }
@@ -147,7 +152,9 @@ impl Db {
     /// Returns whether a live value was replaced.
     pub fn upsert(&mut self, entry: Entry, now: i64) -> bool {
         let hash = hash_key(entry.key());
-        self.used += entry_bytes(&entry);
+        let bytes = entry_bytes(&entry);
+        self.used += bytes;
+        crate::namespace::charge(entry.key(), bytes as i64, 1);
         if entry.expire_at().is_some() {
             self.expires += 1;
         }
@@ -177,7 +184,9 @@ impl Db {
     }
 
     fn forget(&mut self, old: &Entry) {
-        self.used -= entry_bytes(old).min(self.used);
+        let bytes = entry_bytes(old);
+        crate::namespace::charge(old.key(), -(bytes as i64), -1);
+        self.used -= bytes.min(self.used);
         if old.expire_at().is_some() {
             self.expires -= 1;
         }
@@ -216,6 +225,7 @@ impl Db {
             new
         });
         if found {
+            crate::namespace::charge(key, new_bytes as i64 - old_bytes as i64, 0);
             self.used = (self.used + new_bytes).saturating_sub(old_bytes);
             self.expires = self.expires + new_ttl as usize - old_ttl as usize;
         }
@@ -223,12 +233,18 @@ impl Db {
     }
 
     /// Recomputes the byte count for `key` after its object was edited in place.
-    pub fn account_edit(&mut self, before: usize, after: usize) {
+    pub fn account_edit(&mut self, key: &[u8], before: usize, after: usize) {
+        crate::namespace::charge(key, after as i64 - before as i64, 0);
         self.used = (self.used + after).saturating_sub(before);
     }
 
     /// Removes every key, returning the old table (so a large one can be freed elsewhere).
     pub fn clear(&mut self) -> Table {
+        if crate::namespace::enabled() {
+            for e in self.table.iter() {
+                crate::namespace::charge(e.key(), -(entry_bytes(e) as i64), -1);
+            }
+        }
         self.expires = 0;
         self.avg_ttl = 0;
         self.used = 0;

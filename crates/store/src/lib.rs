@@ -19,6 +19,7 @@ pub mod journal;
 pub mod keyspace;
 pub mod list;
 pub mod memory;
+pub mod namespace;
 pub mod object;
 pub mod set;
 pub mod table;

@@ -88,7 +88,7 @@ fn edit_list<R>(
     let r = f(list, ctx.out, fill);
     let empty = list.is_empty();
     let after = entry_bytes(e);
-    db.account_edit(before, after);
+    db.account_edit(key, before, after);
     if empty {
         db.remove(key);
     }

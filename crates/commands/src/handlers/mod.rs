@@ -97,7 +97,7 @@ pub fn edit_string<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnO
     let Some(Object::Str(v)) = e.object_mut() else { unreachable!("string object stored above") };
     let r = edit(v);
     let after = e.alloc_bytes() + obj_size(e);
-    db.account_edit(before, after);
+    db.account_edit(key, before, after);
     r
 }
 
@@ -143,7 +143,7 @@ pub fn edit_object<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], edit: impl FnO
     let r = edit(obj);
     let empty = obj.is_empty_collection();
     let after = e.alloc_bytes() + obj_size(e);
-    db.account_edit(before, after);
+    db.account_edit(key, before, after);
     if empty {
         db.remove(key);
     }
