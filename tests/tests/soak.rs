@@ -72,7 +72,8 @@ fn churn_keeps_memory_flat_and_flushall_returns_it() {
         batch(&mut c, &mut rng);
     }
     let started = Instant::now();
-    let (warm_rss, warm_used) = (info_u64(&mut c, "memory", "used_memory_rss"), info_u64(&mut c, "memory", "used_memory"));
+    let (warm_rss, warm_used) =
+        (info_u64(&mut c, "memory", "used_memory_rss"), info_u64(&mut c, "memory", "used_memory"));
     let mut peak_rss = warm_rss;
     while started.elapsed() < Duration::from_secs(secs) {
         for _ in 0..50 {
@@ -80,7 +81,8 @@ fn churn_keeps_memory_flat_and_flushall_returns_it() {
         }
         peak_rss = peak_rss.max(info_u64(&mut c, "memory", "used_memory_rss"));
     }
-    let (end_rss, end_used) = (info_u64(&mut c, "memory", "used_memory_rss"), info_u64(&mut c, "memory", "used_memory"));
+    let (end_rss, end_used) =
+        (info_u64(&mut c, "memory", "used_memory_rss"), info_u64(&mut c, "memory", "used_memory"));
     println!(
         "soak {secs}s: used_memory {warm_used} -> {end_used}, RSS {warm_rss} -> {end_rss} (peak {peak_rss}), baseline {baseline}"
     );
