@@ -159,11 +159,15 @@ fn volatile_ttl_evicts_nearest_expiry_first() {
     ttl_property(&Server::redoubt());
 }
 
-/// allkeys-lfu keeps the keys read often.
+/// allkeys-lfu (and Redoubt's allkeys-auto) keeps the keys read often.
 fn lfu_property(server: &Server) {
+    frequency_property(server, "allkeys-lfu");
+}
+
+fn frequency_property(server: &Server, policy: &str) {
     let mut c = server.conn();
     let n = 2000;
-    cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", policy]);
     let loaded = load(&mut c, n, |_| None);
     // The first 10% are read 30 times each.
     for _ in 0..30 {
@@ -171,9 +175,14 @@ fn lfu_property(server: &Server) {
             c.cmd(&["GET", &format!("k:{i:05}")]).unwrap();
         }
     }
-    let kept = cut_to(&mut c, 0.5, loaded, "allkeys-lfu", n);
+    let kept = cut_to(&mut c, 0.5, loaded, policy, n);
     let hot = (0..n / 10).filter(|&i| kept[i]).count();
-    assert!(hot * 100 >= (n / 10) * 95, "only {hot} of {} hot keys kept on {:?}", n / 10, server.kind());
+    assert!(hot * 100 >= (n / 10) * 95, "only {hot} of {} hot keys kept on {:?} ({policy})", n / 10, server.kind());
+}
+
+#[test]
+fn auto_keeps_frequently_read_keys() {
+    frequency_property(&Server::redoubt(), "allkeys-auto");
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn batch(c: &mut Conn, rng: &mut Rng) {
         let size = 1 + rng.below(400) as usize;
         let v = "x".repeat(size);
         let cmd: Vec<String> = match rng.below(12) {
-            0 | 1 | 2 => vec!["SET".into(), format!("s:{k}"), v],
+            0..=2 => vec!["SET".into(), format!("s:{k}"), v],
             3 => vec!["SET".into(), format!("s:{k}"), v, "PX".into(), (1 + rng.below(2000)).to_string()],
             4 => vec!["DEL".into(), format!("s:{k}"), format!("l:{k}"), format!("h:{k}"), format!("z:{k}")],
             5 | 6 => {

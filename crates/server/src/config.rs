@@ -66,6 +66,7 @@ const POLICIES: &[&str] = &[
     "allkeys-lru",
     "allkeys-lfu",
     "allkeys-random",
+    "allkeys-auto",
     "noeviction",
 ];
 
@@ -503,6 +504,9 @@ pub struct Settings {
     pub lfu_decay_time: u32,
     /// Namespace definitions (empty: no namespaces).
     pub namespaces: Vec<store::namespace::Spec>,
+    /// How keys' access clocks are kept: `allkeys-auto` (or a namespace evicting with
+    /// `auto`) needs Auto ticks, an LFU policy LFU counters, everything else LRU times.
+    pub access: store::access::Mode,
     pub proto_max_bulk_len: i64,
     pub client_query_buffer_limit: usize,
     pub timeout_secs: u64,
@@ -527,6 +531,24 @@ pub struct Settings {
     pub pubsub_output_limit: [u64; 3],
 }
 
+/// The access-clock mode the configuration needs (see [`Settings::access`]).
+fn access_mode(c: &Config) -> store::access::Mode {
+    let policy = c.get("maxmemory-policy");
+    let namespaces = crate::namespaces::parse_all(c.get("namespace")).unwrap_or_default();
+    let asks =
+        |p: &str| namespaces.iter().any(|s| matches!(&s.evict, store::namespace::Evict::Policy(x) if x.ends_with(p)));
+    if policy.ends_with("auto") || asks("auto") {
+        store::access::Mode::Auto
+    } else if policy.ends_with("lfu") || asks("lfu") {
+        store::access::Mode::Lfu {
+            log_factor: c.get("lfu-log-factor").parse().unwrap_or(10),
+            decay_minutes: c.get("lfu-decay-time").parse().unwrap_or(1),
+        }
+    } else {
+        store::access::Mode::Lru
+    }
+}
+
 impl Settings {
     /// Derives typed settings from canonical values (which were validated when set).
     pub fn from_config(c: &Config) -> Settings {
@@ -546,6 +568,7 @@ impl Settings {
             lfu_log_factor: num("lfu-log-factor") as u32,
             lfu_decay_time: num("lfu-decay-time") as u32,
             namespaces: crate::namespaces::parse_all(c.get("namespace")).unwrap_or_default(),
+            access: access_mode(c),
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
             timeout_secs: num("timeout") as u64,

@@ -62,15 +62,8 @@ impl WorkerLocal {
         let e = self.settings.encodings;
         self.cmd_settings = commands::Settings {
             proto_max_bulk_len: self.settings.proto_max_bulk_len,
-            lfu: policy.ends_with("lfu"),
-            access: if policy.ends_with("lfu") {
-                store::access::Mode::Lfu {
-                    log_factor: self.settings.lfu_log_factor,
-                    decay_minutes: self.settings.lfu_decay_time,
-                }
-            } else {
-                store::access::Mode::Lru
-            },
+            lfu: !matches!(self.settings.access, store::access::Mode::Lru),
+            access: self.settings.access,
             evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
             list_max_listpack_size: e[0],
             hash_max_listpack_entries: e[1] as usize,

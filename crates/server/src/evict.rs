@@ -34,6 +34,8 @@ pub enum Policy {
     VolatileLfu,
     VolatileRandom,
     VolatileTtl,
+    /// Redoubt's own (see `store::access`).
+    AllKeysAuto,
 }
 
 impl Policy {
@@ -42,6 +44,7 @@ impl Policy {
             "allkeys-lru" => Policy::AllKeysLru,
             "allkeys-lfu" => Policy::AllKeysLfu,
             "allkeys-random" => Policy::AllKeysRandom,
+            "allkeys-auto" | "auto" => Policy::AllKeysAuto,
             "volatile-lru" => Policy::VolatileLru,
             "volatile-lfu" => Policy::VolatileLfu,
             "volatile-random" => Policy::VolatileRandom,
@@ -117,9 +120,11 @@ impl Pool {
     }
 }
 
-/// How eager a key is to be evicted under `policy` (higher first).
-fn score(policy: Policy, e: &Entry, now: i64, decay_minutes: u32) -> u64 {
+/// How eager a key is to be evicted under `policy` (higher first). `tick` is the key's
+/// database's Auto tick.
+fn score(policy: Policy, e: &Entry, now: i64, decay_minutes: u32, tick: u32) -> u64 {
     match policy {
+        Policy::AllKeysAuto => u64::MAX - (store::access::auto_score(e.clock(), tick) * 1e12) as u64,
         Policy::AllKeysLfu | Policy::VolatileLfu => {
             255 - store::access::lfu_counter(e.clock(), now, decay_minutes) as u64
         }
@@ -157,12 +162,14 @@ fn populate(shared: &Shared, plan: &Plan, pool: &mut Pool, now: i64) -> bool {
         if d.is_empty() || (plan.policy.volatile() && d.expires() == 0) {
             continue;
         }
+        let tick = d.auto_tick();
         for e in sample(d, plan.samples, plan.policy.volatile()) {
             if !plan.allows(e.key()) {
                 continue;
             }
             found = true;
-            pool.offer(Candidate { score: score(plan.policy, e, now, plan.decay_minutes), db, key: e.key().to_vec() });
+            let score = score(plan.policy, e, now, plan.decay_minutes, tick);
+            pool.offer(Candidate { score, db, key: e.key().to_vec() });
         }
     }
     found
@@ -231,7 +238,7 @@ fn evict_one(shared: &Shared, plan: &Plan, pool: &mut Pool, now: i64) -> bool {
 
 /// Deletes an evicted key and tells whoever cares: the `evicted` event, WATCHers, INFO.
 fn remove(shared: &Shared, view: &mut View<'_>, db: usize, key: &[u8]) {
-    if view.db(db, key).remove(key).is_none() {
+    if view.db(db, key).evict(key).is_none() {
         return;
     }
     shared.stats.evicted_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -271,13 +278,20 @@ pub fn perform(
 }
 
 fn plan(settings: &crate::config::Settings, policy: Policy, namespace: Option<usize>) -> Plan {
-    Plan {
-        policy,
-        samples: settings.maxmemory_samples,
-        decay_minutes: settings.lfu_decay_time,
-        databases: settings.databases,
-        namespace,
-    }
+    // The clock every key carries decides how keys can be ranked: a namespace asking for
+    // LRU or LFU while the clocks are Auto ticks (or the reverse) ranks with what is kept.
+    let policy = match (policy, settings.access) {
+        (Policy::AllKeysLru | Policy::AllKeysLfu | Policy::AllKeysAuto, store::access::Mode::Auto) => {
+            Policy::AllKeysAuto
+        }
+        (Policy::AllKeysAuto | Policy::AllKeysLru, store::access::Mode::Lfu { .. }) => Policy::AllKeysLfu,
+        (Policy::AllKeysAuto, store::access::Mode::Lru) => Policy::AllKeysLru,
+        (p, _) => p,
+    };
+    // Auto compares 16 fresh samples with the pool (see the study).
+    let samples =
+        if policy == Policy::AllKeysAuto { settings.maxmemory_samples.max(16) } else { settings.maxmemory_samples };
+    Plan { policy, samples, decay_minutes: settings.lfu_decay_time, databases: settings.databases, namespace }
 }
 
 /// Evicts with `plan` until `done` or the budget runs out.
@@ -303,12 +317,9 @@ fn run(shared: &Shared, plan: &Plan, pool: &mut Pool, budget: Option<Duration>, 
     }
 }
 
-/// A namespace's own policy ("auto" is Redoubt's choice for caches).
+/// A namespace's own policy.
 fn namespace_policy(name: &str) -> Policy {
-    match name {
-        "auto" => Policy::AllKeysLfu,
-        other => Policy::parse(other),
-    }
+    Policy::parse(name)
 }
 
 /// Evicts keys of namespace `ns` with `policy` until it uses less than `limit` bytes.

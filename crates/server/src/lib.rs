@@ -122,6 +122,7 @@ impl Shared {
         let s = Settings::from_config(&self.config.lock());
         log::set_level(s.loglevel);
         record_events(s.notify_flags);
+        record_access(&s);
         *self.settings.write() = Arc::new(s);
         self.settings_gen.fetch_add(1, Ordering::Release);
         // Installing namespaces locks every shard, so it waits until the running command
@@ -186,6 +187,11 @@ impl Running {
 }
 
 /// Tells the keyspace which events it must record for `notify-keyspace-events`.
+/// Tells the keyspace which access bookkeeping the eviction policy needs.
+fn record_access(settings: &Settings) {
+    store::access::set_auto(settings.access == store::access::Mode::Auto);
+}
+
 fn record_events(flags: u32) {
     use commands::notify::{wanted, EXPIRED, KEY_MISS, NEW};
     store::db::record_expired(wanted(flags, EXPIRED));
@@ -197,6 +203,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
     let settings = shared.settings();
     record_events(settings.notify_flags);
+    record_access(&settings);
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
     namespaces::apply(&shared, &settings.namespaces);

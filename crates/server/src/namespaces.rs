@@ -55,6 +55,7 @@ const POLICIES: &[&str] = &[
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-auto",
     "auto",
 ];
 

@@ -10,14 +10,78 @@
 //!   probability 1 / ((counter − 5) × `lfu-log-factor` + 1), so the counter saturates at 255
 //!   after about a million accesses with the default factor of 10.
 //!
+//! * **Auto** (Redoubt's `allkeys-auto`, see `bench/EVICTION-STUDY.md`): a 6-bit access count
+//!   and the 16-bit *tick* of the last access. Ticks count accesses per database of a shard
+//!   (one tick per 1/256 of a window of 40 × the keys it holds), so they measure idleness in
+//!   requests, not seconds; the count is halved once per window without access. Eviction
+//!   scores x·exp(−x·(idle + ½)/516.1) (x the decayed count): a key idle for many of its own
+//!   average gaps between requests scores near zero. Evicted keys leave their count in a
+//!   small ghost table, so a key that comes back resumes where it was.
+//!
 //! Switching policies at runtime reinterprets the bits, as Redis does; the values adjust
 //! after a while.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// How a key's clock is maintained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Lru,
     Lfu { log_factor: u32, decay_minutes: u32 },
+    Auto,
+}
+
+/// Whether the keyspace keeps Auto ticks (set from `maxmemory-policy`).
+static AUTO: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    /// The tick of the database of the key looked up last on this thread.
+    static TICK: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Turns the Auto bookkeeping on or off.
+pub fn set_auto(on: bool) {
+    AUTO.store(on as u8, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn auto() -> bool {
+    AUTO.load(Ordering::Relaxed) != 0
+}
+
+pub(crate) fn set_current_tick(t: u32) {
+    TICK.with(|c| c.set(t));
+}
+
+/// The tick of the database of the last key looked up on this thread.
+pub fn current_tick() -> u32 {
+    TICK.with(Cell::get)
+}
+
+const AUTO_MAX: u32 = 63;
+/// 1.44 × 256 × 1.4: see the study.
+const AUTO_KAPPA: f64 = 516.1;
+
+/// An Auto clock: count and tick.
+pub fn auto_clock(count: u32, tick: u32) -> u32 {
+    (count.min(AUTO_MAX) << 16) | (tick & 0xFFFF)
+}
+
+/// (decayed count, idle ticks) of an Auto clock at tick `now`.
+pub fn auto_state(clock: u32, now: u32) -> (u32, u32) {
+    let count = (clock >> 16) & AUTO_MAX;
+    let last = clock & 0xFFFF;
+    let idle = now.wrapping_sub(last) & 0xFFFF;
+    let windows = (((now & 0xFFFF) >> 8).wrapping_sub(last >> 8)) & 0xFF;
+    (count >> windows.min(6), idle)
+}
+
+/// The Auto eviction score: lower is evicted first.
+pub fn auto_score(clock: u32, now: u32) -> f64 {
+    let (x, idle) = auto_state(clock, now);
+    let x = x as f64;
+    x * (-x * (idle as f64 + 0.5) / AUTO_KAPPA).exp()
 }
 
 /// Redis's `LFU_INIT_VAL`: new keys start here so they are not evicted at once.
@@ -33,6 +97,8 @@ pub fn fresh(mode: Mode, now_ms: i64) -> u32 {
     match mode {
         Mode::Lru => crate::entry::lru_clock(now_ms),
         Mode::Lfu { .. } => (minutes(now_ms) << 8) | LFU_INIT,
+        // The database replaces it with the ghost's memory when it stores the key.
+        Mode::Auto => auto_clock(1, current_tick()),
     }
 }
 
@@ -40,6 +106,11 @@ pub fn fresh(mode: Mode, now_ms: i64) -> u32 {
 pub fn touched(mode: Mode, clock: u32, now_ms: i64, coin: f64) -> u32 {
     match mode {
         Mode::Lru => crate::entry::lru_clock(now_ms),
+        Mode::Auto => {
+            let now = current_tick();
+            let (count, _) = auto_state(clock, now);
+            auto_clock(count + 1, now)
+        }
         Mode::Lfu { log_factor, decay_minutes } => {
             let mut counter = lfu_counter(clock, now_ms, decay_minutes);
             if counter < 255 {
@@ -90,6 +161,20 @@ mod tests {
         assert_eq!(lfu_counter(c, now + 3 * 60_000, 1), 12);
         assert_eq!(lfu_counter(c, now + 3 * 60_000, 0), 15, "decay time 0 disables decay");
         assert_eq!(lfu_counter(c, now + 600 * 60_000, 1), 0);
+    }
+
+    #[test]
+    fn auto_counts_decay_by_window_and_dead_keys_score_low() {
+        let c = auto_clock(10, 100);
+        assert_eq!(auto_state(c, 100), (10, 0));
+        assert_eq!(auto_state(c, 100 + 256), (5, 256), "halved after one window");
+        assert_eq!(auto_state(c, 100 + 6 * 256).0, 0);
+        assert_eq!(auto_state(auto_clock(99, 0), 0).0, 63, "saturates");
+        // A frequent key idle for long scores below a rare key seen just now.
+        assert!(auto_score(auto_clock(40, 0), 200) < auto_score(auto_clock(2, 200), 200));
+        // Among keys seen just now, the frequent one scores higher.
+        assert!(auto_score(auto_clock(40, 200), 200) > auto_score(auto_clock(2, 200), 200));
+        assert_eq!(auto_score(auto_clock(0, 0), 0), 0.0);
     }
 
     #[test]

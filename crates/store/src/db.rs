@@ -39,6 +39,72 @@ pub struct Db {
     expired_keys: Vec<Vec<u8>>,
     /// Bytes held by entries and their objects (not the table itself).
     used: usize,
+    /// The `allkeys-auto` bookkeeping (idle while another policy is in force).
+    auto: AutoState,
+}
+
+/// Per-database state of the `allkeys-auto` policy (see `access`): the access tick and the
+/// ghost of evicted keys' counts.
+#[derive(Default)]
+struct AutoState {
+    /// Accesses since the tick last advanced.
+    acc: u64,
+    /// Accesses per tick: a 256th of a window of 40 × the keys held.
+    per_tick: u64,
+    tick: u32,
+    /// Windows elapsed (the ghost's epochs).
+    epoch: u32,
+    /// Direct-mapped slots `fingerprint:16 | count:6 | epoch:10` (0 = empty).
+    ghost: Vec<u32>,
+}
+
+const AUTO_WINDOW: u64 = 40;
+
+impl AutoState {
+    fn access(&mut self, keys: usize) {
+        self.acc += 1;
+        if self.per_tick == 0 || self.acc >= self.per_tick {
+            self.acc = 0;
+            self.tick = (self.tick + 1) & 0xFFFF;
+            if self.tick & 0xFF == 0 || self.per_tick == 0 {
+                self.epoch = self.epoch.wrapping_add(1);
+                self.per_tick = (AUTO_WINDOW * keys as u64 / 256).max(1);
+                let want = keys.next_power_of_two().max(64);
+                if self.ghost.len() < want {
+                    self.ghost = vec![0; want];
+                }
+            }
+        }
+        crate::access::set_current_tick(self.tick);
+    }
+
+    fn slot(&self, hash: u64) -> (usize, u32) {
+        let fp = ((hash >> 40) & 0xFFFF) as u32;
+        ((hash as usize) & (self.ghost.len() - 1), fp.max(1))
+    }
+
+    /// The count an evicted key left, decayed by the windows since (and forgets it).
+    fn recall(&mut self, hash: u64) -> u32 {
+        if self.ghost.is_empty() {
+            return 0;
+        }
+        let (i, fp) = self.slot(hash);
+        let g = self.ghost[i];
+        if g >> 16 != fp {
+            return 0;
+        }
+        self.ghost[i] = 0;
+        let windows = self.epoch.wrapping_sub(g) & 0x3FF;
+        ((g >> 10) & 63) >> windows.min(6)
+    }
+
+    fn remember(&mut self, hash: u64, count: u32) {
+        if self.ghost.is_empty() {
+            return;
+        }
+        let (i, fp) = self.slot(hash);
+        self.ghost[i] = (fp << 16) | (count.min(63) << 10) | (self.epoch & 0x3FF);
+    }
 }
 
 /// Bytes counted for an entry: its allocation and its value's.
@@ -79,6 +145,10 @@ impl Db {
     /// returned.
     pub fn lookup(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         let hash = hash_key(key);
+        if crate::access::auto() {
+            let keys = self.table.len();
+            self.auto.access(keys);
+        }
         let expired = match self.table.get(hash, key)?.expire_at() {
             Some(at) => at <= now,
             None => false,
@@ -125,8 +195,9 @@ impl Db {
     }
 
     /// Stores `entry`, replacing any previous value of the key; returns the previous entry.
-    pub fn insert(&mut self, entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, mut entry: Entry) -> Option<Entry> {
         let hash = hash_key(entry.key());
+        self.auto_fresh(hash, &mut entry);
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
@@ -150,8 +221,9 @@ impl Db {
     /// Stores `entry` with a single table probe, replacing any previous value; a previous
     /// value whose TTL had passed counts as expired (as a lookup would have found it).
     /// Returns whether a live value was replaced.
-    pub fn upsert(&mut self, entry: Entry, now: i64) -> bool {
+    pub fn upsert(&mut self, mut entry: Entry, now: i64) -> bool {
         let hash = hash_key(entry.key());
+        self.auto_fresh(hash, &mut entry);
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
@@ -176,6 +248,37 @@ impl Db {
             }
         }
         !expired
+    }
+
+    /// Under `allkeys-auto`, a key about to be stored starts from the count it left in the
+    /// ghost when it was evicted (a key already present keeps its own clock via its access).
+    fn auto_fresh(&mut self, hash: u64, entry: &mut Entry) {
+        if !crate::access::auto() {
+            return;
+        }
+        let keys = self.table.len();
+        self.auto.access(keys);
+        if self.table.get(hash, entry.key()).is_some() {
+            return;
+        }
+        let c0 = self.auto.recall(hash);
+        entry.set_clock(crate::access::auto_clock(c0 + 1, self.auto.tick));
+    }
+
+    /// The current `allkeys-auto` tick of this database.
+    pub fn auto_tick(&self) -> u32 {
+        self.auto.tick
+    }
+
+    /// Removes a key chosen by eviction; under `allkeys-auto` its count goes to the ghost.
+    pub fn evict(&mut self, key: &[u8]) -> Option<Entry> {
+        let hash = hash_key(key);
+        let e = self.table.get(hash, key)?;
+        if crate::access::auto() {
+            let (count, _) = crate::access::auto_state(e.clock(), self.auto.tick);
+            self.auto.remember(hash, count);
+        }
+        self.delete_hashed(hash, key)
     }
 
     /// Builds and stores a new entry for `key`.

@@ -428,11 +428,11 @@ pub fn object_freq(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     if !lfu {
         return Err(CmdError::fixed("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
     }
-    let decay = match ctx.settings.access {
-        store::access::Mode::Lfu { decay_minutes, .. } => decay_minutes,
-        store::access::Mode::Lru => 0,
+    let counter = match ctx.settings.access {
+        store::access::Mode::Lfu { decay_minutes, .. } => store::access::lfu_counter(e.clock(), ctx.now, decay_minutes),
+        store::access::Mode::Auto => store::access::auto_state(e.clock(), store::access::current_tick()).0,
+        store::access::Mode::Lru => store::access::lfu_counter(e.clock(), ctx.now, 0),
     };
-    let counter = store::access::lfu_counter(e.clock(), ctx.now, decay);
     ctx.out.int(counter as i64);
     Ok(())
 }

@@ -31,7 +31,7 @@ pub fn clock(ctx: &Ctx<'_>) -> u32 {
 /// Records an access to `e` in its clock (Redis's `updateLFU` or LRU refresh).
 pub fn touch(ctx: &Ctx<'_>, e: &mut Entry) {
     let coin = match ctx.settings.access {
-        store::access::Mode::Lru => 0.0,
+        store::access::Mode::Lru | store::access::Mode::Auto => 0.0,
         store::access::Mode::Lfu { .. } => (store::random_u64() >> 11) as f64 / (1u64 << 53) as f64,
     };
     e.set_clock(store::access::touched(ctx.settings.access, e.clock(), ctx.now, coin));
