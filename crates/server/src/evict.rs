@@ -101,6 +101,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// Whether a candidate scoring `score` would enter the pool (checked before copying its
+    /// key).
+    fn would_take(&self, score: u64) -> bool {
+        self.candidates.len() < POOL_SIZE || self.candidates[0].score < score
+    }
+
     fn offer(&mut self, c: Candidate) {
         if self.candidates.iter().any(|o| o.db == c.db && o.key == c.key) {
             return;
@@ -169,7 +175,9 @@ fn populate(shared: &Shared, plan: &Plan, pool: &mut Pool, now: i64) -> bool {
             }
             found = true;
             let score = score(plan.policy, e, now, plan.decay_minutes, tick);
-            pool.offer(Candidate { score, db, key: e.key().to_vec() });
+            if pool.would_take(score) {
+                pool.offer(Candidate { score, db, key: e.key().to_vec() });
+            }
         }
     }
     found
@@ -288,9 +296,10 @@ fn plan(settings: &crate::config::Settings, policy: Policy, namespace: Option<us
         (Policy::AllKeysAuto, store::access::Mode::Lru) => Policy::AllKeysLru,
         (p, _) => p,
     };
-    // Auto compares 16 fresh samples with the pool (see the study).
+    // Auto compares 8 fresh samples with the pool (the study: 16 gain half a point of
+    // miss ratio for twice the sampling work).
     let samples =
-        if policy == Policy::AllKeysAuto { settings.maxmemory_samples.max(16) } else { settings.maxmemory_samples };
+        if policy == Policy::AllKeysAuto { settings.maxmemory_samples.max(8) } else { settings.maxmemory_samples };
     Plan { policy, samples, decay_minutes: settings.lfu_decay_time, databases: settings.databases, namespace }
 }
 

@@ -297,14 +297,11 @@ impl Table {
             }
             bucket = (bucket + 1) & mask;
         };
-        let mut all: Vec<&Entry> = Vec::with_capacity(SLOTS);
-        let mut b = Some(head);
-        while let Some(cur) = b {
-            all.extend(cur.slots.iter().flatten());
-            b = cur.next.as_deref();
-        }
-        let pick = rand() as usize % all.len();
-        Some(all[pick])
+        // Count the chain's entries, then walk to the chosen one (no allocation: eviction
+        // samples many keys per eviction).
+        let chain = || std::iter::successors(Some(head), |b| b.next.as_deref()).flat_map(|b| b.slots.iter().flatten());
+        let n = chain().count();
+        chain().nth(rand() as usize % n)
     }
 
     /// Iterates over every entry (no particular order).
