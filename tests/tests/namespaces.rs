@@ -180,3 +180,39 @@ fn namespace_config_survives_rewrite() {
     let mut c = server.conn();
     assert_eq!(cmd(&mut c, &["NAMESPACE", "LIST"]), "*3\r\n$7\r\ndefault\r\n$8\r\nsessions\r\n$4\r\njobs\r\n");
 }
+
+/// Memory one namespace reserved and does not use yet is never taken by another's growth:
+/// a namespace that cannot evict is refused once only the reserved memory is left, and the
+/// reserving namespace can still write.
+#[test]
+fn reserved_memory_is_not_taken_by_others() {
+    let dir = TempDir::new("ns-reserve");
+    let conf = dir.write(
+        "redoubt.conf",
+        "maxmemory 64mb\n\
+         maxmemory-policy noeviction\n\
+         namespace sessions match \"sess:*\" reserve 50% evict none\n\
+         namespace jobs match \"job:*\" evict none\n",
+    );
+    let server = Server::redoubt_with_config(Some(&conf), &[]);
+    let mut c = server.conn();
+    let value = "v".repeat(1000);
+    let mut refused = None;
+    for i in 0..100_000 {
+        let r = cmd(&mut c, &["SET", &format!("job:{i}"), &value]);
+        if r.starts_with('-') {
+            refused = Some((i, r));
+            break;
+        }
+    }
+    let (count, error) = refused.expect("the jobs namespace was never refused");
+    assert!(error.starts_with("-OOM command not allowed: namespace 'jobs' cannot grow"), "unexpected error {error}");
+    let jobs: u64 = ns_fields(&mut c, "jobs")["memory"].parse().unwrap();
+    // Jobs stopped at about half of maxmemory (the other half is reserved).
+    assert!(jobs < 33 * MB && jobs > 25 * MB, "jobs hold {jobs} bytes after {count} writes");
+    // Sessions still have their reserve.
+    for i in 0..20_000 {
+        assert_eq!(cmd(&mut c, &["SET", &format!("sess:{i}"), &value]), "+OK\r\n", "session write {i} refused");
+    }
+    assert_eq!(ns_fields(&mut c, "jobs")["rejected_writes"], "1");
+}
