@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use redoubt_tests::util::{info_u64, poll_until};
+use redoubt_tests::util::info_u64;
 use redoubt_tests::{Conn, Server};
 
 struct Rng(u64);
@@ -61,6 +61,9 @@ fn churn_keeps_memory_flat_and_flushall_returns_it() {
     let secs: u64 = std::env::var("SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let server = Server::redoubt();
     let mut c = server.conn();
+    // Slow-log entries keep copies of arguments: on a busy test machine some commands are
+    // slow, and that bounded history is not what this test is about.
+    c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).unwrap();
     let mut rng = Rng(0x5eed);
     // The empty baseline: after one batch of the same commands (so per-command statistics
     // and the connection's buffers exist) and a FLUSHALL.
@@ -90,9 +93,14 @@ fn churn_keeps_memory_flat_and_flushall_returns_it() {
     assert!(peak_rss as f64 <= warm_rss as f64 * 1.25, "RSS grew from {warm_rss} to {peak_rss}");
     c.cmd(&["FLUSHALL"]).unwrap();
     let limit = baseline + baseline / 20;
-    let after = poll_until(Duration::from_secs(10), "memory to return after FLUSHALL", || {
-        let used = info_u64(&mut c, "memory", "used_memory");
-        (used <= limit).then_some(used)
+    let mut after = 0;
+    let returned = (0..100).any(|_| {
+        after = info_u64(&mut c, "memory", "used_memory");
+        after <= limit || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
     });
+    assert!(returned, "used_memory {after} after FLUSHALL, baseline {baseline}");
     println!("after FLUSHALL: used_memory {after} (baseline {baseline})");
 }

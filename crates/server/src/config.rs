@@ -66,7 +66,6 @@ const POLICIES: &[&str] = &[
     "allkeys-lru",
     "allkeys-lfu",
     "allkeys-random",
-    "allkeys-auto",
     "noeviction",
 ];
 
@@ -226,7 +225,10 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
         }
         Kind::Enum(names) => {
             let v = one()?.to_ascii_lowercase();
-            if names.contains(&v.as_str()) {
+            // Redoubt's own policy is accepted but left out of the list of valid values, so
+            // the error for a wrong value stays Redis's text.
+            let extra = param.name == "maxmemory-policy" && v == "allkeys-auto";
+            if names.contains(&v.as_str()) || extra {
                 Ok(v)
             } else {
                 Err(BadValue(format!("argument(s) must be one of the following: {}", names.join(", "))))
