@@ -230,6 +230,10 @@ static CORE: &[CommandSpec] = &[
     spec!("del", -2, WRITE, KEYS_ALL, ["@keyspace", "@write", "@slow"], "generic", "1.0.0", K(handlers::keys::del), "Deletes one or more keys.", "O(N) where N is the number of keys that will be removed."),
     spec!("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NO_KEYS, ["@fast", "@transaction"], "transactions", "2.0.0", S, "Discards a transaction.", "O(N), when N is the number of queued commands"),
     spec!("echo", 2, FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Returns the given string.", "O(1)"),
+    spec!("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS, NUMKEYS_AT_2, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Executes a server-side Lua script.", "Depends on the script that is executed."),
+    spec!("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS, NUMKEYS_AT_2, ["@read", "@slow", "@scripting"], "scripting", "7.0.0", S, "Executes a read-only server-side Lua script.", "Depends on the script that is executed."),
+    spec!("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS, NUMKEYS_AT_2, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Executes a server-side Lua script by SHA1 digest.", "Depends on the script that is executed."),
+    spec!("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS, NUMKEYS_AT_2, ["@read", "@slow", "@scripting"], "scripting", "7.0.0", S, "Executes a read-only server-side Lua script by SHA1 digest.", "Depends on the script that is executed."),
     spec!("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NO_KEYS, ["@slow", "@transaction"], "transactions", "1.2.0", S, "Executes all commands in a transaction.", "Depends on commands in the transaction"),
     spec!("exists", -2, READONLY | FAST, KEYS_ALL, ["@keyspace", "@read", "@fast"], "generic", "1.0.0", K(handlers::keys::exists), "Determines whether one or more keys exist.", "O(N) where N is the number of keys to check."),
     spec!("expire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::expire::expire), "Sets the expiration time of a key in seconds.", "O(1)"),
@@ -277,6 +281,7 @@ static CORE: &[CommandSpec] = &[
     spec!("renamenx", 3, WRITE | FAST, KEYS_1_2, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::keys::renamenx), "Renames a key only when the target key name doesn't exist.", "O(1)"),
     spec!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "6.2.0", S, "Resets the connection.", "O(1)"),
     spec!("scan", -2, READONLY | ALL_SHARDS, NO_KEYS, ["@keyspace", "@read", "@slow"], "generic", "2.8.0", K(handlers::keys::scan), "Iterates over the key names in the database.", "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection."),
+    container!("script", ["@slow"], "scripting", "2.6.0", "A container for Lua scripts management commands.", SCRIPT_SUBCOMMANDS),
     spec!("select", 2, LOADING | STALE | FAST, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Changes the selected database.", "O(1)"),
     spec!("set", -3, WRITE | DENYOOM, KEY1, ["@write", "@string", "@slow"], "string", "1.0.0", K(handlers::strings::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "O(1)"),
     spec!("setbit", 4, WRITE | DENYOOM, KEY1, ["@write", "@bitmap", "@slow"], "bitmap", "2.2.0", K(handlers::bitmaps::setbit), "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", "O(1)"),
@@ -609,6 +614,15 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         "Sets configuration parameters in-flight.",
         "O(N) when N is the number of configuration parameters provided"
     ),
+];
+
+#[rustfmt::skip]
+static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("exists", -3, NOSCRIPT, NO_KEYS, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Determines whether server-side Lua scripts exist in the script cache.", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation)."),
+    spec!("flush", -2, NOSCRIPT, NO_KEYS, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@scripting"], "scripting", "5.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("kill", 2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Terminates a server-side Lua script during execution.", "O(1)"),
+    spec!("load", 3, NOSCRIPT | STALE, NO_KEYS, ["@slow", "@scripting"], "scripting", "2.6.0", S, "Loads a server-side Lua script to the script cache.", "O(N) with N being the length in bytes of the script body."),
 ];
 
 #[rustfmt::skip]

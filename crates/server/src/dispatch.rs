@@ -493,16 +493,34 @@ fn run_keyspace(
     view: &mut View<'_>,
     in_exec: bool,
 ) -> commands::CmdResult {
+    let may_block = s.multi.is_none() && !in_exec;
+    run_handler(shared, local, &mut s.out, s.db, spec, f, argv, now, view, may_block)
+}
+
+/// Runs a keyspace handler writing its reply to `out` (a client's buffer, or a script's),
+/// then publishes its events, flags WATCHers of what it modified and notes keys that
+/// received data for blocked clients.
+pub(crate) fn run_handler(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    out: &mut resp::ReplyBuf,
+    db: usize,
+    spec: &CommandSpec,
+    f: commands::KeyspaceFn,
+    argv: &[&[u8]],
+    now: i64,
+    view: &mut View<'_>,
+    may_block: bool,
+) -> commands::CmdResult {
     // FLUSHDB/FLUSHALL/SWAPDB invalidate only the watched keys that exist (as in Redis), so
     // find those before the command empties the database.
     let whole = matches!(spec.name, "flushdb" | "flushall" | "swapdb") && shared.watches.any();
-    let existing = if whole { existing_watched(shared, view, spec, argv, s.db, now) } else { Vec::new() };
-    let may_block = s.multi.is_none() && !in_exec;
+    let existing = if whole { existing_watched(shared, view, spec, argv, db, now) } else { Vec::new() };
     let mut ctx = Ctx {
         argv,
-        db: s.db,
+        db,
         now,
-        out: &mut s.out,
+        out,
         settings: &local.cmd_settings,
         dirty: 0,
         events: Vec::new(),
@@ -513,7 +531,6 @@ fn run_keyspace(
     let r = f(&mut ctx, view);
     ctx.take_journal();
     local.block = ctx.block.take();
-    let db = s.db;
     local.ready.extend(ctx.ready.drain(..).map(|k| (db, k)));
     local.stats.dirty += ctx.dirty;
     // Published while the shard locks are held, so events on one key keep their order.
@@ -527,7 +544,7 @@ fn run_keyspace(
         if whole {
             existing.iter().for_each(|(db, key)| shared.watches.touch(*db, key));
         } else {
-            touch_watched(shared, spec, argv, s.db);
+            touch_watched(shared, spec, argv, db);
         }
     }
     r

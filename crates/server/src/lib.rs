@@ -14,6 +14,7 @@ mod dispatch;
 pub mod evict;
 mod info;
 pub mod log;
+mod lua;
 mod memory_cmds;
 mod multi;
 pub mod namespaces;
@@ -79,6 +80,8 @@ pub struct Shared {
     pub blocking: blocking::Registry,
     /// The namespace configuration changed and must be installed after the current command.
     pub namespaces_pending: AtomicBool,
+    /// Lua scripts by SHA1.
+    pub scripts: lua::Scripts,
 }
 
 impl Shared {
@@ -109,6 +112,7 @@ impl Shared {
             pubsub: pubsub::Registry::default(),
             blocking: blocking::Registry::default(),
             namespaces_pending: AtomicBool::new(false),
+            scripts: lua::Scripts::default(),
         }
     }
 

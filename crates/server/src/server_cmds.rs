@@ -68,6 +68,11 @@ pub fn run(
         ("config", Some(name)) => config_cmd(shared, local, s, name, argv),
         ("memory", Some(name)) => crate::memory_cmds::run(shared, s, name, held),
         ("namespace", _) => crate::namespaces::command(shared, s, argv),
+        ("eval", _) => crate::lua::eval(shared, local, s, argv, false, held, now),
+        ("eval_ro", _) => crate::lua::eval(shared, local, s, argv, true, held, now),
+        ("evalsha", _) => crate::lua::evalsha(shared, local, s, argv, false, held, now),
+        ("evalsha_ro", _) => crate::lua::evalsha(shared, local, s, argv, true, held, now),
+        ("script", Some(name)) => crate::lua::script(shared, s, name, argv),
         ("command", Some(name)) => command_sub(s, name, argv),
         ("command", None) => {
             command_info_all(s);

@@ -1,0 +1,640 @@
+//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD/EXISTS/FLUSH/KILL/HELP.
+//!
+//! Each worker thread has its own Lua 5.1 interpreter (mlua, vendored), created on first use
+//! with Redis's sandbox: only the base, table, string and math libraries (without `loadfile`,
+//! `dofile`, `print` and module loading), a read-only global table (reading an undefined
+//! global or creating one is an error, as in Redis 7), and the `redis` table. Scripts are
+//! cached by SHA1 for the whole server (SCRIPT LOAD, EVAL) and compiled once per worker.
+//!
+//! A script runs with every shard locked, so it is atomic and may touch keys it did not
+//! declare, as in standalone Redis. `redis.call` runs keyspace commands through the same
+//! handlers as clients (replies converted between RESP and Lua exactly as Redis does);
+//! their events, WATCH invalidations and wake-ups of blocked clients happen as for clients.
+//! Errors carry Redis 7's `script: <sha>, on @user_script:<line>.` suffix.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use commands::table::flags;
+use commands::{CmdError, CmdResult, CommandSpec, Handler};
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use resp::ReplyBuf;
+use store::View;
+
+use crate::dispatch::WorkerLocal;
+use crate::session::Session;
+use crate::Shared;
+
+/// The server-wide script cache: SHA1 (lowercase hex) → body.
+#[derive(Default)]
+pub struct Scripts {
+    bodies: parking_lot::Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+}
+
+impl Scripts {
+    fn get(&self, sha: &str) -> Option<std::sync::Arc<Vec<u8>>> {
+        self.bodies.lock().get(sha).cloned()
+    }
+
+    fn add(&self, body: &[u8]) -> String {
+        let sha = sha1_hex(body);
+        self.bodies.lock().entry(sha.clone()).or_insert_with(|| std::sync::Arc::new(body.to_vec()));
+        sha
+    }
+
+    pub fn len(&self) -> usize {
+        self.bodies.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    sha1_smol::Sha1::from(data).digest().to_string()
+}
+
+struct Vm {
+    lua: Lua,
+    /// Compiled scripts by SHA1.
+    compiled: HashMap<String, mlua::Function>,
+}
+
+thread_local! {
+    static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+}
+
+/// The sandboxed interpreter (see the module docs).
+fn new_vm() -> mlua::Result<Lua> {
+    let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+    let g = lua.globals();
+    for name in [
+        "loadfile",
+        "dofile",
+        "print",
+        "require",
+        "module",
+        "collectgarbage",
+        "newproxy",
+        "gcinfo",
+        "setfenv",
+        "getfenv",
+    ] {
+        g.raw_set(name, Value::Nil)?;
+    }
+    let redis = lua.create_table()?;
+    redis.set("sha1hex", lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?)?;
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, s: mlua::String| {
+            let t = lua.create_table()?;
+            t.set("err", s)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, s: mlua::String| {
+            let t = lua.create_table()?;
+            t.set("ok", s)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "log",
+        lua.create_function(|_, args: MultiValue| {
+            let text: Vec<String> = args.iter().skip(1).map(|v| v.to_string().unwrap_or_default()).collect();
+            crate::log_notice!("Lua: {}", text.join(" "));
+            Ok(())
+        })?,
+    )?;
+    redis.set("setresp", lua.create_function(|_, _v: i64| Ok(()))?)?;
+    redis.set("set_repl", lua.create_function(|_, _v: i64| Ok(()))?)?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    for (name, v) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+        redis.set(name, v)?;
+    }
+    for (name, v) in [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)] {
+        redis.set(name, v)?;
+    }
+    g.raw_set("redis", redis)?;
+    // A read-only global table, as Redis 7.
+    lua.load(
+        r#"
+        local mt = {}
+        mt.__index = function(_, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
+        mt.__newindex = function(_, k, v) error("Attempt to modify a readonly table", 2) end
+        mt.__metatable = false
+        setmetatable(_G, mt)
+        "#,
+    )
+    .set_name("=redoubt_sandbox")
+    .exec()?;
+    Ok(lua)
+}
+
+/// What a running script's `redis.call` needs.
+struct Call<'a, 'v> {
+    shared: &'a Shared,
+    local: &'a mut WorkerLocal,
+    view: &'a mut View<'v>,
+    db: usize,
+    now: i64,
+    resp3: bool,
+    read_only: bool,
+    /// The last error `redis.call` raised: (error text, script line).
+    error: Option<(String, i64)>,
+}
+
+/// Lua's `tostring` of a number (`%.14g`), which is how Redis passes numbers to commands.
+fn lua_number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let s = format!("{n:.13e}");
+    let v: f64 = s.parse().unwrap_or(n);
+    let plain = format!("{v}");
+    if plain.len() <= 16 {
+        plain
+    } else {
+        s
+    }
+}
+
+/// Runs one `redis.call`/`redis.pcall` command; returns the raw RESP reply or an error text.
+fn run_command(call: &mut Call<'_, '_>, args: &MultiValue) -> Result<Vec<u8>, String> {
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            Value::Integer(i) => argv.push(i.to_string().into_bytes()),
+            Value::Number(n) => argv.push(lua_number_text(*n).into_bytes()),
+            _ => return Err("ERR Lua redis lib command arguments must be strings or integers".into()),
+        }
+    }
+    if argv.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    let refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let Some(cmd) = commands::lookup(refs[0]) else {
+        return Err("ERR Unknown Redis command called from script".into());
+    };
+    let spec: &'static CommandSpec = match (cmd.subcommands.is_empty(), refs.get(1)) {
+        (false, Some(sub)) => commands::lookup_sub(cmd, sub).unwrap_or(cmd),
+        _ => cmd,
+    };
+    if !spec.arity_ok(refs.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    }
+    if cmd.has(flags::NOSCRIPT) {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    if call.read_only && spec.has(flags::WRITE) {
+        return Err("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    let mut out = ReplyBuf::new(if call.resp3 { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
+    match spec.handler {
+        Handler::Keyspace(f) => {
+            let r = crate::dispatch::run_handler(
+                call.shared,
+                call.local,
+                &mut out,
+                call.db,
+                spec,
+                f,
+                &refs,
+                call.now,
+                call.view,
+                false,
+            );
+            call.local.block = None;
+            if let Err(e) = r {
+                return Err(e.text().to_string());
+            }
+        }
+        Handler::Server => match spec.name {
+            "ping" => match refs.get(1) {
+                Some(m) => out.bulk(m),
+                None => out.simple("PONG"),
+            },
+            "echo" => out.bulk(refs[1]),
+            "time" => {
+                let us = crate::unix_us();
+                out.array(2);
+                out.bulk_i64(us / 1_000_000);
+                out.bulk_i64(us % 1_000_000);
+            }
+            _ => return Err("ERR This Redis command is not allowed from script".into()),
+        },
+    }
+    Ok(out.buf)
+}
+
+/// Converts a RESP reply into Lua values as Redis does: integers to numbers, bulk strings to
+/// strings, nulls to `false`, arrays to tables, status replies to `{ok=...}`, errors to
+/// `{err=...}`.
+fn resp_to_lua(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
+    let line_end = |p: usize| buf[p..].windows(2).position(|w| w == b"\r\n").map(|i| p + i);
+    let Some(end) = line_end(*pos) else { return Ok(Value::Boolean(false)) };
+    let kind = buf[*pos];
+    let line = &buf[*pos + 1..end];
+    *pos = end + 2;
+    let text = String::from_utf8_lossy(line);
+    let num = || text.parse::<i64>().unwrap_or(0);
+    Ok(match kind {
+        b':' => Value::Number(num() as f64),
+        b'$' if num() < 0 => Value::Boolean(false),
+        b'$' => {
+            let n = num() as usize;
+            let s = lua.create_string(&buf[*pos..*pos + n])?;
+            *pos += n + 2;
+            Value::String(s)
+        }
+        b'*' | b'~' | b'>' if num() < 0 => Value::Boolean(false),
+        b'*' | b'~' | b'>' => {
+            let t = lua.create_table()?;
+            for i in 1..=num() {
+                t.raw_set(i, resp_to_lua(lua, buf, pos)?)?;
+            }
+            Value::Table(t)
+        }
+        b'%' => {
+            let t = lua.create_table()?;
+            for _ in 0..num() {
+                let k = resp_to_lua(lua, buf, pos)?;
+                let v = resp_to_lua(lua, buf, pos)?;
+                t.raw_set(k, v)?;
+            }
+            let wrapper = lua.create_table()?;
+            wrapper.set("map", t)?;
+            Value::Table(wrapper)
+        }
+        b'+' => {
+            let t = lua.create_table()?;
+            t.set("ok", lua.create_string(line)?)?;
+            Value::Table(t)
+        }
+        b'-' => {
+            let t = lua.create_table()?;
+            t.set("err", lua.create_string(line)?)?;
+            Value::Table(t)
+        }
+        b'_' => Value::Boolean(false),
+        b'#' => Value::Boolean(line == b"t"),
+        b',' => {
+            let t = lua.create_table()?;
+            t.set("double", text.parse::<f64>().unwrap_or(0.0))?;
+            Value::Table(t)
+        }
+        _ => Value::Boolean(false),
+    })
+}
+
+/// Writes a script's return value as Redis converts it.
+fn lua_to_resp(v: &Value, out: &mut ReplyBuf, depth: usize) {
+    match v {
+        Value::Nil => out.null(),
+        Value::Boolean(true) => out.int(1),
+        Value::Boolean(false) => out.null(),
+        Value::Integer(i) => out.int(*i),
+        // C's (long long) conversion on x86-64: out-of-range values become i64::MIN.
+        Value::Number(n) if !(-(2f64.powi(63))..2f64.powi(63)).contains(n) => out.int(i64::MIN),
+        Value::Number(n) => out.int(*n as i64),
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Table(t) if depth < 64 => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                let text = String::from_utf8_lossy(&e.as_bytes()).replace(['\r', '\n'], " ");
+                out.error(&text);
+                return;
+            }
+            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
+                let text = String::from_utf8_lossy(&ok.as_bytes()).replace(['\r', '\n'], " ");
+                out.simple(&text);
+                return;
+            }
+            let mut items = Vec::new();
+            let mut i = 1;
+            while let Ok(v) = t.raw_get::<Value>(i) {
+                if v.is_nil() {
+                    break;
+                }
+                items.push(v);
+                i += 1;
+            }
+            out.array(items.len());
+            items.iter().for_each(|v| lua_to_resp(v, out, depth + 1));
+        }
+        _ => out.null(),
+    }
+}
+
+/// The script line `redis.call` was called from.
+fn caller_line(lua: &Lua) -> i64 {
+    lua.inspect_stack(1).map(|d| d.curr_line() as i64).unwrap_or(0)
+}
+
+/// The line a Lua error message names (`user_script:3: ...`).
+fn error_line(msg: &str) -> i64 {
+    msg.strip_prefix("user_script:").and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// The innermost message of an mlua error (without the traceback mlua appends).
+fn error_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => {
+            m.split("\nstack traceback:").next().unwrap_or(m).to_string()
+        }
+        mlua::Error::CallbackError { cause, .. } => error_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// Runs a compiled script against `view` with `redis.call`/`redis.pcall` bound to it.
+/// Returns the script's result and the last error `redis.call` raised.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    lua: &Lua,
+    func: &mlua::Function,
+    g: &Table,
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    view: &mut View<'_>,
+    db: usize,
+    now: i64,
+    read_only: bool,
+) -> (mlua::Result<Value>, Option<(String, i64)>) {
+    let call = RefCell::new(Call { shared, local, view, db, now, resp3: false, read_only, error: None });
+    let table_error: RefCell<Option<(String, i64)>> = RefCell::new(None);
+    let outcome = lua.scope(|scope| {
+        let redis: Table = g.raw_get("redis")?;
+        let make = |protected: bool| {
+            let call = &call;
+            scope.create_function(move |lua, args: MultiValue| {
+                let reply = run_command(&mut call.borrow_mut(), &args);
+                match reply {
+                    Ok(bytes) => {
+                        let v = resp_to_lua(lua, &bytes, &mut 0)?;
+                        if let (false, Value::Table(t)) = (protected, &v) {
+                            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                                let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+                                call.borrow_mut().error = Some((text.clone(), caller_line(lua)));
+                                return Err(mlua::Error::RuntimeError(text));
+                            }
+                        }
+                        Ok(v)
+                    }
+                    Err(text) if protected && !text.contains("arguments must be") => {
+                        let t = lua.create_table()?;
+                        t.set("err", text)?;
+                        Ok(Value::Table(t))
+                    }
+                    Err(text) => {
+                        call.borrow_mut().error = Some((text.clone(), caller_line(lua)));
+                        Err(mlua::Error::RuntimeError(text))
+                    }
+                }
+            })
+        };
+        redis.raw_set("call", make(false)?)?;
+        redis.raw_set("pcall", make(true)?)?;
+        // Run under xpcall so an error raised with a table ({err = ...}) keeps its text, and
+        // note the script line it came from.
+        let noted = &table_error;
+        let handler = scope.create_function(move |lua, e: Value| {
+            if let Value::Table(t) = &e {
+                if let Ok(Value::String(text)) = t.raw_get::<Value>("err") {
+                    let line = (0..16)
+                        .filter_map(|l| lua.inspect_stack(l))
+                        .find(|d| d.source().short_src.as_deref() == Some("user_script"))
+                        .map_or(0, |d| d.curr_line() as i64);
+                    *noted.borrow_mut() = Some((String::from_utf8_lossy(&text.as_bytes()).into_owned(), line));
+                }
+            }
+            Ok(e)
+        })?;
+        let xpcall: mlua::Function = g.raw_get("xpcall")?;
+        let mut results = xpcall.call::<MultiValue>((func.clone(), handler))?.into_iter();
+        let ok = matches!(results.next(), Some(Value::Boolean(true)));
+        let value = results.next().unwrap_or(Value::Nil);
+        redis.raw_set("call", Value::Nil)?;
+        redis.raw_set("pcall", Value::Nil)?;
+        let result = match (ok, table_error.borrow_mut().take()) {
+            (true, _) => Ok(value),
+            (false, Some((text, line))) => {
+                Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{text}")))))
+            }
+            (false, None) => Err(mlua::Error::RuntimeError(value.to_string().unwrap_or_default())),
+        };
+        Ok(result)
+    });
+    let error = call.into_inner().error;
+    (outcome.and_then(|r| r), error)
+}
+
+/// Compiles (once per worker) and runs the script `sha` with `keys` and `args`, writing the
+/// reply to `s.out`.
+fn run_script(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    sha: &str,
+    body: &[u8],
+    keys: &[&[u8]],
+    args: &[&[u8]],
+    read_only: bool,
+    held: Option<&mut View<'_>>,
+    now: i64,
+) -> CmdResult {
+    VM.with(|vm| {
+        let mut vm = vm.borrow_mut();
+        if vm.is_none() {
+            let lua = new_vm().map_err(|e| CmdError::new(format!("ERR Lua interpreter failed to start: {e}")))?;
+            *vm = Some(Vm { lua, compiled: HashMap::new() });
+        }
+        let vm = vm.as_mut().expect("created above");
+        let func = match vm.compiled.get(sha) {
+            Some(f) => f.clone(),
+            None => {
+                let f = vm.lua.load(body).set_name("@user_script").into_function().map_err(|e| {
+                    CmdError::new(format!("ERR Error compiling script (new function): {}", error_message(&e)))
+                })?;
+                vm.compiled.insert(sha.to_string(), f.clone());
+                f
+            }
+        };
+        let lua = &vm.lua;
+        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let g = lua.globals();
+        let setup = to_table(keys)
+            .and_then(|k| g.raw_set("KEYS", k))
+            .and_then(|_| to_table(args))
+            .and_then(|a| g.raw_set("ARGV", a));
+        setup.map_err(|e| CmdError::new(format!("ERR {e}")))?;
+        let (result, call_error) = match held {
+            Some(view) => execute(lua, &func, &g, shared, local, view, s.db, now, read_only),
+            None => {
+                let mut own = shared.keyspace.lock_all();
+                execute(lua, &func, &g, shared, local, &mut own, s.db, now, read_only)
+            }
+        };
+        match result {
+            // An error raised with a table: its text as the error, with the script suffix.
+            Ok(Value::Error(e)) => {
+                let raw = error_message(&e);
+                let mut parts = raw.splitn(3, '\u{0}').skip(1);
+                let line = parts.next().unwrap_or("0");
+                let text = parts.next().unwrap_or("");
+                Err(CmdError::new(format!("{text} script: {sha}, on @user_script:{line}.")))
+            }
+            Ok(v) => {
+                lua_to_resp(&v, &mut s.out, 0);
+                Ok(())
+            }
+            Err(e) => {
+                let msg = error_message(&e);
+                let text = match call_error {
+                    Some((text, line)) if msg.contains(&text) => {
+                        format!("{text} script: {sha}, on @user_script:{line}.")
+                    }
+                    _ => format!("ERR {msg} script: {sha}, on @user_script:{}.", error_line(&msg)),
+                };
+                Err(CmdError::new(text))
+            }
+        }
+    })
+}
+
+/// Parses `numkeys key... arg...` at `argv[2]`: (keys, args).
+type KeysAndArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+
+fn split_keys<'a>(argv: &[&'a [u8]]) -> CmdResult<KeysAndArgs<'a>> {
+    let n = commands::args::int(argv[2])?;
+    if n < 0 {
+        return Err(CmdError::fixed("ERR Number of keys can't be negative"));
+    }
+    let n = n as usize;
+    if n > argv.len() - 3 {
+        return Err(CmdError::fixed("ERR Number of keys can't be greater than number of args"));
+    }
+    Ok((argv[3..3 + n].to_vec(), argv[3 + n..].to_vec()))
+}
+
+/// EVAL / EVAL_RO script numkeys key... arg...
+pub fn eval(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    argv: &[&[u8]],
+    read_only: bool,
+    held: Option<&mut View<'_>>,
+    now: i64,
+) -> CmdResult {
+    let (keys, args) = split_keys(argv)?;
+    let sha = shared.scripts.add(argv[1]);
+    run_script(shared, local, s, &sha, argv[1], &keys, &args, read_only, held, now)
+}
+
+/// EVALSHA / EVALSHA_RO sha numkeys key... arg...
+pub fn evalsha(
+    shared: &Shared,
+    local: &mut WorkerLocal,
+    s: &mut Session,
+    argv: &[&[u8]],
+    read_only: bool,
+    held: Option<&mut View<'_>>,
+    now: i64,
+) -> CmdResult {
+    let (keys, args) = split_keys(argv)?;
+    let sha = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
+    let Some(body) = shared.scripts.get(&sha) else {
+        return Err(CmdError::fixed("NOSCRIPT No matching script. Please use EVAL."));
+    };
+    run_script(shared, local, s, &sha, &body, &keys, &args, read_only, held, now)
+}
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP
+pub fn script(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> CmdResult {
+    match sub {
+        "load" => {
+            let sha = shared.scripts.add(argv[2]);
+            // Compile errors are reported at load time, as Redis does.
+            if let Err(e) = Lua::new().load(argv[2]).set_name("@user_script").into_function() {
+                shared.scripts.bodies.lock().remove(&sha);
+                return Err(CmdError::new(format!("ERR Error compiling script (new function): {}", error_message(&e))));
+            }
+            s.out.bulk(sha.as_bytes());
+        }
+        "exists" => {
+            s.out.array(argv.len() - 2);
+            for a in &argv[2..] {
+                let sha = String::from_utf8_lossy(a).to_ascii_lowercase();
+                s.out.int(shared.scripts.get(&sha).is_some() as i64);
+            }
+        }
+        "flush" => {
+            match argv.get(2) {
+                None => {}
+                Some(m) if commands::args::is(m, "async") || commands::args::is(m, "sync") => {}
+                Some(_) => return Err(CmdError::fixed("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
+            }
+            shared.scripts.bodies.lock().clear();
+            s.out.ok();
+        }
+        "kill" => return Err(CmdError::fixed("NOTBUSY No scripts in execution right now.")),
+        _ => {
+            const LINES: &[&str] = &[
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ];
+            s.out.array(LINES.len());
+            LINES.iter().for_each(|l| s.out.simple(l));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_like_lua() {
+        assert_eq!(lua_number_text(3.0), "3");
+        assert_eq!(lua_number_text(-12.0), "-12");
+        assert_eq!(lua_number_text(0.5), "0.5");
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+
+    #[test]
+    fn the_sandbox_has_no_escape_hatches() {
+        let lua = new_vm().unwrap();
+        for code in ["return os", "return io", "return loadfile", "return dofile", "return require", "x = 1"] {
+            assert!(lua.load(code).set_name("@user_script").exec().is_err(), "{code} should fail");
+        }
+        assert!(lua.load("setmetatable(_G, {})").exec().is_err());
+        assert_eq!(
+            lua.load("return redis.sha1hex('')").eval::<String>().unwrap(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+    }
+}
