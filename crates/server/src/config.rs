@@ -504,6 +504,9 @@ pub struct Settings {
     pub eviction_tenacity: u32,
     pub lfu_log_factor: u32,
     pub lfu_decay_time: u32,
+    /// `busy-reply-threshold` (`lua-time-limit`): after this many ms of a running script,
+    /// other commands get `-BUSY`.
+    pub busy_reply_threshold_ms: u64,
     /// Namespace definitions (empty: no namespaces).
     pub namespaces: Vec<store::namespace::Spec>,
     /// How keys' access clocks are kept: `allkeys-auto` (or a namespace evicting with
@@ -571,6 +574,7 @@ impl Settings {
             lfu_decay_time: num("lfu-decay-time") as u32,
             namespaces: crate::namespaces::parse_all(c.get("namespace")).unwrap_or_default(),
             access: access_mode(c),
+            busy_reply_threshold_ms: num("busy-reply-threshold").max(0) as u64,
             proto_max_bulk_len: num("proto-max-bulk-len"),
             client_query_buffer_limit: num("client-query-buffer-limit") as usize,
             timeout_secs: num("timeout") as u64,

@@ -179,7 +179,9 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
     crate::worker::bump(&s.info.tot_cmds, 1);
-    let checked = generic_checks(spec, cmd, sub, argv, s).or_else(|| oom_check(shared, local, s, spec, argv));
+    let checked = generic_checks(spec, cmd, sub, argv, s)
+        .or_else(|| busy_check(shared, local, spec, argv))
+        .or_else(|| oom_check(shared, local, s, spec, argv));
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
@@ -414,6 +416,15 @@ fn generic_checks(
 /// Redis's maxmemory gate: evicts (within the time budget) when over `maxmemory`, and
 /// refuses a `denyoom` command (or an EXEC of a transaction holding one) when nothing could
 /// be evicted.
+/// A script that has run longer than `busy-reply-threshold` makes other commands fail with
+/// `-BUSY` (except SCRIPT KILL, SHUTDOWN and the other `allow-busy` commands), as in Redis.
+fn busy_check(shared: &Shared, local: &WorkerLocal, spec: &CommandSpec, argv: &[&[u8]]) -> Option<CmdError> {
+    match shared.scripts.busy(spec, argv, local.settings.busy_reply_threshold_ms) {
+        crate::lua::Busy::No => None,
+        crate::lua::Busy::Refuse => Some(CmdError::fixed(crate::lua::BUSY)),
+    }
+}
+
 fn oom_check(
     shared: &Shared,
     local: &mut WorkerLocal,
@@ -476,7 +487,12 @@ fn run(
         Handler::Server => server_cmds::run(shared, local, s, cmd, sub, argv, now, held),
         Handler::Keyspace(f) => match held {
             Some(view) => run_keyspace(shared, local, s, spec, f, argv, now, view, true),
-            None => run_keyspace(shared, local, s, spec, f, argv, now, &mut lock_for(shared, spec, argv), false),
+            None => {
+                let Some(mut view) = lock_for_client(shared, local, spec, argv) else {
+                    return Err(CmdError::fixed(crate::lua::BUSY));
+                };
+                run_keyspace(shared, local, s, spec, f, argv, now, &mut view, false)
+            }
         },
     }
 }
@@ -628,6 +644,27 @@ fn touch_watched(shared: &Shared, spec: &CommandSpec, argv: &[&[u8]], db: usize)
     for i in spec.written_keys(argv) {
         w.touch(db, argv[i]);
     }
+}
+
+/// [`lock_for`] for a client's command: while a script runs, the wait for its locks gives
+/// up (`None`: the client gets `-BUSY`) once the script passes `busy-reply-threshold`, so a
+/// long script cannot wedge every worker.
+fn lock_for_client<'a>(
+    shared: &'a Shared,
+    local: &WorkerLocal,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> Option<View<'a>> {
+    if !crate::lua::Scripts::running() {
+        return Some(lock_for(shared, spec, argv));
+    }
+    let threshold = local.settings.busy_reply_threshold_ms;
+    let give_up = || crate::lua::Scripts::over_threshold(threshold);
+    if spec.has(flags::ALL_SHARDS) {
+        return shared.keyspace.lock_patiently(None, &give_up);
+    }
+    let mut keys = spec.keys_of(argv).into_iter().map(|i| argv[i]);
+    shared.keyspace.lock_patiently(Some(&mut keys), &give_up)
 }
 
 /// Locks the shards a keyspace command needs: its declared keys, or all of them.

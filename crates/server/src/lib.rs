@@ -14,7 +14,7 @@ mod dispatch;
 pub mod evict;
 mod info;
 pub mod log;
-mod lua;
+pub mod lua;
 mod memory_cmds;
 mod multi;
 pub mod namespaces;
@@ -150,6 +150,8 @@ impl Shared {
     /// Asks every worker to stop, then returns.
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        // A running script would keep its worker (and every shard) busy forever.
+        self.scripts.stop_running();
         for w in self.workers.read().iter() {
             w.wake();
         }

@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use commands::table::flags;
 use commands::{CmdError, CmdResult, CommandSpec, Handler};
@@ -25,10 +26,34 @@ use crate::dispatch::WorkerLocal;
 use crate::session::Session;
 use crate::Shared;
 
-/// The server-wide script cache: SHA1 (lowercase hex) → body.
+/// The server-wide script cache: SHA1 (lowercase hex) → body, and the state of the script
+/// running now (scripts hold every shard lock, so at most one runs at a time).
 #[derive(Default)]
 pub struct Scripts {
     bodies: parking_lot::Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+}
+
+/// The reply to commands refused while a script runs past `busy-reply-threshold`.
+pub const BUSY: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// The error a script stopped by SCRIPT KILL ends with.
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+// The running script's state. One server runs per process, and scripts hold every shard
+// lock, so at most one runs at a time.
+/// Unix ms when the running script started (0: none).
+static RUNNING_SINCE: AtomicI64 = AtomicI64::new(0);
+/// The running script has written to the keyspace (it can no longer be killed).
+static WROTE: AtomicBool = AtomicBool::new(false);
+/// SCRIPT KILL (or SHUTDOWN NOSAVE) asked the running script to stop.
+static KILL: AtomicBool = AtomicBool::new(false);
+
+/// What happens to a command while a script runs.
+pub enum Busy {
+    /// No script has been running longer than `busy-reply-threshold`.
+    No,
+    /// The command must be refused with `-BUSY`.
+    Refuse,
 }
 
 impl Scripts {
@@ -44,6 +69,42 @@ impl Scripts {
 
     pub fn len(&self) -> usize {
         self.bodies.lock().len()
+    }
+
+    /// Whether a command arriving now must get `-BUSY` (a script has run for longer than
+    /// `threshold_ms`; commands flagged `allow-busy`, SCRIPT KILL and SHUTDOWN NOSAVE pass).
+    pub fn busy(&self, spec: &CommandSpec, argv: &[&[u8]], threshold_ms: u64) -> Busy {
+        let since = RUNNING_SINCE.load(Ordering::Acquire);
+        if since == 0 || crate::unix_ms() - since <= threshold_ms as i64 {
+            return Busy::No;
+        }
+        let allowed = spec.has(flags::ALLOW_BUSY)
+            || (spec.name == "kill" && argv.first().is_some_and(|c| commands::args::is(c, "script")));
+        if allowed {
+            Busy::No
+        } else {
+            Busy::Refuse
+        }
+    }
+
+    /// Whether a script has been running for longer than `threshold_ms`.
+    pub fn over_threshold(threshold_ms: u64) -> bool {
+        let since = RUNNING_SINCE.load(Ordering::Acquire);
+        since != 0 && crate::unix_ms() - since > threshold_ms as i64
+    }
+
+    /// Whether a script is running.
+    pub fn running() -> bool {
+        RUNNING_SINCE.load(Ordering::Acquire) != 0
+    }
+
+    /// Asks the running script to stop (SHUTDOWN NOSAVE); true if one was running.
+    pub fn stop_running(&self) -> bool {
+        let running = RUNNING_SINCE.load(Ordering::Acquire) != 0;
+        if running {
+            KILL.store(true, Ordering::Release);
+        }
+        running
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,6 +270,9 @@ fn run_command(call: &mut Call<'_, '_>, args: &MultiValue) -> Result<Vec<u8>, St
                 false,
             );
             call.local.block = None;
+            if spec.has(flags::WRITE) {
+                WROTE.store(true, Ordering::Release);
+            }
             if let Err(e) = r {
                 return Err(e.text().to_string());
             }
@@ -364,6 +428,16 @@ fn execute(
     now: i64,
     read_only: bool,
 ) -> (mlua::Result<Value>, Option<(String, i64)>) {
+    KILL.store(false, Ordering::Release);
+    WROTE.store(false, Ordering::Release);
+    RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
+    // Every 100,000 instructions the script checks whether it was asked to stop.
+    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), |_, _| {
+        if KILL.load(Ordering::Acquire) {
+            return Err(mlua::Error::RuntimeError(KILLED.into()));
+        }
+        Ok(mlua::VmState::Continue)
+    });
     let call = RefCell::new(Call { shared, local, view, db, now, resp3: false, read_only, error: None });
     let table_error: RefCell<Option<(String, i64)>> = RefCell::new(None);
     let outcome = lua.scope(|scope| {
@@ -424,11 +498,30 @@ fn execute(
             (false, Some((text, line))) => {
                 Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{text}")))))
             }
-            (false, None) => Err(mlua::Error::RuntimeError(value.to_string().unwrap_or_default())),
+            (false, None) => match &value {
+                Value::Error(e) => {
+                    let msg = error_message(e);
+                    if msg.starts_with(KILLED) {
+                        // Stopped by SCRIPT KILL: the line it was on comes from the traceback.
+                        let line = match e.as_ref() {
+                            mlua::Error::CallbackError { traceback, .. } => error_line(
+                                traceback.lines().map(str::trim).find(|l| l.starts_with("user_script:")).unwrap_or(""),
+                            ),
+                            _ => 0,
+                        };
+                        Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{msg}")))))
+                    } else {
+                        Err(e.as_ref().clone())
+                    }
+                }
+                other => Err(mlua::Error::RuntimeError(other.to_string().unwrap_or_default())),
+            },
         };
         Ok(result)
     });
     let error = call.into_inner().error;
+    lua.remove_hook();
+    RUNNING_SINCE.store(0, Ordering::Release);
     (outcome.and_then(|r| r), error)
 }
 
@@ -480,7 +573,12 @@ fn run_script(
         let (result, call_error) = match held {
             Some(view) => execute(lua, &func, &g, shared, local, view, s.db, now, read_only),
             None => {
-                let mut own = shared.keyspace.lock_all();
+                // Another script may be running: wait for it, but not past the busy limit.
+                let threshold = local.settings.busy_reply_threshold_ms;
+                let give_up = || Scripts::over_threshold(threshold);
+                let Some(mut own) = shared.keyspace.lock_patiently(None, &give_up) else {
+                    return Err(CmdError::fixed(BUSY));
+                };
                 execute(lua, &func, &g, shared, local, &mut own, s.db, now, read_only)
             }
         };
@@ -587,7 +685,16 @@ pub fn script(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> Cm
             shared.scripts.bodies.lock().clear();
             s.out.ok();
         }
-        "kill" => return Err(CmdError::fixed("NOTBUSY No scripts in execution right now.")),
+        "kill" => {
+            if RUNNING_SINCE.load(Ordering::Acquire) == 0 {
+                return Err(CmdError::fixed("NOTBUSY No scripts in execution right now."));
+            }
+            if WROTE.load(Ordering::Acquire) {
+                return Err(CmdError::fixed("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
+            }
+            KILL.store(true, Ordering::Release);
+            s.out.ok();
+        }
         _ => {
             const LINES: &[&str] = &[
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

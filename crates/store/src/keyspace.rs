@@ -79,6 +79,40 @@ impl Keyspace {
         View { guards, all: false, databases: self.databases }
     }
 
+    /// Like [`Keyspace::lock_keys`] (or [`Keyspace::lock_all`] when `keys` is `None`), but
+    /// while a shard is held by someone else, asks `give_up` every few milliseconds and
+    /// returns `None` (holding nothing) when it says so. For commands that must not wait
+    /// forever behind a long script.
+    pub fn lock_patiently(
+        &self,
+        keys: Option<&mut dyn Iterator<Item = &[u8]>>,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<View<'_>> {
+        let (ids, all): (SmallVec<[usize; 8]>, bool) = match keys {
+            Some(keys) => {
+                let mut ids: SmallVec<[usize; 8]> = keys.map(shard_of).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let all = ids.len() == SHARDS;
+                (ids, all)
+            }
+            None => ((0..SHARDS).collect(), true),
+        };
+        let mut guards = SmallVec::new();
+        for i in ids {
+            loop {
+                if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(5)) {
+                    guards.push((i, g));
+                    break;
+                }
+                if give_up() {
+                    return None;
+                }
+            }
+        }
+        Some(View { guards, all, databases: self.databases })
+    }
+
     /// Locks every shard, in ascending order.
     pub fn lock_all(&self) -> View<'_> {
         let guards = self.shards.iter().enumerate().map(|(i, m)| (i, m.lock())).collect();
