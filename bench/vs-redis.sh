@@ -60,7 +60,7 @@ done
 # redis-benchmark's own test order (pops after pushes); unknown names run last, as given.
 # zrange and brpop are this script's own tests (see the header), not redis-benchmark -t names.
 CANONICAL=(ping_inline ping_mbulk ping set get incr lpush rpush lpop rpop sadd hset spop zadd
-  zpopmin zrange lrange lrange_100 lrange_300 lrange_500 lrange_600 mset brpop)
+  zpopmin zrange evalsha lrange lrange_100 lrange_300 lrange_500 lrange_600 mset brpop)
 IFS=',' read -r -a REQ_TESTS <<<"${TESTS,,}"
 TOKENS=()
 for c in "${CANONICAL[@]}"; do
@@ -90,6 +90,7 @@ probe_cmds() {
     zadd) echo "ZADD __probe:zset 0 m" ;;
     zpopmin) printf '%s\n' "ZADD __probe:zset 0 m" "ZPOPMIN __probe:zset" ;;
     zrange) printf '%s\n' "ZADD __probe:zr 1 a 2 b" "ZRANGE __probe:zr 0 9 WITHSCORES" ;;
+    evalsha) printf '%s\n' "SCRIPT LOAD $EVAL_SCRIPT" "EVALSHA $EVAL_SHA 1 __probe:ev" ;;
     brpop) printf '%s\n' "LPUSH __probe:bq v" "BRPOP __probe:bq 1" ;;
     lrange*) printf '%s\n' "LPUSH __probe:lr v" "LRANGE __probe:lr 0 99" ;;
     mset) echo "MSET __probe:a 1 __probe:b 2" ;;
@@ -138,6 +139,11 @@ BQ_KEY=bench:bq
 # Result names of this script's own tests (redis-benchmark would title a custom command with its
 # whole command line).
 ZRANGE_TITLE="ZRANGE 0 9 WITHSCORES"
+# evalsha: a small script (no spaces: the probe splits on them), loaded before the run, called
+# by its SHA1 on random keys.
+EVAL_SCRIPT="return(redis.call('incr',KEYS[1]))"
+EVAL_SHA=$(printf '%s' "$EVAL_SCRIPT" | sha1sum | cut -d' ' -f1)
+EVAL_TITLE="EVALSHA (INCR script)"
 BRPOP_TITLE="BRPOP<-LPUSH items"
 PRODUCER_TITLE="LPUSH producer"
 
@@ -180,6 +186,10 @@ prepare_test() {
     zpopmin) type=zset key=myzset size_cmd=ZCARD target=$REQUESTS ;;
     zrange) type=zrange key=$ZRANGE_KEY size_cmd=ZCARD target=$ZRANGE_SIZE ;;
     brpop) type="" key=$BQ_KEY ;;
+    evalsha)
+      out=$(cli "$SRV_PORT" SCRIPT LOAD "$EVAL_SCRIPT" 2>&1)
+      [[ $out == "$EVAL_SHA" ]] || { echo "SCRIPT LOAD -> $out"; return 1; }
+      return 0 ;;
     *) return 0 ;;
   esac
   if [[ $token == zrange || $token == brpop ]]; then
@@ -315,6 +325,7 @@ run_instance() {
     fi
     case $token in
       zrange) args=(ZRANGE "$ZRANGE_KEY" 0 9 WITHSCORES) ;;
+      evalsha) args=(EVALSHA "$EVAL_SHA" 1 "ev:__rand_int__") ;;
       *) args=(-t "$token") ;;
     esac
     out=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.csv
@@ -369,6 +380,7 @@ run_instance() {
         [[ $line == '"'* && $line != '"test",'* ]] || continue
         # a custom command is titled with its command line; use a stable name instead
         [[ $token != zrange ]] || line="\"$ZRANGE_TITLE\",${line#*\",}"
+        [[ $token != evalsha ]] || line="\"$EVAL_TITLE\",${line#*\",}"
         printf '%s,ok,,%s,%s,%s,%s\n' "$prefix" "$cpu" "$other" "$wall" "$line" >>"$RAW"
         rows=$((rows + 1))
       done <"$out"
@@ -640,6 +652,9 @@ LOAD_START=$(loadavg)
       zrange)
         echo "  zrange: <same options> ZRANGE $ZRANGE_KEY 0 9 WITHSCORES  (instead of -t; key pre-filled" \
           "with $ZRANGE_SIZE members member:NNNNNN, scores 0..$((ZRANGE_SIZE - 1)))" ;;
+      evalsha)
+        echo "  evalsha: <same options> EVALSHA <sha1 of \"$EVAL_SCRIPT\"> 1 ev:__rand_int__  (instead of -t;" \
+          "the script is loaded with SCRIPT LOAD first)" ;;
       brpop)
         echo "  brpop: consumers <...> -c $BRPOP_CLIENTS -n N -P <depth> BRPOP $BQ_KEY 0, then once they" \
           "are blocked producers <...> -c $CLIENTS -n N -P <depth> LPUSH $BQ_KEY <$DATASIZE bytes>;" \

@@ -180,6 +180,13 @@ fn new_vm() -> mlua::Result<Lua> {
         redis.set(name, v)?;
     }
     g.raw_set("redis", redis)?;
+    // Every 100,000 instructions a running script checks whether it was asked to stop.
+    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), |_, _| {
+        if KILL.load(Ordering::Acquire) {
+            return Err(mlua::Error::RuntimeError(KILLED.into()));
+        }
+        Ok(mlua::VmState::Continue)
+    });
     // A read-only global table, as Redis 7.
     lua.load(
         r#"
@@ -431,13 +438,6 @@ fn execute(
     KILL.store(false, Ordering::Release);
     WROTE.store(false, Ordering::Release);
     RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
-    // Every 100,000 instructions the script checks whether it was asked to stop.
-    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), |_, _| {
-        if KILL.load(Ordering::Acquire) {
-            return Err(mlua::Error::RuntimeError(KILLED.into()));
-        }
-        Ok(mlua::VmState::Continue)
-    });
     let call = RefCell::new(Call { shared, local, view, db, now, resp3: false, read_only, error: None });
     let table_error: RefCell<Option<(String, i64)>> = RefCell::new(None);
     let outcome = lua.scope(|scope| {
@@ -520,7 +520,6 @@ fn execute(
         Ok(result)
     });
     let error = call.into_inner().error;
-    lua.remove_hook();
     RUNNING_SINCE.store(0, Ordering::Release);
     (outcome.and_then(|r| r), error)
 }
@@ -576,7 +575,12 @@ fn run_script(
                 // Another script may be running: wait for it, but not past the busy limit.
                 let threshold = local.settings.busy_reply_threshold_ms;
                 let give_up = || Scripts::over_threshold(threshold);
-                let Some(mut own) = shared.keyspace.lock_patiently(None, &give_up) else {
+                let own = if Scripts::running() {
+                    shared.keyspace.lock_patiently(None, &give_up)
+                } else {
+                    Some(shared.keyspace.lock_all())
+                };
+                let Some(mut own) = own else {
                     return Err(CmdError::fixed(BUSY));
                 };
                 execute(lua, &func, &g, shared, local, &mut own, s.db, now, read_only)
