@@ -1,7 +1,7 @@
 //! Soak: churn at a fixed key count and bounded value sizes (every type, values of changing
 //! sizes, TTLs) must not
 //! grow memory: RSS stays flat after warm-up, and FLUSHALL brings the counted memory back to
-//! within 5% of the empty server's. The default run lasts `SOAK_SECS` seconds (20 when
+//! within 5% (or 64 KB) of the empty server's. The default run lasts `SOAK_SECS` seconds (20 when
 //! unset: CI-sized); `SOAK_SECS=600 cargo test -p redoubt-tests --test soak -- --nocapture`
 //! is the long form.
 
@@ -92,7 +92,10 @@ fn churn_keeps_memory_flat_and_flushall_returns_it() {
     assert!(end_used as f64 <= warm_used as f64 * 1.15, "used_memory grew from {warm_used} to {end_used}");
     assert!(peak_rss as f64 <= warm_rss as f64 * 1.25, "RSS grew from {warm_rss} to {peak_rss}");
     c.cmd(&["FLUSHALL"]).unwrap();
-    let limit = baseline + baseline / 20;
+    // 5% of the baseline, or 64 KB for the bounded per-command statistics (latency
+    // histograms, error counters) a busy run may add, whichever is larger: an empty Redoubt
+    // counts only ~300 KB, so 5% of it is smaller than one histogram set.
+    let limit = baseline + (baseline / 20).max(64 * 1024);
     let mut after = 0;
     let returned = (0..100).any(|_| {
         after = info_u64(&mut c, "memory", "used_memory");

@@ -187,6 +187,7 @@ fn new_vm() -> mlua::Result<Lua> {
         }
         Ok(mlua::VmState::Continue)
     });
+    crate::lua_cjson::register(&lua)?;
     // A read-only global table, as Redis 7.
     lua.load(
         r#"
