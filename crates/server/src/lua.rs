@@ -120,15 +120,24 @@ struct Vm {
     lua: Lua,
     /// Compiled scripts by SHA1.
     compiled: HashMap<String, mlua::Function>,
+    /// Lua's `xpcall` and the error handler scripts run under.
+    xpcall: mlua::Function,
+    handler: mlua::Function,
 }
 
 thread_local! {
     static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+    /// The running script's `RefCell<Call>` (null when none runs on this thread).
+    static CURRENT_CALL: std::cell::Cell<*const ()> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 /// The sandboxed interpreter (see the module docs).
 fn new_vm() -> mlua::Result<Lua> {
     let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+    // Scripts leave a little garbage each (KEYS/ARGV tables, reply strings): collect when the
+    // heap has grown 4× rather than 2× (Lua's default), halving the collector's share of a
+    // short script's time for a small, bounded amount of memory.
+    lua.gc_set_pause(400);
     let g = lua.globals();
     for name in [
         "loadfile",
@@ -170,6 +179,8 @@ fn new_vm() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
+    redis.set("call", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, false))?)?;
+    redis.set("pcall", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, true))?)?;
     redis.set("setresp", lua.create_function(|_, _v: i64| Ok(()))?)?;
     redis.set("set_repl", lua.create_function(|_, _v: i64| Ok(()))?)?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
@@ -214,6 +225,8 @@ struct Call<'a, 'v> {
     read_only: bool,
     /// The last error `redis.call` raised: (error text, script line).
     error: Option<(String, i64)>,
+    /// An error the script raised with a table (`{err = ...}`): (text, script line).
+    table_error: Option<(String, i64)>,
 }
 
 /// Lua's `tostring` of a number (`%.14g`), which is how Redis passes numbers to commands.
@@ -422,13 +435,69 @@ fn error_message(e: &mlua::Error) -> String {
     }
 }
 
-/// Runs a compiled script against `view` with `redis.call`/`redis.pcall` bound to it.
-/// Returns the script's result and the last error `redis.call` raised.
+/// `redis.call` / `redis.pcall`: run a command for the running script (see `CURRENT_CALL`).
+fn redis_call(lua: &Lua, args: MultiValue, protected: bool) -> mlua::Result<Value> {
+    let reply = with_call(|call| run_command(&mut call.borrow_mut(), &args))
+        .unwrap_or_else(|| Err("ERR redis.call is only available while a script runs".into()));
+    match reply {
+        Ok(bytes) => {
+            let v = resp_to_lua(lua, &bytes, &mut 0)?;
+            if let (false, Value::Table(t)) = (protected, &v) {
+                if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                    let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
+                    with_call(|call| call.borrow_mut().error = Some((text.clone(), caller_line(lua))));
+                    return Err(mlua::Error::RuntimeError(text));
+                }
+            }
+            Ok(v)
+        }
+        Err(text) if protected && !text.contains("arguments must be") => {
+            let t = lua.create_table()?;
+            t.set("err", text)?;
+            Ok(Value::Table(t))
+        }
+        Err(text) => {
+            with_call(|call| call.borrow_mut().error = Some((text.clone(), caller_line(lua))));
+            Err(mlua::Error::RuntimeError(text))
+        }
+    }
+}
+
+/// The script's error handler (under `xpcall`): an error raised with a table
+/// (`{err = ...}`) is noted with the script line it came from, so it keeps its text.
+fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Value> {
+    if let Value::Table(t) = &e {
+        if let Ok(Value::String(text)) = t.raw_get::<Value>("err") {
+            let line = (0..16)
+                .filter_map(|l| lua.inspect_stack(l))
+                .find(|d| d.source().short_src.as_deref() == Some("user_script"))
+                .map_or(0, |d| d.curr_line() as i64);
+            let noted = (String::from_utf8_lossy(&text.as_bytes()).into_owned(), line);
+            with_call(|call| call.borrow_mut().table_error = Some(noted));
+        }
+    }
+    Ok(e)
+}
+
+/// Runs `f` with the running script's call state, if a script is running on this thread.
+fn with_call<R>(f: impl FnOnce(&RefCell<Call<'_, '_>>) -> R) -> Option<R> {
+    let p = CURRENT_CALL.with(std::cell::Cell::get);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `execute` stores the address of a `RefCell<Call>` that lives on its stack and
+    // clears it before that value goes away; it is only read on this thread, during the
+    // script's run, and the reference does not outlive this call.
+    let call = unsafe { &*(p as *const RefCell<Call<'_, '_>>) };
+    Some(f(call))
+}
+
+/// Runs a compiled script against `view`; `redis.call`/`redis.pcall` reach it through
+/// `CURRENT_CALL`. Returns the script's result and the last error `redis.call` raised.
 #[allow(clippy::too_many_arguments)]
 fn execute(
-    lua: &Lua,
+    vm: &Vm,
     func: &mlua::Function,
-    g: &Table,
     shared: &Shared,
     local: &mut WorkerLocal,
     view: &mut View<'_>,
@@ -439,62 +508,15 @@ fn execute(
     KILL.store(false, Ordering::Release);
     WROTE.store(false, Ordering::Release);
     RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
-    let call = RefCell::new(Call { shared, local, view, db, now, resp3: false, read_only, error: None });
-    let table_error: RefCell<Option<(String, i64)>> = RefCell::new(None);
-    let outcome = lua.scope(|scope| {
-        let redis: Table = g.raw_get("redis")?;
-        let make = |protected: bool| {
-            let call = &call;
-            scope.create_function(move |lua, args: MultiValue| {
-                let reply = run_command(&mut call.borrow_mut(), &args);
-                match reply {
-                    Ok(bytes) => {
-                        let v = resp_to_lua(lua, &bytes, &mut 0)?;
-                        if let (false, Value::Table(t)) = (protected, &v) {
-                            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-                                let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
-                                call.borrow_mut().error = Some((text.clone(), caller_line(lua)));
-                                return Err(mlua::Error::RuntimeError(text));
-                            }
-                        }
-                        Ok(v)
-                    }
-                    Err(text) if protected && !text.contains("arguments must be") => {
-                        let t = lua.create_table()?;
-                        t.set("err", text)?;
-                        Ok(Value::Table(t))
-                    }
-                    Err(text) => {
-                        call.borrow_mut().error = Some((text.clone(), caller_line(lua)));
-                        Err(mlua::Error::RuntimeError(text))
-                    }
-                }
-            })
-        };
-        redis.raw_set("call", make(false)?)?;
-        redis.raw_set("pcall", make(true)?)?;
-        // Run under xpcall so an error raised with a table ({err = ...}) keeps its text, and
-        // note the script line it came from.
-        let noted = &table_error;
-        let handler = scope.create_function(move |lua, e: Value| {
-            if let Value::Table(t) = &e {
-                if let Ok(Value::String(text)) = t.raw_get::<Value>("err") {
-                    let line = (0..16)
-                        .filter_map(|l| lua.inspect_stack(l))
-                        .find(|d| d.source().short_src.as_deref() == Some("user_script"))
-                        .map_or(0, |d| d.curr_line() as i64);
-                    *noted.borrow_mut() = Some((String::from_utf8_lossy(&text.as_bytes()).into_owned(), line));
-                }
-            }
-            Ok(e)
-        })?;
-        let xpcall: mlua::Function = g.raw_get("xpcall")?;
-        let mut results = xpcall.call::<MultiValue>((func.clone(), handler))?.into_iter();
+    let call =
+        RefCell::new(Call { shared, local, view, db, now, resp3: false, read_only, error: None, table_error: None });
+    CURRENT_CALL.with(|c| c.set(&call as *const RefCell<Call<'_, '_>> as *const ()));
+    let outcome = (|| -> mlua::Result<mlua::Result<Value>> {
+        let mut results = vm.xpcall.call::<MultiValue>((func.clone(), vm.handler.clone()))?.into_iter();
         let ok = matches!(results.next(), Some(Value::Boolean(true)));
         let value = results.next().unwrap_or(Value::Nil);
-        redis.raw_set("call", Value::Nil)?;
-        redis.raw_set("pcall", Value::Nil)?;
-        let result = match (ok, table_error.borrow_mut().take()) {
+        let table_error = call.borrow_mut().table_error.take();
+        let result = match (ok, table_error) {
             (true, _) => Ok(value),
             (false, Some((text, line))) => {
                 Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{text}")))))
@@ -519,7 +541,8 @@ fn execute(
             },
         };
         Ok(result)
-    });
+    })();
+    CURRENT_CALL.with(|c| c.set(std::ptr::null()));
     let error = call.into_inner().error;
     RUNNING_SINCE.store(0, Ordering::Release);
     (outcome.and_then(|r| r), error)
@@ -542,8 +565,12 @@ fn run_script(
     VM.with(|vm| {
         let mut vm = vm.borrow_mut();
         if vm.is_none() {
-            let lua = new_vm().map_err(|e| CmdError::new(format!("ERR Lua interpreter failed to start: {e}")))?;
-            *vm = Some(Vm { lua, compiled: HashMap::new() });
+            let started = new_vm().and_then(|lua| {
+                let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
+                let handler = lua.create_function(error_handler)?;
+                Ok(Vm { lua, compiled: HashMap::new(), xpcall, handler })
+            });
+            *vm = Some(started.map_err(|e| CmdError::new(format!("ERR Lua interpreter failed to start: {e}")))?);
         }
         let vm = vm.as_mut().expect("created above");
         let func = match vm.compiled.get(sha) {
@@ -571,7 +598,7 @@ fn run_script(
             .and_then(|a| g.raw_set("ARGV", a));
         setup.map_err(|e| CmdError::new(format!("ERR {e}")))?;
         let (result, call_error) = match held {
-            Some(view) => execute(lua, &func, &g, shared, local, view, s.db, now, read_only),
+            Some(view) => execute(vm, &func, shared, local, view, s.db, now, read_only),
             None => {
                 // Another script may be running: wait for it, but not past the busy limit.
                 let threshold = local.settings.busy_reply_threshold_ms;
@@ -584,7 +611,7 @@ fn run_script(
                 let Some(mut own) = own else {
                     return Err(CmdError::fixed(BUSY));
                 };
-                execute(lua, &func, &g, shared, local, &mut own, s.db, now, read_only)
+                execute(vm, &func, shared, local, &mut own, s.db, now, read_only)
             }
         };
         match result {
