@@ -15,6 +15,7 @@ pub mod evict;
 mod info;
 pub mod log;
 pub mod lua;
+mod lua_bit;
 mod lua_cjson;
 mod memory_cmds;
 mod multi;

@@ -199,6 +199,7 @@ fn new_vm() -> mlua::Result<Lua> {
         Ok(mlua::VmState::Continue)
     });
     crate::lua_cjson::register(&lua)?;
+    crate::lua_bit::register(&lua)?;
     // A read-only global table, as Redis 7.
     lua.load(
         r#"
