@@ -21,11 +21,9 @@ fn num(v: &Value, pos: usize, name: &str) -> mlua::Result<f64> {
     match v {
         Value::Integer(i) => Ok(*i as f64),
         Value::Number(n) => Ok(*n),
-        Value::String(s) => s
-            .to_str()
-            .ok()
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .ok_or_else(|| mlua::Error::RuntimeError(format!("bad argument #{pos} to '{name}' (number expected, got string)"))),
+        Value::String(s) => s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()).ok_or_else(|| {
+            mlua::Error::RuntimeError(format!("bad argument #{pos} to '{name}' (number expected, got string)"))
+        }),
         other => Err(mlua::Error::RuntimeError(format!(
             "bad argument #{pos} to '{name}' (number expected, got {})",
             if matches!(other, Value::Nil) { "no value" } else { other.type_name() }
