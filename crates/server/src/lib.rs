@@ -17,6 +17,8 @@ pub mod log;
 pub mod lua;
 mod lua_bit;
 mod lua_cjson;
+mod lua_cmsgpack;
+mod lua_sandbox;
 mod memory_cmds;
 mod multi;
 pub mod namespaces;

@@ -188,85 +188,12 @@ fn new_vm() -> mlua::Result<Lua> {
         Ok(mlua::VmState::Continue)
     });
     crate::lua_cjson::register(&lua)?;
+    crate::lua_cmsgpack::register(&lua)?;
     crate::lua_bit::register(&lua)?;
-    // Redis 7 makes the globals, the libraries and the string metatable read-only (with a
-    // patched Lua). Stock Lua 5.1 gets the same effect with proxies: scripts run in an
-    // environment that reads the real globals and refuses writes, the library tables and the
-    // string metatable are seen through read-only views, `rawset`/`setmetatable` refuse the
-    // protected tables, and `loadstring` refuses bytecode (as Redis's parser does) and runs
-    // what it compiles in the same environment.
-    let env: Table = lua
-        .load(
-            r#"
-        local real_G, raw_set, raw_get, set_mt, set_env, load_string, raw_next =
-          _G, rawset, rawget, setmetatable, setfenv, loadstring, next
-        -- protected[view] = the table a read-only view shows (or true for the real globals).
-        local protected = set_mt({}, {__mode = "k"})
-        local function deny() error("Attempt to modify a readonly table", 2) end
-        local function protect(t)
-          local view = set_mt({}, {__index = t, __newindex = deny, __metatable = false})
-          protected[view] = t
-          return view
-        end
-        for _, name in ipairs({"string", "table", "math", "redis"}) do
-          raw_set(real_G, name, protect(raw_get(real_G, name)))
-        end
-        local smt = getmetatable("")
-        smt.__index = raw_get(real_G, "string")
-        smt.__metatable = protect(smt)
-        set_mt(real_G, {
-          __index = function(_, k)
-            error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-          end,
-          __newindex = deny,
-          __metatable = false,
-        })
-        local env = set_mt({}, {__index = real_G, __newindex = deny, __metatable = false})
-        protected[env] = real_G
-        protected[real_G] = true
-        local function backing(t)
-          local b = protected[t]
-          if b == nil or b == true then return t end
-          return b
-        end
-        raw_set(real_G, "_G", env)
-        raw_set(real_G, "rawset", function(t, k, v)
-          if protected[t] then error("Attempt to modify a readonly table", 0) end
-          return raw_set(t, k, v)
-        end)
-        raw_set(real_G, "rawget", function(t, k) return raw_get(backing(t), k) end)
-        raw_set(real_G, "next", function(t, k) return raw_next(backing(t), k) end)
-        local next_through_views = raw_get(real_G, "next")
-        raw_set(real_G, "pairs", function(t) return next_through_views, t, nil end)
-        raw_set(real_G, "setmetatable", function(t, m)
-          if protected[t] then error("Attempt to modify a readonly table", 0) end
-          return set_mt(t, m)
-        end)
-        raw_set(real_G, "loadstring", function(s, name)
-          if type(s) == "string" and s:byte(1) == 27 then
-            return nil, '[string "' .. s:match("^[^%z\n]*") .. "\"]:1: unexpected symbol near 'char(27)'"
-          end
-          local f, e = load_string(s, name)
-          if f then set_env(f, env) end
-          return f, e
-        end)
-        raw_set(real_G, "setfenv", nil)
-        raw_set(real_G, "getfenv", nil)
-        return env
-        "#,
-        )
-        .set_name(SANDBOX_CHUNK)
-        .eval()?;
+    let env = crate::lua_sandbox::install(&lua)?;
     lua.set_named_registry_value(SCRIPT_ENV, env)?;
     Ok(lua)
 }
-
-/// The chunk name of the sandbox's own Lua code.
-const SANDBOX_CHUNK: &str = "=redoubt_sandbox";
-
-/// Chunk names of Lua code the server itself loads (the sandbox and the libraries' read-only
-/// guards): errors raised there are reported at the script line that caused them.
-const INTERNAL_CHUNKS: [&str; 4] = [SANDBOX_CHUNK, "=cjson", "=bit", "=cmsgpack"];
 
 /// The registry name of the environment scripts run in (see `new_vm`).
 const SCRIPT_ENV: &str = "redoubt.script_env";
@@ -562,7 +489,7 @@ fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Value> {
 fn error_origin(lua: &Lua) -> Option<(String, i64)> {
     let mut frames = (1..64)
         .map_while(|level| lua.inspect_stack(level))
-        .filter(|d| !d.source().source.is_some_and(|s| INTERNAL_CHUNKS.contains(&s.as_ref())));
+        .filter(|d| d.source().source.as_deref() != Some(crate::lua_sandbox::SANDBOX_CHUNK));
     let first = frames.next()?;
     let frame = if first.source().what == "C" { frames.next()? } else { first };
     let source = frame.source().source?.into_owned();

@@ -7,7 +7,7 @@
 //! even. Results are signed 32-bit values (`bit.tobit(0xffffffff)` is -1). Shift counts use
 //! their low 5 bits. The global `bit` is a read-only proxy, as `cjson` is.
 
-use mlua::{Lua, MultiValue, Table, Value, Variadic};
+use mlua::{Lua, MultiValue, Value, Variadic};
 
 /// LuaBitOp's number normalisation.
 fn tobit(x: f64) -> i32 {
@@ -92,16 +92,8 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
         bit.set(name, f)?;
     }
     bit.set("bswap", lua.create_function(|_, args: MultiValue| Ok(arg(&args, 0, "bswap")?.swap_bytes() as f64))?)?;
-    // A read-only proxy, as for cjson.
-    let meta = lua.create_table()?;
-    meta.raw_set("__index", bit)?;
-    let deny: mlua::Function =
-        lua.load("return function() error('Attempt to modify a readonly table', 2) end").set_name("=bit").eval()?;
-    meta.raw_set("__newindex", deny)?;
-    meta.raw_set("__metatable", false)?;
-    let proxy: Table = lua.create_table()?;
-    proxy.set_metatable(Some(meta));
-    lua.globals().raw_set("bit", proxy)
+    // The sandbox makes it read-only.
+    lua.globals().raw_set("bit", bit)
 }
 
 #[cfg(test)]

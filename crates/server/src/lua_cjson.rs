@@ -64,20 +64,12 @@ const DEFAULTS: Config = Config {
     precision: 14,
 };
 
-/// Installs the read-only global `cjson` (before the globals become read-only).
+/// Installs the global `cjson` (the sandbox then makes it read-only).
 pub fn register(lua: &Lua) -> mlua::Result<()> {
     // SAFETY: `push_module` only pushes a table (and allocates) on the state exec_raw hands it,
     // inside a protected call.
-    let real: Table = unsafe { lua.exec_raw((), |l| push_module(l)) }?;
-    let meta = lua.create_table()?;
-    meta.raw_set("__index", real)?;
-    let deny: mlua::Function =
-        lua.load("return function() error('Attempt to modify a readonly table', 2) end").set_name("=cjson").eval()?;
-    meta.raw_set("__newindex", deny)?;
-    meta.raw_set("__metatable", false)?;
-    let proxy = lua.create_table()?;
-    proxy.set_metatable(Some(meta));
-    lua.globals().raw_set("cjson", proxy)
+    let module: Table = unsafe { lua.exec_raw((), |l| push_module(l)) }?;
+    lua.globals().raw_set("cjson", module)
 }
 
 /// Pushes a new `cjson` table with its own configuration.

@@ -1,0 +1,231 @@
+//! The scripts' sandbox: read-only globals, libraries and string metatable.
+//!
+//! Redis 7 patches Lua with a read-only flag on tables. Stock Lua 5.1 gets the same effect
+//! with views: scripts run in an environment table that reads the real globals and refuses
+//! writes; the library tables (`string`, `table`, `math`, `redis`, `cjson`, `bit`,
+//! `cmsgpack`) and the string metatable are replaced by read-only views of themselves. The
+//! functions that could get past a view are replaced by C functions that behave as Lua's own
+//! but know the views: `rawset` and `setmetatable` refuse them, `rawget`, `next` and `pairs`
+//! look through them to the table they show, `getmetatable` shows what Redis shows.
+//! `loadstring` refuses bytecode (as Redis's parser does) and compiles into the same
+//! environment; `setfenv`/`getfenv` are gone.
+//!
+//! The C functions follow `lbaselib.c`'s argument checks, so errors read as Redis's do; a
+//! write to a protected table fails with the position-less text Redis's patched core raises.
+
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
+use mlua::{Lua, Table};
+
+/// The chunk name of the sandbox's own Lua code; errors raised inside it are reported at the
+/// script line that called it.
+pub const SANDBOX_CHUNK: &str = "=redoubt_sandbox";
+
+/// Makes the globals read-only and returns the environment scripts run in.
+pub fn install(lua: &Lua) -> mlua::Result<Table> {
+    let (env, protected, shown_mt): (Table, Table, Table) = lua
+        .load(
+            r#"
+        local real_G, raw_set, raw_get, set_mt, set_env, load_string =
+          _G, rawset, rawget, setmetatable, setfenv, loadstring
+        -- protected[view] = the table the view shows (true for the real globals);
+        -- shown_mt[view] = what getmetatable(view) returns (nothing for the libraries).
+        local protected = set_mt({}, {__mode = "k"})
+        local shown_mt = set_mt({}, {__mode = "k"})
+        local function deny() error("Attempt to modify a readonly table", 2) end
+        local function protect(t)
+          local view = set_mt({}, {__index = t, __newindex = deny, __metatable = false})
+          protected[view] = t
+          return view
+        end
+        for _, name in ipairs({"string", "table", "math", "redis", "cjson", "bit", "cmsgpack"}) do
+          raw_set(real_G, name, protect(raw_get(real_G, name)))
+        end
+        local smt = getmetatable("")
+        smt.__index = raw_get(real_G, "string")
+        smt.__metatable = protect(smt)
+        local function missing(_, k)
+          error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+        end
+        set_mt(real_G, {__index = missing, __newindex = deny, __metatable = false})
+        local env = set_mt({}, {__index = real_G, __newindex = deny, __metatable = false})
+        protected[env] = real_G
+        protected[real_G] = true
+        shown_mt[env] = protect({__index = missing})
+        raw_set(real_G, "_G", env)
+        raw_set(real_G, "loadstring", function(s, name)
+          if type(s) == "string" and s:byte(1) == 27 then
+            return nil, '[string "' .. s:match("^[^%z\n]*") .. "\"]:1: unexpected symbol near 'char(27)'"
+          end
+          local f, e = load_string(s, name)
+          if f then set_env(f, env) end
+          return f, e
+        end)
+        raw_set(real_G, "setfenv", nil)
+        raw_set(real_G, "getfenv", nil)
+        return env, protected, shown_mt
+        "#,
+        )
+        .set_name(SANDBOX_CHUNK)
+        .eval()?;
+    // SAFETY: pushes the two tables and creates C closures over them on the state exec_raw
+    // hands it; the closures only run as Lua functions with that state.
+    unsafe {
+        lua.exec_raw::<()>((protected, shown_mt), |l| {
+            // Stack: 1 = protected, 2 = shown_mt.
+            let functions: [(&std::ffi::CStr, ffi::lua_CFunction); 5] = [
+                (c"rawset", rawset_entry),
+                (c"rawget", rawget_entry),
+                (c"next", next_entry),
+                (c"setmetatable", setmetatable_entry),
+                (c"getmetatable", getmetatable_entry),
+            ];
+            for (name, f) in functions {
+                ffi::lua_pushvalue(l, 1);
+                ffi::lua_pushvalue(l, 2);
+                ffi::lua_pushcclosure(l, f, 2);
+                ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, name.as_ptr());
+            }
+            // pairs returns the sandbox's next.
+            ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, c"next".as_ptr());
+            ffi::lua_pushcclosure(l, pairs_entry, 1);
+            ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"pairs".as_ptr());
+            ffi::lua_settop(l, 0);
+        })?;
+    }
+    Ok(env)
+}
+
+/// Whether the value at `idx` is a protected table (upvalue 1 maps the protected tables).
+unsafe fn is_protected(l: *mut lua_State, idx: c_int) -> bool {
+    // SAFETY: a valid state inside one of the sandbox's closures.
+    unsafe {
+        ffi::lua_pushvalue(l, idx);
+        ffi::lua_rawget(l, ffi::lua_upvalueindex(1));
+        let protected = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+        ffi::lua_settop(l, -2);
+        protected
+    }
+}
+
+/// Replaces the view at `idx` by the table it shows (other tables stay).
+unsafe fn look_through(l: *mut lua_State, idx: c_int) {
+    // SAFETY: a valid state inside one of the sandbox's closures.
+    unsafe {
+        ffi::lua_pushvalue(l, idx);
+        ffi::lua_rawget(l, ffi::lua_upvalueindex(1));
+        if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+            ffi::lua_replace(l, idx);
+        } else {
+            ffi::lua_settop(l, -2);
+        }
+    }
+}
+
+/// The error Redis's patched core raises on a write to a read-only table (no position).
+unsafe fn readonly_error(l: *mut lua_State) -> c_int {
+    // SAFETY: a valid state; nothing owned by Rust is alive across lua_error.
+    unsafe {
+        ffi::lua_pushstring(l, c"Attempt to modify a readonly table".as_ptr());
+        ffi::lua_error(l)
+    }
+}
+
+/// `rawset(t, k, v)`.
+unsafe extern "C-unwind" fn rawset_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; the checks raise Lua errors (no Rust values
+    // with destructors are alive).
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::luaL_checkany(l, 2);
+        ffi::luaL_checkany(l, 3);
+        if is_protected(l, 1) {
+            return readonly_error(l);
+        }
+        ffi::lua_settop(l, 3);
+        ffi::lua_rawset(l, 1);
+        1
+    }
+}
+
+/// `rawget(t, k)`, through views.
+unsafe extern "C-unwind" fn rawget_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::luaL_checkany(l, 2);
+        look_through(l, 1);
+        ffi::lua_settop(l, 2);
+        ffi::lua_rawget(l, 1);
+        1
+    }
+}
+
+/// `next(t [, k])`, through views.
+unsafe extern "C-unwind" fn next_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        look_through(l, 1);
+        ffi::lua_settop(l, 2);
+        if ffi::lua_next(l, 1) != 0 {
+            2
+        } else {
+            ffi::lua_pushnil(l);
+            1
+        }
+    }
+}
+
+/// `pairs(t)`: the sandbox's `next` (upvalue 1), `t`, nil.
+unsafe extern "C-unwind" fn pairs_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_pushnil(l);
+        3
+    }
+}
+
+/// `setmetatable(t, mt)`.
+unsafe extern "C-unwind" fn setmetatable_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        let t = ffi::lua_type(l, 2);
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        if t != ffi::LUA_TNIL && t != ffi::LUA_TTABLE {
+            return ffi::luaL_argerror(l, 2, c"nil or table expected".as_ptr());
+        }
+        if is_protected(l, 1) {
+            return readonly_error(l);
+        }
+        if ffi::luaL_getmetafield(l, 1, c"__metatable".as_ptr()) != 0 {
+            return ffi::luaL_error(l, c"cannot change a protected metatable".as_ptr());
+        }
+        ffi::lua_settop(l, 2);
+        ffi::lua_setmetatable(l, 1);
+        1
+    }
+}
+
+/// `getmetatable(v)`: for a view, what Redis shows (upvalue 2); otherwise as Lua.
+unsafe extern "C-unwind" fn getmetatable_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        ffi::luaL_checkany(l, 1);
+        if is_protected(l, 1) {
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_rawget(l, ffi::lua_upvalueindex(2));
+            return 1;
+        }
+        if ffi::lua_getmetatable(l, 1) == 0 {
+            ffi::lua_pushnil(l);
+            return 1;
+        }
+        ffi::luaL_getmetafield(l, 1, c"__metatable".as_ptr());
+        1
+    }
+}
