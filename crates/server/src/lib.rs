@@ -19,6 +19,7 @@ mod lua_bit;
 mod lua_cjson;
 mod lua_cmsgpack;
 mod lua_sandbox;
+mod lua_struct;
 mod memory_cmds;
 mod multi;
 pub mod namespaces;

@@ -190,6 +190,7 @@ fn new_vm() -> mlua::Result<Lua> {
     crate::lua_cjson::register(&lua)?;
     crate::lua_cmsgpack::register(&lua)?;
     crate::lua_bit::register(&lua)?;
+    crate::lua_struct::register(&lua)?;
     let env = crate::lua_sandbox::install(&lua)?;
     lua.set_named_registry_value(SCRIPT_ENV, env)?;
     Ok(lua)

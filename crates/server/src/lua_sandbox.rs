@@ -3,7 +3,7 @@
 //! Redis 7 patches Lua with a read-only flag on tables. Stock Lua 5.1 gets the same effect
 //! with views: scripts run in an environment table that reads the real globals and refuses
 //! writes; the library tables (`string`, `table`, `math`, `redis`, `cjson`, `bit`,
-//! `cmsgpack`) and the string metatable are replaced by read-only views of themselves. The
+//! `cmsgpack`, `struct`) and the string metatable are replaced by read-only views of themselves. The
 //! functions that could get past a view are replaced by C functions that behave as Lua's own
 //! but know the views: `rawset` and `setmetatable` refuse them, `rawget`, `next` and `pairs`
 //! look through them to the table they show, `getmetatable` shows what Redis shows.
@@ -39,7 +39,7 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
           protected[view] = t
           return view
         end
-        for _, name in ipairs({"string", "table", "math", "redis", "cjson", "bit", "cmsgpack"}) do
+        for _, name in ipairs({"string", "table", "math", "redis", "cjson", "bit", "cmsgpack", "struct"}) do
           raw_set(real_G, name, protect(raw_get(real_G, name)))
         end
         local smt = getmetatable("")
