@@ -45,6 +45,9 @@ pub struct Settings {
     /// `zset-max-listpack-entries` / `zset-max-listpack-value`.
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
+    /// `stream-node-max-bytes` / `stream-node-max-entries` (0 = no limit).
+    pub stream_node_max_bytes: usize,
+    pub stream_node_max_entries: u64,
     /// `notify-keyspace-events` as flags (see [`notify`]).
     pub notify_flags: u32,
 }
@@ -64,6 +67,8 @@ impl Default for Settings {
             set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
             notify_flags: 0,
         }
     }
@@ -100,6 +105,9 @@ pub struct Block {
     pub deadline: Option<i64>,
     /// The keys whose arrival of data may serve the command.
     pub keys: Vec<Vec<u8>>,
+    /// The command to rerun when a key is ready, if not the one the client sent (XREAD's
+    /// `$` resolved to the IDs it meant when it blocked).
+    pub rerun: Option<Vec<Vec<u8>>>,
 }
 
 impl Ctx<'_> {

@@ -71,6 +71,20 @@ pub struct KeyPos {
     pub numkeys: i32,
 }
 
+/// The keys of XREAD (`numkeys` -1) and XREADGROUP (-4): the first half of the arguments after
+/// the STREAMS keyword, searched from that index.
+pub const STREAMS_KEYS_FROM_1: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: -1 };
+pub const STREAMS_KEYS_FROM_4: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: -4 };
+
+/// Indexes of the keys after `STREAMS` (searched from `from`): the first half of what follows.
+fn streams_keys(argv: &[&[u8]], from: usize) -> Vec<usize> {
+    let Some(at) = (from..argv.len()).find(|&i| argv[i].eq_ignore_ascii_case(b"streams")) else {
+        return Vec::new();
+    };
+    let n = (argv.len() - at - 1) / 2;
+    (at + 1..=at + n).collect()
+}
+
 pub const NO_KEYS: KeyPos = KeyPos { first: 0, last: 0, step: 0, numkeys: 0 };
 pub const KEY1: KeyPos = KeyPos { first: 1, last: 1, step: 1, numkeys: 0 };
 pub const KEYS_ALL: KeyPos = KeyPos { first: 1, last: -1, step: 1, numkeys: 0 };
@@ -129,7 +143,10 @@ impl CommandSpec {
     pub fn keys_of(&self, argv: &[&[u8]]) -> Vec<usize> {
         let k = self.keys;
         let mut keys: Vec<usize> = self.key_indexes(argv.len()).collect();
-        if k.numkeys <= 0 {
+        if k.numkeys < 0 {
+            return streams_keys(argv, -k.numkeys as usize);
+        }
+        if k.numkeys == 0 {
             return keys;
         }
         let at = k.numkeys as usize;
@@ -765,6 +782,7 @@ pub static GROUPS: &[&[CommandSpec]] = &[
     crate::handlers::hashes::COMMANDS,
     crate::handlers::sets::COMMANDS,
     crate::handlers::zsets::COMMANDS,
+    crate::handlers::streams::COMMANDS,
 ];
 
 /// Every top-level command.

@@ -526,8 +526,8 @@ pub struct Settings {
     pub latency_tracking: bool,
     /// Collection encoding thresholds, in this order: list-max-listpack-size,
     /// hash-max-listpack-entries/value, set-max-intset-entries, set-max-listpack-entries/value,
-    /// zset-max-listpack-entries/value.
-    pub encodings: [i64; 8],
+    /// zset-max-listpack-entries/value, stream-node-max-bytes/entries.
+    pub encodings: [i64; 10],
     /// Microseconds a busy worker polls without sleeping before it blocks (0 = never).
     pub busy_poll_us: u64,
     /// Percentiles INFO latencystats reports.
@@ -597,6 +597,8 @@ impl Settings {
                 num("set-max-listpack-value"),
                 num("zset-max-listpack-entries"),
                 num("zset-max-listpack-value"),
+                num("stream-node-max-bytes"),
+                num("stream-node-max-entries"),
             ],
             latency_percentiles: c
                 .get("latency-tracking-info-percentiles")

@@ -73,6 +73,8 @@ impl WorkerLocal {
             set_max_listpack_value: e[5] as usize,
             zset_max_listpack_entries: e[6] as usize,
             zset_max_listpack_value: e[7] as usize,
+            stream_node_max_bytes: e[8] as usize,
+            stream_node_max_entries: e[9] as u64,
             notify_flags: self.settings.notify_flags,
         };
     }
@@ -222,7 +224,7 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
             db: s.db,
             resp3: s.out.is_resp3(),
             cmd: sub.unwrap_or(cmd),
-            argv: argv.iter().map(|a| a.to_vec()).collect(),
+            argv: b.rerun.unwrap_or_else(|| argv.iter().map(|a| a.to_vec()).collect()),
             keys: b.keys,
             deadline: b.deadline,
         };

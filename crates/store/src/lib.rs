@@ -22,6 +22,7 @@ pub mod memory;
 pub mod namespace;
 pub mod object;
 pub mod set;
+pub mod stream;
 pub mod table;
 pub mod zset;
 

@@ -77,7 +77,7 @@ impl<'a> Needle<'a> {
 
 /// Redis's `lpStringToInt64`: a canonical decimal `i64` (no sign but `-`, no leading zeros,
 /// no `-0`, at most 20 characters).
-fn parse_int(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_int(s: &[u8]) -> Option<i64> {
     if s.is_empty() || s.len() >= 21 {
         return None;
     }
@@ -290,6 +290,30 @@ fn write_backlen(l: usize, dst: &mut [u8]) {
     }
 }
 
+/// Appends `v` to a listpack body as Redis's `lpAppend` encodes it (canonical integers as
+/// integers); returns the bytes added.
+pub(crate) fn lp_append(buf: &mut Vec<u8>, v: &[u8]) -> usize {
+    lp_append_payload(buf, Payload::of(v))
+}
+
+/// Appends an integer element (`lpAppendInteger`); returns the bytes added.
+pub(crate) fn lp_append_int(buf: &mut Vec<u8>, v: i64) -> usize {
+    lp_append_payload(buf, Payload::Int(v))
+}
+
+/// Bytes `lp_append_int(v)` adds.
+pub(crate) fn lp_int_len(v: i64) -> usize {
+    Payload::Int(v).total()
+}
+
+fn lp_append_payload(buf: &mut Vec<u8>, p: Payload<'_>) -> usize {
+    let n = p.total();
+    let at = buf.len();
+    buf.resize(at + n, 0);
+    p.write(&mut buf[at..]);
+    n
+}
+
 /// Bytes of the encoding and data of the entry at `pos`.
 fn enc_len_at(buf: &[u8], pos: usize) -> usize {
     let b = buf[pos];
@@ -308,7 +332,7 @@ fn enc_len_at(buf: &[u8], pos: usize) -> usize {
 }
 
 /// Bytes of the whole entry at `pos`.
-fn entry_len_at(buf: &[u8], pos: usize) -> usize {
+pub(crate) fn entry_len_at(buf: &[u8], pos: usize) -> usize {
     let e = enc_len_at(buf, pos);
     e + backlen_len(e)
 }
@@ -337,7 +361,7 @@ fn sign_extend(v: u64, bits: u32) -> i64 {
 }
 
 /// The element at `pos`.
-fn elem_at(buf: &[u8], pos: usize) -> Elem<'_> {
+pub(crate) fn elem_at(buf: &[u8], pos: usize) -> Elem<'_> {
     let b = buf[pos];
     let str_at = |start: usize, len: usize| Elem::Str(&buf[start..start + len]);
     match b {

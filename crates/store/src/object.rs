@@ -8,6 +8,7 @@ use crate::entry::Kind;
 use crate::hash::Hash;
 use crate::list::List;
 use crate::set::Set;
+use crate::stream::Stream;
 use crate::zset::ZSet;
 
 /// A heap value owned by one entry.
@@ -19,6 +20,7 @@ pub enum Object {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 impl Object {
@@ -30,6 +32,7 @@ impl Object {
             Object::Hash(_) => Kind::Hash,
             Object::Set(_) => Kind::Set,
             Object::ZSet(_) => Kind::ZSet,
+            Object::Stream(_) => Kind::Stream,
         }
     }
 
@@ -42,6 +45,7 @@ impl Object {
             Object::Hash(h) => h.heap_size(),
             Object::Set(s) => s.heap_size(),
             Object::ZSet(z) => z.heap_size(),
+            Object::Stream(s) => crate::hash::alloc_size(std::mem::size_of::<Stream>()) + s.heap_size(),
         }
     }
 
@@ -53,6 +57,7 @@ impl Object {
             Object::Hash(h) => h.encoding(),
             Object::Set(s) => s.encoding(),
             Object::ZSet(z) => z.encoding(),
+            Object::Stream(s) => s.encoding(),
         }
     }
 
@@ -64,6 +69,8 @@ impl Object {
             Object::Hash(h) => h.is_empty(),
             Object::Set(s) => s.is_empty(),
             Object::ZSet(z) => z.is_empty(),
+            // A stream key stays when its last entry goes.
+            Object::Stream(_) => false,
         }
     }
 }

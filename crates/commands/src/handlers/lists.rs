@@ -657,7 +657,7 @@ pub(crate) fn parse_timeout(ctx: &Ctx<'_>, arg: &[u8]) -> CmdResult<Option<i64>>
 /// Nothing to pop: block (or, where blocking is not allowed, reply with `null`).
 pub(crate) fn block_or(ctx: &mut Ctx<'_>, deadline: Option<i64>, keys: &[&[u8]], null: fn(&mut ReplyBuf)) -> CmdResult {
     if ctx.may_block {
-        ctx.block = Some(crate::Block { deadline, keys: keys.iter().map(|k| k.to_vec()).collect() });
+        ctx.block = Some(crate::Block { deadline, keys: keys.iter().map(|k| k.to_vec()).collect(), rerun: None });
     } else {
         null(ctx.out);
     }

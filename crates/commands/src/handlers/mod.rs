@@ -6,6 +6,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod zsets;
 
