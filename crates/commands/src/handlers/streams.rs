@@ -967,7 +967,7 @@ fn help(out: &mut ReplyBuf, name: &str, lines: &[&str]) {
         out.simple(l);
     }
     out.simple("HELP");
-    out.simple("    Print this help.");
+    out.simple("    Prints this help.");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1153,7 +1153,8 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
                     }
                     p.delivery_count
                 }
-                (None, true) => 0,
+                // A pending entry FORCE creates starts as delivered once.
+                (None, true) => 1,
                 (None, false) => continue,
             };
             let count = match retry {
@@ -1333,7 +1334,7 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let mut count: i64 = 10;
     if argv.len() > 3 {
         if !is(argv[3], "full") {
-            return Err(SYNTAX);
+            return Err(subcommand_syntax(ctx));
         }
         full = true;
         match argv.len() {
@@ -1344,7 +1345,7 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
                     count = 10;
                 }
             }
-            _ => return Err(SYNTAX),
+            _ => return Err(subcommand_syntax(ctx)),
         }
     }
     let s = xinfo_stream_key(ctx, view)?;
