@@ -133,6 +133,66 @@ fn zset_scenario(server: &Server) -> Vec<(String, String)> {
     out
 }
 
+/// XREAD and XREADGROUP with BLOCK.
+fn stream_scenario(server: &Server) -> Vec<(String, String)> {
+    let mut admin = server.conn();
+    let mut out = Vec::new();
+    let mut note = |what: &str, v: String| out.push((what.to_string(), v));
+    let (mut c1, mut c2, mut c3) = (server.conn(), server.conn(), server.conn());
+    // `$` means entries added after the call: an entry added while blocked is delivered, the
+    // ones before are not. Two readers of the same stream both get it.
+    admin.cmd(&["XADD", "s", "1-0", "f", "old"]).unwrap();
+    c1.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    c2.send(&["XREAD", "COUNT", "5", "BLOCK", "0", "STREAMS", "other", "s", "0", "$"]).unwrap();
+    wait_blocked(&mut admin, 2);
+    note("xadd", text(admin.cmd(&["XADD", "s", "2-0", "f", "new"]).unwrap()));
+    note("reader 1", text(c1.read_reply_raw().unwrap()));
+    note("reader 2", text(c2.read_reply_raw().unwrap()));
+    // A group reader blocks on `>` and gets the next entry; the entry becomes pending.
+    admin.cmd(&["XGROUP", "CREATE", "s", "g", "$"]).unwrap();
+    c3.send(&["XREADGROUP", "GROUP", "g", "alice", "BLOCK", "0", "STREAMS", "s", ">"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["XADD", "s", "3-0", "f", "job"]).unwrap();
+    note("group reader", text(c3.read_reply_raw().unwrap()));
+    note("pending", text(admin.cmd(&["XPENDING", "s", "g"]).unwrap()));
+    // Two group readers, one entry: the first blocked gets it, the second keeps waiting.
+    c1.send(&["XREADGROUP", "GROUP", "g", "bob", "BLOCK", "0", "STREAMS", "s", ">"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    c2.send(&["XREADGROUP", "GROUP", "g", "carol", "BLOCK", "0", "STREAMS", "s", ">"]).unwrap();
+    wait_blocked(&mut admin, 2);
+    admin.cmd(&["XADD", "s", "4-0", "f", "one"]).unwrap();
+    note("first group reader", text(c1.read_reply_raw().unwrap()));
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["XADD", "s", "5-0", "f", "two"]).unwrap();
+    note("second group reader", text(c2.read_reply_raw().unwrap()));
+    // Timeouts, the form inside MULTI, a stream that already has entries.
+    note("timeout", text(c1.cmd(&["XREAD", "BLOCK", "10", "STREAMS", "s", "$"]).unwrap()));
+    note(
+        "group timeout",
+        text(c1.cmd(&["XREADGROUP", "GROUP", "g", "x", "BLOCK", "10", "STREAMS", "s", ">"]).unwrap()),
+    );
+    note("immediate", text(c1.cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "3-0"]).unwrap()));
+    c1.cmd(&["MULTI"]).unwrap();
+    c1.cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]).unwrap();
+    note("in multi", text(c1.cmd(&["EXEC"]).unwrap()));
+    // A list arriving at the key does not serve a stream reader; a stream does.
+    c2.send(&["XREAD", "BLOCK", "0", "STREAMS", "later", "0"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["RPUSH", "later", "v"]).unwrap();
+    admin.cmd(&["DEL", "later"]).unwrap();
+    admin.cmd(&["XADD", "later", "1-1", "f", "v"]).unwrap();
+    note("after wrong type", text(c2.read_reply_raw().unwrap()));
+    out
+}
+
+#[test]
+fn stream_blocking_matches_redis() {
+    let want = stream_scenario(&Server::redis());
+    let got = stream_scenario(&Server::redoubt());
+    assert_eq!(want, got);
+}
+
 #[test]
 fn blocking_matches_redis() {
     let want = scenario(&Server::redis());

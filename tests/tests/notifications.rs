@@ -75,6 +75,24 @@ const COMMANDS: &[&[&str]] = &[
     &["ZDIFFSTORE", "zd", "1", "z3"],
     &["ZMPOP", "1", "z3", "MAX", "COUNT", "5"],
     &["ZPOPMIN", "z"],
+    &["XADD", "x", "1-0", "f", "v"],
+    &["XADD", "x", "MAXLEN", "1", "2-0", "f", "v"],
+    &["XADD", "x", "NOMKSTREAM", "3-0", "f", "v"],
+    &["XADD", "nox", "NOMKSTREAM", "1-0", "f", "v"],
+    &["XDEL", "x", "3-0", "9-9"],
+    &["XTRIM", "x", "MAXLEN", "0"],
+    &["XTRIM", "x", "MAXLEN", "0"],
+    &["XSETID", "x", "10-0"],
+    &["XGROUP", "CREATE", "x", "g", "$"],
+    &["XGROUP", "CREATE", "x2", "g", "0", "MKSTREAM"],
+    &["XGROUP", "CREATECONSUMER", "x", "g", "c1"],
+    &["XADD", "x", "11-0", "f", "v"],
+    &["XREADGROUP", "GROUP", "g", "c2", "STREAMS", "x", ">"],
+    &["XCLAIM", "x", "g", "c1", "0", "11-0"],
+    &["XACK", "x", "g", "11-0"],
+    &["XGROUP", "SETID", "x", "g", "0"],
+    &["XGROUP", "DELCONSUMER", "x", "g", "c1"],
+    &["XGROUP", "DESTROY", "x", "g"],
     &["SET", "short", "v", "PX", "1"],
 ];
 
@@ -90,6 +108,8 @@ const READS: &[&[&str]] = &[
     &["ZSCORE", "nozset", "m"],
     &["ZRANGE", "nozset", "0", "-1"],
     &["TYPE", "missing"],
+    &["XRANGE", "nostream", "-", "+"],
+    &["XLEN", "nostream"],
     &["TTL", "missing"],
 ];
 
