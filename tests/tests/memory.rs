@@ -39,6 +39,19 @@ const BUILDERS: &[Builder] = &[
     ("large sets", |i| vec![strs(&["SADD", &format!("S:{}", i / 500), &format!("member:{i}")])]),
     ("small sorted sets", |i| vec![strs(&["ZADD", &format!("z:{i}"), "1", "a", "2.5", "b", "3", "c"])]),
     ("large sorted sets", |i| vec![strs(&["ZADD", &format!("Z:{}", i / 500), &i.to_string(), &format!("member:{i}")])]),
+    ("small streams", |i| vec![strs(&["XADD", &format!("x:{i}"), "1-1", "event", "added", "id", &i.to_string()])]),
+    ("large streams", |i| {
+        vec![strs(&["XADD", &format!("X:{}", i / 5000), "*", "event", "completed", "jobId", &i.to_string()])]
+    }),
+    ("stream groups", |i| {
+        let key = format!("G:{}", i / 1000);
+        let mut cmds = vec![strs(&["XADD", &key, "*", "job", &i.to_string()])];
+        if i % 1000 == 0 {
+            cmds.push(strs(&["XGROUP", "CREATE", &key, "g", "0"]));
+        }
+        cmds.push(strs(&["XREADGROUP", "GROUP", "g", &format!("c{}", i % 7), "COUNT", "1", "STREAMS", &key, ">"]));
+        cmds
+    }),
 ];
 
 fn measure(c: &mut Conn) -> (u64, u64) {

@@ -138,6 +138,9 @@ fn new_vm() -> mlua::Result<Lua> {
     // heap has grown 4× rather than 2× (Lua's default), halving the collector's share of a
     // short script's time for a small, bounded amount of memory.
     lua.gc_set_pause(400);
+    // A script that allocates without bound (`string.rep` of a large string, `s = s .. s`)
+    // gets Lua's "not enough memory" error instead of the process aborting.
+    lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
     let g = lua.globals();
     for name in ["loadfile", "dofile", "print", "require", "module", "newproxy"] {
         g.raw_set(name, Value::Nil)?;
@@ -198,6 +201,10 @@ fn new_vm() -> mlua::Result<Lua> {
 
 /// The registry name of the environment scripts run in (see `new_vm`).
 const SCRIPT_ENV: &str = "redoubt.script_env";
+
+/// The most memory one worker's Lua heap may use. Lua 5.1 does not collect before failing an
+/// allocation, so after a script the heap is collected when it holds more than half of this.
+const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
 /// Compiles a script body in the scripts' environment; bytecode is refused as Redis does.
 fn compile(lua: &Lua, body: &[u8]) -> mlua::Result<mlua::Function> {
@@ -584,6 +591,9 @@ fn execute(
     CURRENT_CALL.with(|c| c.set(std::ptr::null()));
     let Call { error, origin, .. } = call.into_inner();
     RUNNING_SINCE.store(0, Ordering::Release);
+    if vm.lua.used_memory() > LUA_MEMORY_LIMIT / 2 {
+        let _ = vm.lua.gc_collect();
+    }
     Outcome { result: outcome.and_then(|r| r), call_error: error, origin }
 }
 

@@ -7,8 +7,11 @@
 //! functions that could get past a view are replaced by C functions that behave as Lua's own
 //! but know the views: `rawset` and `setmetatable` refuse them, `rawget`, `next` and `pairs`
 //! look through them to the table they show, `getmetatable` shows what Redis shows.
-//! `loadstring` refuses bytecode (as Redis's parser does) and compiles into the same
-//! environment; `setfenv`/`getfenv` are gone.
+//! `loadstring` and `load` refuse bytecode (as Redis's parser does: a chunk starting with ESC
+//! is a syntax error, whether given as a string or by a reader function), `loadstring`
+//! compiles into the same environment; `setfenv`/`getfenv` are gone. `unpack` counts its
+//! results without the signed overflow of Lua 5.1's (`unpack({}, -2^31, 2^31 - 1)`).
+//! (`load` and `unpack` as Redis fixed them: CVE-2015-4335, CVE-2025-46817.)
 //!
 //! The C functions follow `lbaselib.c`'s argument checks, so errors read as Redis's do; a
 //! write to a protected table fails with the position-less text Redis's patched core raises.
@@ -27,8 +30,8 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let (env, protected, shown_mt): (Table, Table, Table) = lua
         .load(
             r#"
-        local real_G, raw_set, raw_get, set_mt, set_env, load_string =
-          _G, rawset, rawget, setmetatable, setfenv, loadstring
+        local real_G, raw_set, raw_get, set_mt, set_env, loadstring, load =
+          _G, rawset, rawget, setmetatable, setfenv, loadstring, load
         -- protected[view] = the table the view shows (true for the real globals);
         -- shown_mt[view] = what getmetatable(view) returns (nothing for the libraries).
         local protected = set_mt({}, {__mode = "k"})
@@ -54,13 +57,33 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
         protected[real_G] = true
         shown_mt[env] = protect({__index = missing})
         raw_set(real_G, "_G", env)
+        -- The syntax error Redis's parser gives a chunk called `name` that starts with ESC:
+        -- Lua words it for another control character.
+        local function bytecode_error(name)
+          local _, e = loadstring("\1", name)
+          return (e:gsub("'char%(1%)'$", "'char(27)'"))
+        end
         raw_set(real_G, "loadstring", function(s, name)
           if type(s) == "string" and s:byte(1) == 27 then
-            return nil, '[string "' .. s:match("^[^%z\n]*") .. "\"]:1: unexpected symbol near 'char(27)'"
+            return nil, bytecode_error(name or s)
           end
-          local f, e = load_string(s, name)
+          local f, e = loadstring(s, name)
           if f then set_env(f, env) end
           return f, e
+        end)
+        raw_set(real_G, "load", function(reader, name)
+          if type(reader) == "function" then
+            local read, first = reader, true
+            reader = function()
+              local piece = read()
+              if first and type(piece) == "string" and piece ~= "" then
+                first = false
+                if piece:byte(1) == 27 then error(bytecode_error(name or "=(load)"), 0) end
+              end
+              return piece
+            end
+          end
+          return load(reader, name)
         end)
         raw_set(real_G, "setfenv", nil)
         raw_set(real_G, "getfenv", nil)
@@ -87,6 +110,8 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
                 ffi::lua_pushcclosure(l, f, 2);
                 ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, name.as_ptr());
             }
+            ffi::lua_pushcfunction(l, unpack_entry);
+            ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"unpack".as_ptr());
             // pairs returns the sandbox's next.
             ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, c"next".as_ptr());
             ffi::lua_pushcclosure(l, pairs_entry, 1);
@@ -187,6 +212,38 @@ unsafe extern "C-unwind" fn pairs_entry(l: *mut lua_State) -> c_int {
         ffi::lua_pushvalue(l, 1);
         ffi::lua_pushnil(l);
         3
+    }
+}
+
+/// C's `(int)` of a `lua_Integer` (Lua 5.1's `luaL_checkint`): the low 32 bits.
+fn c_int_of(v: ffi::lua_Integer) -> c_int {
+    v as c_int
+}
+
+/// `unpack(t [, i [, j]])` as Lua 5.1's, but counting `j - i + 1` in 64 bits: in C that
+/// subtraction overflows for ranges such as `unpack({}, -2^31, 2^31 - 1)`, and an optimising
+/// compiler drops the check meant to catch it, pushing past the end of the stack.
+unsafe extern "C-unwind" fn unpack_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry.
+    unsafe {
+        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+        let i = c_int_of(ffi::luaL_optinteger(l, 2, 1));
+        let e = if ffi::lua_isnoneornil(l, 3) != 0 {
+            ffi::lua_objlen(l, 1) as c_int
+        } else {
+            c_int_of(ffi::luaL_checkinteger(l, 3))
+        };
+        if i > e {
+            return 0;
+        }
+        let n = i64::from(e) - i64::from(i) + 1;
+        if n >= i64::from(c_int::MAX) || ffi::lua_checkstack(l, n as c_int) == 0 {
+            return ffi::luaL_error(l, c"too many results to unpack".as_ptr());
+        }
+        for k in i..=e {
+            ffi::lua_rawgeti(l, 1, k.into());
+        }
+        n as c_int
     }
 }
 

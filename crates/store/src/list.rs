@@ -301,6 +301,11 @@ pub(crate) fn lp_append_int(buf: &mut Vec<u8>, v: i64) -> usize {
     lp_append_payload(buf, Payload::Int(v))
 }
 
+/// Bytes `lp_append(v)` adds.
+pub(crate) fn lp_len(v: &[u8]) -> usize {
+    Payload::of(v).total()
+}
+
 /// Bytes `lp_append_int(v)` adds.
 pub(crate) fn lp_int_len(v: i64) -> usize {
     Payload::Int(v).total()

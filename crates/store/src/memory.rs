@@ -101,6 +101,13 @@ pub fn publish() {
     });
 }
 
+/// The calling thread's net allocation so far (allocated − freed, in allocator size classes),
+/// or `None` if the thread is not registered. Two readings bracket an edit to measure exactly
+/// what it allocated.
+pub fn thread_net() -> Option<i64> {
+    COUNTERS.with(|c| c.borrow().as_ref().map(Counters::net))
+}
+
 /// The bytes allocated and not freed, as this thread can know it now.
 pub fn used() -> u64 {
     let own = COUNTERS.with(|c| c.borrow().as_ref().map(|c| (c.slot, c.net())));

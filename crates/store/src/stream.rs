@@ -21,10 +21,10 @@
 //! Consumer groups ([`Group`]) keep their pending entries list in ID order, with each consumer's
 //! own list of the IDs it holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
-use crate::list::{alloc_size, elem_at, entry_len_at, lp_append, lp_append_int, lp_int_len, Elem};
+use crate::list::{alloc_size, elem_at, entry_len_at, lp_append, lp_append_int, lp_int_len, lp_len, Elem};
 
 /// Entry flags (`STREAM_ITEM_FLAG_*`).
 const FLAG_DELETED: i64 = 1;
@@ -114,8 +114,8 @@ struct Slot {
 /// One node: Redis's stream listpack, without the counts at its head (kept as numbers).
 #[derive(Clone, Debug, PartialEq, Default)]
 struct Node {
-    live: u64,
-    deleted: u64,
+    live: u32,
+    deleted: u32,
     /// `n-fields | field... | 0 | entries...`
     buf: Vec<u8>,
 }
@@ -123,6 +123,8 @@ struct Node {
 impl Node {
     fn new(fields: &[&[u8]]) -> Node {
         let mut n = Node::default();
+        let master = lp_int_len(fields.len() as i64) + fields.iter().map(|f| lp_len(f)).sum::<usize>() + 1;
+        n.reserve(master);
         lp_append_int(&mut n.buf, fields.len() as i64);
         for f in fields {
             lp_append(&mut n.buf, f);
@@ -224,12 +226,17 @@ impl Node {
     fn push(&mut self, master_id: StreamId, id: StreamId, pairs: &[&[u8]]) {
         let same = self.same_fields(pairs);
         let n = pairs.len() / 2;
-        let estimate = 3 * 9 + 9 + pairs.iter().map(|x| x.len() + 10).sum::<usize>();
-        self.reserve(estimate);
+        let (ms, seq) = (id.ms.wrapping_sub(master_id.ms) as i64, id.seq.wrapping_sub(master_id.seq) as i64);
+        let stored: usize = if same {
+            pairs.iter().skip(1).step_by(2).map(|v| lp_len(v)).sum::<usize>() + lp_int_len(n as i64 + 3)
+        } else {
+            pairs.iter().map(|v| lp_len(v)).sum::<usize>() + lp_int_len(n as i64) + lp_int_len(2 * n as i64 + 4)
+        };
+        self.reserve(1 + lp_int_len(ms) + lp_int_len(seq) + stored);
         let b = &mut self.buf;
         lp_append_int(b, if same { FLAG_SAMEFIELDS } else { 0 });
-        lp_append_int(b, id.ms.wrapping_sub(master_id.ms) as i64);
-        lp_append_int(b, id.seq.wrapping_sub(master_id.seq) as i64);
+        lp_append_int(b, ms);
+        lp_append_int(b, seq);
         if same {
             for v in pairs.iter().skip(1).step_by(2) {
                 lp_append(b, v);
@@ -352,7 +359,8 @@ impl Group {
 /// A stream value.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Stream {
-    nodes: BTreeMap<StreamId, Node>,
+    /// The nodes by master ID, in order.
+    nodes: VecDeque<(StreamId, Node)>,
     length: u64,
     pub last_id: StreamId,
     /// The first live entry's ID (0-0 when empty).
@@ -362,12 +370,10 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name.
     pub groups: BTreeMap<Vec<u8>, Group>,
-    /// Heap bytes of the nodes, kept as they change (see [`Stream::heap_size`]).
-    node_heap: usize,
+    /// Heap bytes this stream holds beyond its own allocation, as counted (see
+    /// [`Stream::heap_size`]).
+    heap: usize,
 }
-
-/// Bookkeeping bytes per node beyond its listpack (its slot in the B-tree).
-const NODE_OVERHEAD: usize = 64;
 
 impl Stream {
     pub fn new() -> Stream {
@@ -415,8 +421,8 @@ impl Stream {
         }
         let keys: Vec<[u8; 16]> = self
             .nodes
-            .keys()
-            .map(|id| {
+            .iter()
+            .map(|(id, _)| {
                 let mut k = [0u8; 16];
                 k[..8].copy_from_slice(&id.ms.to_be_bytes());
                 k[8..].copy_from_slice(&id.seq.to_be_bytes());
@@ -439,21 +445,19 @@ impl Stream {
     pub fn append(&mut self, id: StreamId, pairs: &[&[u8]], max_bytes: usize, max_entries: u64) {
         let max_bytes = if max_bytes == 0 || max_bytes > MAX_NODE_BYTES { MAX_NODE_BYTES } else { max_bytes };
         let added: usize = pairs.iter().map(|x| x.len()).sum();
-        let fits = self.nodes.last_key_value().is_some_and(|(_, n)| {
-            n.lp_bytes() + added < max_bytes && (max_entries == 0 || n.live + n.deleted < max_entries)
+        let fits = self.nodes.back().is_some_and(|(_, n)| {
+            n.lp_bytes() + added < max_bytes && (max_entries == 0 || u64::from(n.live + n.deleted) < max_entries)
         });
         if !fits {
             let fields: Vec<&[u8]> = pairs.iter().step_by(2).copied().collect();
-            let node = Node::new(&fields);
-            self.node_heap += node.heap() + NODE_OVERHEAD;
-            self.nodes.insert(id, node);
+            if self.nodes.len() == self.nodes.capacity() {
+                // One slot for a stream's first node, then doubling.
+                self.nodes.reserve_exact(self.nodes.len().max(1));
+            }
+            self.nodes.push_back((id, Node::new(&fields)));
         }
-        let mut last = self.nodes.last_entry().expect("a node was just ensured");
-        let master = *last.key();
-        let node = last.get_mut();
-        let before = node.heap();
-        node.push(master, id, pairs);
-        self.node_heap = self.node_heap + node.heap() - before;
+        let (master, node) = self.nodes.back_mut().expect("a node was just ensured");
+        node.push(*master, id, pairs);
         self.length += 1;
         if self.length == 1 {
             self.first_id = id;
@@ -469,7 +473,9 @@ impl Stream {
             return;
         }
         if rev {
-            for (&master, node) in self.nodes.range(..=end).rev() {
+            let upto = self.nodes.partition_point(|(k, _)| *k <= end);
+            for (master, node) in self.nodes.range(..upto).rev() {
+                let master = *master;
                 let slots: Vec<Slot> = node.slots(master).collect();
                 for s in slots.iter().rev() {
                     if s.id > end || s.flags & FLAG_DELETED != 0 {
@@ -481,8 +487,9 @@ impl Stream {
                 }
             }
         } else {
-            let from = self.nodes.range(..=start).next_back().map_or(StreamId::ZERO, |(k, _)| *k);
-            for (&master, node) in self.nodes.range(from..) {
+            let from = self.nodes.partition_point(|(k, _)| *k <= start).saturating_sub(1);
+            for (master, node) in self.nodes.range(from..) {
+                let master = *master;
                 if master > end {
                     return;
                 }
@@ -500,7 +507,9 @@ impl Stream {
 
     /// The live entry `id`, if any.
     pub fn get(&self, id: StreamId) -> Option<Fields<'_>> {
-        let (&master, node) = self.nodes.range(..=id).next_back()?;
+        let at = self.node_at(id)?;
+        let (master, node) = &self.nodes[at];
+        let master = *master;
         node.slots(master).find(|s| s.id == id && s.flags & FLAG_DELETED == 0).map(|s| node.fields(&s))
     }
 
@@ -520,14 +529,15 @@ impl Stream {
 
     /// XDEL of one ID: whether a live entry was deleted.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else { return false };
+        let Some(at) = self.node_at(id) else { return false };
+        let (master, node) = &mut self.nodes[at];
+        let master = *master;
         let Some(slot) = node.slots(master).find(|s| s.id == id && s.flags & FLAG_DELETED == 0) else {
             return false;
         };
         node.mark_deleted(&slot);
         if node.live == 0 {
-            self.node_heap -= node.heap() + NODE_OVERHEAD;
-            self.nodes.remove(&master);
+            self.nodes.remove(at);
         }
         self.length -= 1;
         if id > self.max_deleted_id {
@@ -544,13 +554,14 @@ impl Stream {
     /// Returns the number of entries removed.
     pub fn trim(&mut self, rule: Trim, approx: bool, limit: u64) -> u64 {
         let mut removed = 0u64;
-        while let Some((&master, node)) = self.nodes.first_key_value() {
+        while let Some((master, node)) = self.nodes.front() {
+            let master = *master;
             if let Trim::MaxLen(max) = rule {
                 if self.length <= max {
                     break;
                 }
             }
-            let entries = node.live;
+            let entries = u64::from(node.live);
             if limit > 0 && removed + entries > limit {
                 break;
             }
@@ -559,8 +570,7 @@ impl Stream {
                 Trim::MinId(min) => node.slots(master).last().is_some_and(|s| s.id < min),
             };
             if whole {
-                self.node_heap -= node.heap() + NODE_OVERHEAD;
-                self.nodes.remove(&master);
+                self.nodes.pop_front();
                 self.length -= entries;
                 removed += entries;
                 continue;
@@ -568,7 +578,7 @@ impl Stream {
             if approx {
                 break;
             }
-            let node = self.nodes.get_mut(&master).expect("first node");
+            let node = &mut self.nodes[0].1;
             let slots: Vec<Slot> = node.slots(master).collect();
             for s in &slots {
                 let stop = match rule {
@@ -585,8 +595,7 @@ impl Stream {
                 }
             }
             if node.live == 0 {
-                self.node_heap -= node.heap() + NODE_OVERHEAD;
-                self.nodes.remove(&master);
+                self.nodes.pop_front();
             }
             break;
         }
@@ -655,11 +664,28 @@ impl Stream {
         }
     }
 
-    /// Heap bytes beyond the value's own allocation: the nodes (counted as they change) and
-    /// the groups (an estimate from their sizes; proportional to the number of consumers).
+    /// The index of the node that holds `id`, if any node could.
+    fn node_at(&self, id: StreamId) -> Option<usize> {
+        self.nodes.partition_point(|(k, _)| *k <= id).checked_sub(1)
+    }
+
+    /// Heap bytes beyond the value's own allocation, as counted: the allocator's own figure
+    /// when the caller measures its edits ([`Stream::account`]), else [`Stream::estimate_heap`].
     pub fn heap_size(&self) -> usize {
+        self.heap
+    }
+
+    /// Adds the measured change of the heap bytes this stream holds (an edit's net allocation).
+    pub fn account(&mut self, delta: i64) {
+        self.heap = (self.heap as i64 + delta).max(0) as usize;
+    }
+
+    /// Re-estimates the heap bytes from the structures' sizes (where edits are not measured).
+    pub fn estimate_heap(&mut self) {
+        let nodes: usize = self.nodes.iter().map(|(_, n)| n.heap()).sum();
+        let slots = alloc_size(self.nodes.capacity() * std::mem::size_of::<(StreamId, Node)>());
         let groups: usize = self.groups.iter().map(|(n, g)| alloc_size(n.len()) + g.heap()).sum();
-        self.node_heap + groups
+        self.heap = nodes + slots + groups;
     }
 }
 

@@ -181,12 +181,36 @@ fn read_stream<'d>(ctx: &Ctx<'_>, db: &'d mut Db, key: &[u8], read: bool) -> Cmd
 /// Runs `f` on the stream at `key` (the caller checked it exists) with the reply buffer,
 /// keeping the memory count right.
 fn edit_stream<R>(ctx: &mut Ctx<'_>, db: &mut Db, key: &[u8], f: impl FnOnce(&mut Stream, &mut ReplyBuf) -> R) -> R {
+    let mut out = std::mem::replace(ctx.out, ReplyBuf::new(resp::Protocol::Resp2));
+    let r = edit_stream_into(ctx, db, key, &mut out, f);
+    *ctx.out = out;
+    r
+}
+
+/// [`edit_stream`] writing to `out`. The stream's heap is counted by measuring what the edit
+/// allocates (its groups are B-trees whose size the code cannot see), minus what `out` grew by.
+fn edit_stream_into<R>(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    key: &[u8],
+    out: &mut ReplyBuf,
+    f: impl FnOnce(&mut Stream, &mut ReplyBuf) -> R,
+) -> R {
     let e = db.lookup(key, ctx.now).expect("edit_stream: the caller checked the key exists");
     let size = |e: &Entry| e.alloc_bytes() + stream_of(e).map_or(0, |s| s.heap_size());
     let before = size(e);
     touch(ctx, e);
     let Some(Object::Stream(s)) = e.object_mut() else { unreachable!("edit_stream: the key holds a stream") };
-    let r = f(s, ctx.out);
+    let out_before = store::list::alloc_size(out.buf.capacity()) as i64;
+    let net_before = store::memory::thread_net();
+    let r = f(s, out);
+    match (net_before, store::memory::thread_net()) {
+        (Some(a), Some(b)) => {
+            let out_growth = store::list::alloc_size(out.buf.capacity()) as i64 - out_before;
+            s.account(b - a - out_growth);
+        }
+        _ => s.estimate_heap(),
+    }
     let after = size(e);
     db.account_edit(key, before, after);
     r
@@ -626,8 +650,8 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
                 true
             }
             Some((g, consumer)) => {
-                let (did, created) = edit_stream(ctx, db, key, |s, _| {
-                    serve_group(s, &mut body, key, g, consumer, after, count as usize, noack, now)
+                let (did, created) = edit_stream_into(ctx, db, key, &mut body, |s, body| {
+                    serve_group(s, body, key, g, consumer, after, count as usize, noack, now)
                 });
                 if created {
                     ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
