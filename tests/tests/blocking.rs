@@ -183,6 +183,26 @@ fn stream_scenario(server: &Server) -> Vec<(String, String)> {
     admin.cmd(&["DEL", "later"]).unwrap();
     admin.cmd(&["XADD", "later", "1-1", "f", "v"]).unwrap();
     note("after wrong type", text(c2.read_reply_raw().unwrap()));
+    // A group reader whose group is destroyed, or whose stream is deleted, overwritten or
+    // flushed, is unblocked with an error; a plain XREAD keeps waiting through a DEL.
+    let mut gone = |what: &str, cmd: &[&str]| {
+        admin.cmd(&["DEL", "gs"]).unwrap();
+        admin.cmd(&["XGROUP", "CREATE", "gs", "g", "$", "MKSTREAM"]).unwrap();
+        c1.send(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "gs", ">"]).unwrap();
+        wait_blocked(&mut admin, 1);
+        admin.cmd(cmd).unwrap();
+        note(what, text(c1.read_reply_raw().unwrap()));
+    };
+    gone("group destroyed", &["XGROUP", "DESTROY", "gs", "g"]);
+    gone("stream deleted", &["DEL", "gs"]);
+    gone("stream overwritten", &["SET", "gs", "x"]);
+    gone("flushed", &["FLUSHALL"]);
+    admin.cmd(&["XADD", "plain", "1-0", "f", "v"]).unwrap();
+    c2.send(&["XREAD", "BLOCK", "0", "STREAMS", "plain", "$"]).unwrap();
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["DEL", "plain"]).unwrap();
+    admin.cmd(&["XADD", "plain", "2-0", "f", "v"]).unwrap();
+    note("xread through del", text(c2.read_reply_raw().unwrap()));
     out
 }
 

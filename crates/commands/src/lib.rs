@@ -96,6 +96,8 @@ pub struct Ctx<'a> {
     pub block: Option<Block>,
     /// Keys that received elements a blocked client may be waiting for (list pushes).
     pub ready: Vec<Vec<u8>>,
+    /// Whether this run serves a client that blocked earlier (a key it waits on changed).
+    pub rerun: bool,
 }
 
 /// A blocking command's request to wait.

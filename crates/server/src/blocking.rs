@@ -94,6 +94,11 @@ impl Registry {
         Some(w)
     }
 
+    /// Every (database, key) some client waits on.
+    pub fn waiting_keys(&self) -> Vec<(usize, Vec<u8>)> {
+        self.inner.lock().by_key.keys().cloned().collect()
+    }
+
     /// Claims the oldest client waiting on `key` whose command `wants`, if any.
     pub fn claim_first(&self, db: usize, key: &[u8], wants: impl Fn(&Waiter) -> bool) -> Option<Waiter> {
         let mut inner = self.inner.lock();

@@ -249,9 +249,14 @@ pub fn serve_blocked(shared: &Shared, local: &mut WorkerLocal) {
     let mut queue: std::collections::VecDeque<(usize, Vec<u8>)> = local.ready.drain(..).collect();
     while let Some((db, key)) = queue.pop_front() {
         // Only clients waiting for the type the key now holds are served (as Redis 7.2: a
-        // BZPOPMIN stays blocked when its key becomes a list).
-        let Some(kind) = key_kind(shared, db, &key) else { continue };
-        while let Some(w) = shared.blocking.claim_first(db, &key, |w| waits_for(w.cmd) == kind) {
+        // BZPOPMIN stays blocked when its key becomes a list), and XREADGROUP clients whose
+        // stream is gone (their rerun replies with an error).
+        let kind = key_kind(shared, db, &key);
+        let wants = |w: &crate::blocking::Waiter| match kind {
+            Some(k) if waits_for(w.cmd) == k => true,
+            _ => w.cmd.name == "xreadgroup",
+        };
+        while let Some(w) = shared.blocking.claim_first(db, &key, wants) {
             match serve_one(shared, local, &w) {
                 Some(reply) => {
                     queue.extend(local.ready.drain(..));
@@ -302,6 +307,7 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
         may_block: true,
         block: None,
         ready: Vec::new(),
+        rerun: true,
     };
     let r = f(&mut ctx, &mut view);
     ctx.take_journal();
@@ -545,6 +551,7 @@ pub(crate) fn run_handler(
         may_block,
         block: None,
         ready: Vec::new(),
+        rerun: false,
     };
     let r = f(&mut ctx, view);
     ctx.take_journal();
@@ -557,6 +564,15 @@ pub(crate) fn run_handler(
         events.splice(0..0, expired_events(view));
     }
     publish_events(shared, &events);
+    if ctx.dirty > 0 && !shared.blocking.is_empty() {
+        // A key deleted or overwritten unblocks the XREADGROUP clients waiting on it (with
+        // an error, as Redis): offer every key the command may have written.
+        if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
+            local.ready.extend(shared.blocking.waiting_keys());
+        } else {
+            local.ready.extend(spec.written_keys(argv).into_iter().map(|i| (db, argv[i].to_vec())));
+        }
+    }
     if ctx.dirty > 0 {
         // Still under the shard locks, so an EXEC checking its WATCH flag cannot miss it.
         if whole {

@@ -597,6 +597,20 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
     // Resolve the IDs (and check types and groups) before serving anything.
     let mut afters = Vec::with_capacity(n);
     for (key, arg) in keys.iter().zip(id_args) {
+        if let (true, Some((g, _))) = (ctx.rerun, group) {
+            // Served after blocking: the stream or the group went away meanwhile.
+            let db = view.db(ctx.db, key);
+            let stream = db.lookup(key, ctx.now).and_then(|e| stream_of(e).map(|s| s.groups.contains_key(g)));
+            match stream {
+                None => return Err(CmdError::fixed("UNBLOCKED the stream key no longer exists")),
+                Some(false) => {
+                    return Err(CmdError::fixed(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    ))
+                }
+                Some(true) => {}
+            }
+        }
         let s = read_stream(ctx, view.db(ctx.db, key), key, false)?;
         if let Some((g, _)) = group {
             if !s.is_some_and(|s| s.groups.contains_key(g)) {
