@@ -594,9 +594,7 @@ impl Stream {
                     removed += 1;
                 }
             }
-            if node.live == 0 {
-                self.nodes.pop_front();
-            }
+            // A node trimmed empty stays until it is trimmed whole (as in Redis).
             break;
         }
         self.refresh_first();

@@ -732,16 +732,17 @@ fn serve_group(
     noack: bool,
     now: i64,
 ) -> (bool, bool) {
-    let group = s.groups.get_mut(g).expect("checked above");
-    let (c, created) = group.consumer(consumer, now);
-    c.seen_time = now;
     let last_valid = s.edge(true);
-    let group = &s.groups[g];
+    let group_last = s.groups[g].last_id;
     let (start, history) = match after {
         After::Id(gt) => (gt.next(), true),
-        _ if last_valid.is_some_and(|m| m > group.last_id) => (group.last_id.next(), false),
-        _ => return (false, created),
+        _ if last_valid.is_some_and(|m| m > group_last) => (group_last.next(), false),
+        _ => return (false, false),
     };
+    // The consumer exists (and is seen) once it is served, as in Redis.
+    let (c, created) = s.groups.get_mut(g).expect("checked above").consumer(consumer, now);
+    c.seen_time = now;
+    let group = &s.groups[g];
     if !body.is_resp3() {
         body.array(2);
     }
