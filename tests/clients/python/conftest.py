@@ -1,17 +1,26 @@
-"""Fixtures for the redis-py smoke tests: start one Redoubt server for the session.
+"""Fixtures for the client tests: the Redoubt server (and, for the job-queue
+suites, a real redis-server to compare with).
 
 The server binary is $REDOUBT_BIN, or target/debug/redoubt-server at the root
-of the workspace (build it with `cargo build -p redoubt-server`). It listens on
-a free loopback port and is stopped when the session ends. Missing pieces (the
-binary, or redis-py itself) stop the run with a message naming what is missing.
+of the workspace (build it with `cargo build -p redoubt-server`). Every server
+listens on a free loopback port and is stopped when its fixture ends. Missing
+pieces (the binary, redis-py, or redis-server for the comparison runs) stop the
+run with a message naming what is missing.
+
+`server_port` is one Redoubt server for the whole session (the redis-py suite).
+`queue_server` is parametrized over redis-server and Redoubt, one fresh server
+per test module and kind, for the RQ and Celery suites: the redis-server run
+shows the tests themselves are right, the Redoubt run is the one that matters.
 """
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -58,7 +67,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(proc: subprocess.Popen, port: int) -> bool:
+def wait_ready(proc: subprocess.Popen, port: int, name: str) -> bool:
     """Polls PING until the server answers; False if the process exits first."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -71,45 +80,101 @@ def wait_ready(proc: subprocess.Popen, port: int) -> bool:
         except redis.exceptions.ConnectionError:
             pass
         time.sleep(0.02)
-    raise RuntimeError(f"redoubt-server did not answer PING on port {port} within {START_TIMEOUT}s")
+    raise RuntimeError(f"{name} did not answer PING on port {port} within {START_TIMEOUT}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def server_command(kind: str, port: int, workdir: str) -> list:
+    """The command line of a `kind` server ("redoubt" or "redis") on `port`."""
+    if kind == "redoubt":
+        return [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1"]
+    if kind == "redis":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(
+                "redis-server is missing from PATH (Debian: apt-get install redis-server); "
+                "the job-queue suites run against it to check the tests themselves",
+                pytrace=False,
+            )
+        return [
+            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+        ]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+@contextlib.contextmanager
+def running_server(kind: str = "redoubt"):
+    """Starts a `kind` server on a free loopback port; yields the port, then stops it."""
+    name = "redoubt-server" if kind == "redoubt" else "redis-server"
+    workdir = tempfile.mkdtemp(prefix=f"{name}-pytest-")
+    log_path = Path(workdir) / "server.log"
+    try:
+        for _ in range(5):
+            port = free_port()
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(
+                    server_command(kind, port, workdir),
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            try:
+                if wait_ready(proc, port, name):
+                    break
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            proc.wait()
+        else:
+            raise RuntimeError(f"{name} failed to start:\n{log_path.read_text(errors='replace')}")
+        try:
+            yield port
+        finally:
+            stop_process(proc)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def server_port():
     """Starts redoubt-server on a free loopback port for the whole session."""
-    binary = server_binary()
-    workdir = tempfile.mkdtemp(prefix="redoubt-pytest-")
-    log_path = Path(workdir) / "server.log"
-    for _ in range(5):
-        port = free_port()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [str(binary), "--port", str(port), "--bind", "127.0.0.1"],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if wait_ready(proc, port):
-                break
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.wait()
-    else:
-        raise RuntimeError(f"redoubt-server failed to start:\n{log_path.read_text(errors='replace')}")
-    try:
+    with running_server("redoubt") as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class QueueServer:
+    kind: str  # "redoubt" or "redis"
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kwargs) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="module", params=["redis", "redoubt"])
+def queue_server(request):
+    """A fresh server of each kind for a job-queue test module: redis-server
+    first (so a run stopped at the first failure has already checked the test
+    itself), then Redoubt."""
+    with running_server(request.param) as port:
+        yield QueueServer(request.param, port)
 
 
 @pytest.fixture(params=[3, 2], ids=["resp3", "resp2"])
