@@ -16,9 +16,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use std::ffi::c_int;
+
 use commands::table::flags;
 use commands::{CmdError, CmdResult, CommandSpec, Handler};
-use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{ffi, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use resp::ReplyBuf;
 use store::View;
 
@@ -171,8 +173,13 @@ fn new_vm() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
-    redis.set("call", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, false))?)?;
-    redis.set("pcall", lua.create_function(|lua, args: MultiValue| redis_call(lua, args, true))?)?;
+    // C functions on the raw stack: a call may carry as many arguments as Lua's C stack holds
+    // (`unpack` of ~8,000 values), which mlua's argument conversion cannot take.
+    for (name, f) in [("call", call_entry as ffi::lua_CFunction), ("pcall", pcall_entry)] {
+        // SAFETY: pushes a C function on the state exec_raw hands it.
+        let f: mlua::Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, f)) }?;
+        redis.set(name, f)?;
+    }
     redis.set("setresp", lua.create_function(|_, _v: i64| Ok(()))?)?;
     redis.set("set_repl", lua.create_function(|_, _v: i64| Ok(()))?)?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
@@ -183,13 +190,7 @@ fn new_vm() -> mlua::Result<Lua> {
         redis.set(name, v)?;
     }
     g.raw_set("redis", redis)?;
-    // Every 100,000 instructions a running script checks whether it was asked to stop.
-    lua.set_hook(mlua::HookTriggers::new().every_nth_instruction(100_000), |_, _| {
-        if KILL.load(Ordering::Acquire) {
-            return Err(mlua::Error::RuntimeError(KILLED.into()));
-        }
-        Ok(mlua::VmState::Continue)
-    });
+    arm_stop_hook(&lua)?;
     crate::lua_cjson::register(&lua)?;
     crate::lua_cmsgpack::register(&lua)?;
     crate::lua_bit::register(&lua)?;
@@ -197,6 +198,61 @@ fn new_vm() -> mlua::Result<Lua> {
     let env = crate::lua_sandbox::install(&lua)?;
     lua.set_named_registry_value(SCRIPT_ENV, env)?;
     Ok(lua)
+}
+
+/// How many instructions a script runs between two checks of whether it must stop.
+const STOP_CHECK_EVERY: c_int = 100_000;
+
+thread_local! {
+    /// Checks (see `stop_hook`) a detached run may still make before it is stopped.
+    static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+}
+
+/// The registry key (a light userdata) of the interpreter's main thread.
+static MAIN_THREAD_KEY: u8 = 0;
+
+/// Installs `stop_hook` on the interpreter's main thread (coroutines inherit it) at its normal
+/// rate, undoing the tightening of a previous stop, and records the main thread.
+fn arm_stop_hook(lua: &Lua) -> mlua::Result<()> {
+    // SAFETY: exec_raw runs the closure on the main thread's state (nothing else is running);
+    // the key is a static address, the values pushed are balanced by the rawset.
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_pushlightuserdata(l, &MAIN_THREAD_KEY as *const u8 as *mut std::ffi::c_void);
+            ffi::lua_pushthread(l);
+            ffi::lua_rawset(l, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, STOP_CHECK_EVERY);
+        })
+    }
+}
+
+/// The count hook of every script thread: stops the script once SCRIPT KILL (or a shutdown)
+/// asked for it, or a detached run used up its budget. From then on the hook fires on every
+/// instruction of the thread and of the main thread, so neither `pcall` nor a coroutine can
+/// swallow the error and carry on (Redis tightens its hook the same way).
+unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    let exhausted = BUDGET.with(|b| {
+        let left = b.get().saturating_sub(1);
+        b.set(left);
+        left == 0
+    });
+    if !KILL.load(Ordering::Acquire) && !exhausted {
+        return;
+    }
+    // SAFETY: called by Lua with a valid state and stack room (LUA_MINSTACK) for a hook;
+    // no Rust value with a destructor is alive across lua_error.
+    unsafe {
+        ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, 1);
+        ffi::lua_pushlightuserdata(l, &MAIN_THREAD_KEY as *const u8 as *mut std::ffi::c_void);
+        ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
+        let main = ffi::lua_tothread(l, -1);
+        if !main.is_null() {
+            ffi::lua_sethook(main, Some(stop_hook), ffi::LUA_MASKCOUNT, 1);
+        }
+        ffi::lua_settop(l, -2);
+        ffi::lua_pushlstring(l, KILLED.as_ptr().cast(), KILLED.len());
+        ffi::lua_error(l);
+    }
 }
 
 /// The registry name of the environment scripts run in (see `new_vm`).
@@ -227,8 +283,9 @@ struct Call<'a, 'v> {
     now: i64,
     resp3: bool,
     read_only: bool,
-    /// The last error `redis.call` raised: (error text, script line).
-    error: Option<(String, i64)>,
+    /// The error text `redis.call` raised last (a string, as Redis raises it), so the error
+    /// handler can tell it from the script's own errors.
+    call_error: Option<Vec<u8>>,
     /// An error the script raised with a table (`{err = ...}`): (text, script line).
     table_error: Option<(String, i64)>,
     /// Where the error that ended the script was raised: `source:line` (see `error_origin`).
@@ -251,16 +308,7 @@ fn lua_number_text(n: f64) -> String {
 }
 
 /// Runs one `redis.call`/`redis.pcall` command; returns the raw RESP reply or an error text.
-fn run_command(call: &mut Call<'_, '_>, args: &MultiValue) -> Result<Vec<u8>, String> {
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            Value::Integer(i) => argv.push(i.to_string().into_bytes()),
-            Value::Number(n) => argv.push(lua_number_text(*n).into_bytes()),
-            _ => return Err("ERR Lua redis lib command arguments must be strings or integers".into()),
-        }
-    }
+fn run_command(call: &mut Call<'_, '_>, argv: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
     if argv.is_empty() {
         return Err("ERR Please specify at least one argument for this redis lib call".into());
     }
@@ -324,62 +372,74 @@ fn run_command(call: &mut Call<'_, '_>, args: &MultiValue) -> Result<Vec<u8>, St
 
 /// Converts a RESP reply into Lua values as Redis does: integers to numbers, bulk strings to
 /// strings, nulls to `false`, arrays to tables, status replies to `{ok=...}`, errors to
-/// `{err=...}`.
-fn resp_to_lua(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
+/// Pushes a command's RESP reply as Redis converts it to Lua (`redisProtocolToLuaType`):
+/// integers as numbers, nulls as false, arrays and sets as tables, maps as `{map = ...}`,
+/// status and error replies as `{ok = ...}` / `{err = ...}`, doubles as `{double = ...}`.
+///
+/// # Safety
+/// `l` is a valid state with room for a few values; may raise a Lua memory error.
+unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
     let line_end = |p: usize| buf[p..].windows(2).position(|w| w == b"\r\n").map(|i| p + i);
-    let Some(end) = line_end(*pos) else { return Ok(Value::Boolean(false)) };
-    let kind = buf[*pos];
-    let line = &buf[*pos + 1..end];
-    *pos = end + 2;
-    let text = String::from_utf8_lossy(line);
-    let num = || text.parse::<i64>().unwrap_or(0);
-    Ok(match kind {
-        b':' => Value::Number(num() as f64),
-        b'$' if num() < 0 => Value::Boolean(false),
-        b'$' => {
-            let n = num() as usize;
-            let s = lua.create_string(&buf[*pos..*pos + n])?;
-            *pos += n + 2;
-            Value::String(s)
+    // SAFETY: the caller's contract; every branch pushes exactly one value.
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            ffi::lua_pushboolean(l, 0);
+            return;
         }
-        b'*' | b'~' | b'>' if num() < 0 => Value::Boolean(false),
-        b'*' | b'~' | b'>' => {
-            let t = lua.create_table()?;
-            for i in 1..=num() {
-                t.raw_set(i, resp_to_lua(lua, buf, pos)?)?;
+        let Some(end) = line_end(*pos) else {
+            ffi::lua_pushboolean(l, 0);
+            return;
+        };
+        let kind = buf[*pos];
+        let line = &buf[*pos + 1..end];
+        *pos = end + 2;
+        let num = || std::str::from_utf8(line).ok().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+        let push_bytes = |b: &[u8]| ffi::lua_pushlstring(l, b.as_ptr() as *const std::ffi::c_char, b.len());
+        let table_with = |field: &std::ffi::CStr, value: &[u8]| {
+            ffi::lua_createtable(l, 0, 1);
+            push_bytes(value);
+            ffi::lua_setfield(l, -2, field.as_ptr());
+        };
+        match kind {
+            b':' => ffi::lua_pushnumber(l, num() as f64),
+            b'$' if num() < 0 => ffi::lua_pushboolean(l, 0),
+            b'$' => {
+                let n = num() as usize;
+                push_bytes(&buf[*pos..*pos + n]);
+                *pos += n + 2;
             }
-            Value::Table(t)
-        }
-        b'%' => {
-            let t = lua.create_table()?;
-            for _ in 0..num() {
-                let k = resp_to_lua(lua, buf, pos)?;
-                let v = resp_to_lua(lua, buf, pos)?;
-                t.raw_set(k, v)?;
+            b'*' | b'~' | b'>' if num() < 0 => ffi::lua_pushboolean(l, 0),
+            b'*' | b'~' | b'>' => {
+                let n = num();
+                ffi::lua_createtable(l, n.min(1 << 20) as c_int, 0);
+                for i in 1..=n {
+                    push_reply(l, buf, pos);
+                    ffi::lua_rawseti(l, -2, i as ffi::lua_Integer);
+                }
             }
-            let wrapper = lua.create_table()?;
-            wrapper.set("map", t)?;
-            Value::Table(wrapper)
+            b'%' => {
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_createtable(l, 0, num().min(1 << 20) as c_int);
+                for _ in 0..num() {
+                    push_reply(l, buf, pos);
+                    push_reply(l, buf, pos);
+                    ffi::lua_rawset(l, -3);
+                }
+                ffi::lua_setfield(l, -2, c"map".as_ptr());
+            }
+            b'+' => table_with(c"ok", line),
+            b'-' => table_with(c"err", line),
+            b'_' => ffi::lua_pushboolean(l, 0),
+            b'#' => ffi::lua_pushboolean(l, c_int::from(line == b"t")),
+            b',' => {
+                ffi::lua_createtable(l, 0, 1);
+                let d = std::str::from_utf8(line).ok().and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+                ffi::lua_pushnumber(l, d);
+                ffi::lua_setfield(l, -2, c"double".as_ptr());
+            }
+            _ => ffi::lua_pushboolean(l, 0),
         }
-        b'+' => {
-            let t = lua.create_table()?;
-            t.set("ok", lua.create_string(line)?)?;
-            Value::Table(t)
-        }
-        b'-' => {
-            let t = lua.create_table()?;
-            t.set("err", lua.create_string(line)?)?;
-            Value::Table(t)
-        }
-        b'_' => Value::Boolean(false),
-        b'#' => Value::Boolean(line == b"t"),
-        b',' => {
-            let t = lua.create_table()?;
-            t.set("double", text.parse::<f64>().unwrap_or(0.0))?;
-            Value::Table(t)
-        }
-        _ => Value::Boolean(false),
-    })
+    }
 }
 
 /// Writes a script's return value as Redis converts it.
@@ -404,25 +464,18 @@ fn lua_to_resp(v: &Value, out: &mut ReplyBuf, depth: usize) {
                 out.simple(&text);
                 return;
             }
-            let mut items = Vec::new();
-            let mut i = 1;
-            while let Ok(v) = t.raw_get::<Value>(i) {
-                if v.is_nil() {
-                    break;
-                }
-                items.push(v);
-                i += 1;
+            // Two passes, holding one element at a time: every value held from Rust takes a
+            // slot of Lua's stack, of which there are about 8,000.
+            let present = |i: usize| t.raw_get::<Value>(i).is_ok_and(|v| !v.is_nil());
+            let n = (1..).take_while(|&i| present(i)).count();
+            out.array(n);
+            for i in 1..=n {
+                let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
+                lua_to_resp(&v, out, depth + 1);
             }
-            out.array(items.len());
-            items.iter().for_each(|v| lua_to_resp(v, out, depth + 1));
         }
         _ => out.null(),
     }
-}
-
-/// The script line `redis.call` was called from.
-fn caller_line(lua: &Lua) -> i64 {
-    lua.inspect_stack(1).map(|d| d.curr_line() as i64).unwrap_or(0)
 }
 
 /// The line a Lua error message names (`user_script:3: ...`).
@@ -441,30 +494,85 @@ fn error_message(e: &mlua::Error) -> String {
     }
 }
 
-/// `redis.call` / `redis.pcall`: run a command for the running script (see `CURRENT_CALL`).
-fn redis_call(lua: &Lua, args: MultiValue, protected: bool) -> mlua::Result<Value> {
-    let reply = with_call(|call| run_command(&mut call.borrow_mut(), &args))
-        .unwrap_or_else(|| Err("ERR redis.call is only available while a script runs".into()));
-    match reply {
-        Ok(bytes) => {
-            let v = resp_to_lua(lua, &bytes, &mut 0)?;
-            if let (false, Value::Table(t)) = (protected, &v) {
-                if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-                    let text = String::from_utf8_lossy(&e.as_bytes()).into_owned();
-                    with_call(|call| call.borrow_mut().error = Some((text.clone(), caller_line(lua))));
-                    return Err(mlua::Error::RuntimeError(text));
+/// `redis.call`: runs a command for the running script; an error reply is raised.
+unsafe extern "C-unwind" fn call_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { redis_call(l, false) }
+}
+
+/// `redis.pcall`: as `redis.call`, but an error reply is returned as `{err = ...}`.
+unsafe extern "C-unwind" fn pcall_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state.
+    unsafe { redis_call(l, true) }
+}
+
+/// Runs the command in the arguments for the running script (see `CURRENT_CALL`) and pushes
+/// its reply. Errors are `{err = text}` tables, raised (`redis.call`, and argument errors)
+/// or returned (`redis.pcall`), as Redis 7 does.
+///
+/// # Safety
+/// `l` is a valid state, inside a Lua call. Every Rust value is dropped before a Lua error
+/// can unwind.
+unsafe fn redis_call(l: *mut ffi::lua_State, protected: bool) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let reply: Result<Vec<u8>, String> = {
+            let n = ffi::lua_gettop(l);
+            let mut argv: Vec<Vec<u8>> = Vec::with_capacity(n.max(0) as usize);
+            let mut bad = false;
+            for i in 1..=n {
+                match ffi::lua_type(l, i) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0usize;
+                        let p = ffi::lua_tolstring(l, i, &mut len);
+                        argv.push(std::slice::from_raw_parts(p as *const u8, len).to_vec());
+                    }
+                    ffi::LUA_TNUMBER => argv.push(lua_number_text(ffi::lua_tonumber(l, i)).into_bytes()),
+                    _ => {
+                        bad = true;
+                        break;
+                    }
                 }
             }
-            Ok(v)
-        }
-        Err(text) if protected && !text.contains("arguments must be") => {
-            let t = lua.create_table()?;
-            t.set("err", text)?;
-            Ok(Value::Table(t))
-        }
-        Err(text) => {
-            with_call(|call| call.borrow_mut().error = Some((text.clone(), caller_line(lua))));
-            Err(mlua::Error::RuntimeError(text))
+            ffi::lua_settop(l, 0);
+            if bad {
+                Err("ERR Lua redis lib command arguments must be strings or integers".into())
+            } else {
+                with_call(|call| run_command(&mut call.borrow_mut(), argv))
+                    .unwrap_or_else(|| Err("ERR redis.call is only available while a script runs".into()))
+            }
+        };
+        // An error reply is returned as `{err = text}` by redis.pcall and raised as the plain
+        // text by redis.call.
+        let error: Option<Vec<u8>> = match reply {
+            Ok(bytes) if bytes.first() == Some(&b'-') && !protected => {
+                let end = bytes.len().saturating_sub(2).max(1);
+                Some(bytes[1..end].to_vec())
+            }
+            Ok(bytes) => {
+                push_reply(l, &bytes, &mut 0);
+                None
+            }
+            Err(text) if protected => {
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_pushlstring(l, text.as_ptr() as *const std::ffi::c_char, text.len());
+                ffi::lua_setfield(l, -2, c"err".as_ptr());
+                None
+            }
+            Err(text) => Some(text.into_bytes()),
+        };
+        let raise = match error {
+            Some(text) => {
+                ffi::lua_pushlstring(l, text.as_ptr() as *const std::ffi::c_char, text.len());
+                with_call(|call| call.borrow_mut().call_error = Some(text));
+                true
+            }
+            None => false,
+        };
+        if raise {
+            ffi::lua_error(l)
+        } else {
+            1
         }
     }
 }
@@ -473,11 +581,16 @@ fn redis_call(lua: &Lua, args: MultiValue, protected: bool) -> mlua::Result<Valu
 /// error raised with a table (`{err = ...}`) keeps its text.
 fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Value> {
     let origin = error_origin(lua);
+    let raised_by_call = |s: &mlua::String| {
+        with_call(|call| call.borrow().call_error.as_deref() == Some(&s.as_bytes()[..])).unwrap_or(false)
+    };
     let noted = match &e {
         Value::Table(t) => match t.raw_get::<Value>("err") {
             Ok(Value::String(text)) => Some(String::from_utf8_lossy(&text.as_bytes()).into_owned()),
             _ => None,
         },
+        // redis.call's errors keep their text (no "ERR" is added) and the script's line.
+        Value::String(s) if raised_by_call(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
         _ => None,
     };
     with_call(|call| {
@@ -522,14 +635,12 @@ struct Outcome {
     /// The script's result; an error raised with a table or by SCRIPT KILL comes back as
     /// `Value::Error` holding `\0line\0text`.
     result: mlua::Result<Value>,
-    /// The last error `redis.call` raised: (error text, script line).
-    call_error: Option<(String, i64)>,
     /// Where the error that ended the script was raised: `source:line`.
     origin: Option<String>,
 }
 
 /// Runs a compiled script against `view`; `redis.call`/`redis.pcall` reach it through
-/// `CURRENT_CALL`. Returns the script's result and the last error `redis.call` raised.
+/// `CURRENT_CALL`. Returns the script's result and where an error that ended it was raised.
 #[allow(clippy::too_many_arguments)]
 fn execute(
     vm: &Vm,
@@ -544,6 +655,10 @@ fn execute(
     KILL.store(false, Ordering::Release);
     WROTE.store(false, Ordering::Release);
     RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
+    if let Err(e) = arm_stop_hook(&vm.lua) {
+        RUNNING_SINCE.store(0, Ordering::Release);
+        return Outcome { result: Err(e), origin: None };
+    }
     let call = RefCell::new(Call {
         shared,
         local,
@@ -552,7 +667,7 @@ fn execute(
         now,
         resp3: false,
         read_only,
-        error: None,
+        call_error: None,
         table_error: None,
         origin: None,
     });
@@ -567,34 +682,75 @@ fn execute(
             (false, Some((text, line))) => {
                 Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{text}")))))
             }
+            // Stopped by SCRIPT KILL (`stop_hook`), maybe re-raised by `coroutine.wrap` with
+            // a position in front: the error handler noted where it was raised.
+            (false, None) if KILL.load(Ordering::Acquire) => {
+                Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}0\u{0}{KILLED}")))))
+            }
             (false, None) => match &value {
-                Value::Error(e) => {
-                    let msg = error_message(e);
-                    if msg.starts_with(KILLED) {
-                        // Stopped by SCRIPT KILL: the line it was on comes from the traceback.
-                        let line = match e.as_ref() {
-                            mlua::Error::CallbackError { traceback, .. } => error_line(
-                                traceback.lines().map(str::trim).find(|l| l.starts_with("user_script:")).unwrap_or(""),
-                            ),
-                            _ => 0,
-                        };
-                        Ok(Value::Error(Box::new(mlua::Error::RuntimeError(format!("\u{0}{line}\u{0}{msg}")))))
-                    } else {
-                        Err(e.as_ref().clone())
-                    }
-                }
+                Value::Error(e) => Err(e.as_ref().clone()),
                 other => Err(mlua::Error::RuntimeError(other.to_string().unwrap_or_default())),
             },
         };
         Ok(result)
     })();
     CURRENT_CALL.with(|c| c.set(std::ptr::null()));
-    let Call { error, origin, .. } = call.into_inner();
+    let Call { origin, .. } = call.into_inner();
     RUNNING_SINCE.store(0, Ordering::Release);
     if vm.lua.used_memory() > LUA_MEMORY_LIMIT / 2 {
         let _ = vm.lua.gc_collect();
     }
-    Outcome { result: outcome.and_then(|r| r), call_error: error, origin }
+    Outcome { result: outcome.and_then(|r| r), origin }
+}
+
+/// Sets the globals `KEYS` and `ARGV` a script reads.
+fn set_keys_and_args(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<()> {
+    let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, a) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        Ok(t)
+    };
+    let g = lua.globals();
+    g.raw_set("KEYS", to_table(keys)?)?;
+    g.raw_set("ARGV", to_table(args)?)
+}
+
+/// The heap limit of a detached run (see `run_detached`).
+const DETACHED_MEMORY_LIMIT: usize = 64 << 20;
+
+/// Runs a script body once, as EVAL would, in a fresh sandboxed interpreter with `keys` and
+/// `args` but no keyspace (`redis.call` fails as it does outside a script). For fuzzing and
+/// testing the sandbox; the server does not use it. The run is bounded: it is stopped as by
+/// SCRIPT KILL after about `max_instructions` Lua instructions, and its heap is capped at
+/// 64 MiB. Returns the script's RESP2 reply, or the error's text.
+pub fn run_detached(body: &[u8], keys: &[&[u8]], args: &[&[u8]], max_instructions: u64) -> Result<Vec<u8>, String> {
+    let lua = new_vm().map_err(|e| error_message(&e))?;
+    let prepared = (|| -> mlua::Result<(mlua::Function, mlua::Function, mlua::Function)> {
+        lua.set_memory_limit(DETACHED_MEMORY_LIMIT)?;
+        set_keys_and_args(&lua, keys, args)?;
+        let func = compile(&lua, body)?;
+        Ok((lua.globals().raw_get("xpcall")?, func, lua.create_function(error_handler)?))
+    })();
+    let (xpcall, func, handler) = prepared.map_err(|e| error_message(&e))?;
+    BUDGET.with(|b| b.set(max_instructions / STOP_CHECK_EVERY as u64 + 1));
+    let ran = xpcall.call::<MultiValue>((func, handler));
+    let stopped = BUDGET.with(|b| b.replace(u64::MAX)) == 0;
+    let mut results = ran.map_err(|e| error_message(&e))?.into_iter();
+    let ok = matches!(results.next(), Some(Value::Boolean(true)));
+    let value = results.next().unwrap_or(Value::Nil);
+    if !ok {
+        return Err(match value {
+            _ if stopped => KILLED.to_string(),
+            Value::Error(e) => error_message(&e),
+            Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+            other => other.to_string().unwrap_or_default(),
+        });
+    }
+    let mut out = ReplyBuf::new(resp::Protocol::Resp2);
+    lua_to_resp(&value, &mut out, 0);
+    Ok(out.buf)
 }
 
 /// Compiles (once per worker) and runs the script `sha` with `keys` and `args`, writing the
@@ -632,21 +788,8 @@ fn run_script(
                 f
             }
         };
-        let lua = &vm.lua;
-        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        let g = lua.globals();
-        let setup = to_table(keys)
-            .and_then(|k| g.raw_set("KEYS", k))
-            .and_then(|_| to_table(args))
-            .and_then(|a| g.raw_set("ARGV", a));
-        setup.map_err(|e| CmdError::new(format!("ERR {e}")))?;
-        let Outcome { result, call_error, origin } = match held {
+        set_keys_and_args(&vm.lua, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?;
+        let Outcome { result, origin } = match held {
             Some(view) => execute(vm, &func, shared, local, view, s.db, now, read_only),
             None => {
                 // Another script may be running: wait for it, but not past the busy limit.
@@ -679,16 +822,8 @@ fn run_script(
             }
             Err(e) => {
                 let msg = error_message(&e);
-                let text = match call_error {
-                    Some((text, line)) if msg.contains(&text) => {
-                        let place = origin.unwrap_or_else(|| format!("@user_script:{line}"));
-                        format!("{text} script: {sha}, on {place}.")
-                    }
-                    _ => {
-                        let place = origin.unwrap_or_else(|| format!("@user_script:{}", error_line(&msg)));
-                        format!("ERR {msg} script: {sha}, on {place}.")
-                    }
-                };
+                let place = origin.unwrap_or_else(|| format!("@user_script:{}", error_line(&msg)));
+                let text = format!("ERR {msg} script: {sha}, on {place}.");
                 Err(CmdError::new(text))
             }
         }
@@ -819,6 +954,29 @@ mod tests {
     }
 
     #[test]
+    fn detached_runs_are_sandboxed_and_bounded() {
+        let run = |body: &str| run_detached(body.as_bytes(), &[b"k"], &[b"a", b"b"], 1_000_000);
+        assert_eq!(run("return {KEYS[1], #ARGV, ARGV[2]}").unwrap(), b"*3\r\n$1\r\nk\r\n:2\r\n$1\r\nb\r\n");
+        assert_eq!(run("return redis.status_reply('FINE')").unwrap(), b"+FINE\r\n");
+        assert!(run("return redis.call('get', 'k')").unwrap_err().contains("only available while a script runs"));
+        assert!(run("return (").unwrap_err().starts_with("user_script:1:"));
+        assert!(run_detached(b"\x1bLua", &[], &[], 1000).unwrap_err().contains("char(27)"));
+        // Endless loops stop, even when the loop catches the error or runs in a coroutine.
+        for body in [
+            "while true do end",
+            "while true do pcall(function() while true do end end) end",
+            "coroutine.wrap(function() while true do end end)()",
+            "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+        ] {
+            assert_eq!(run(body).unwrap_err(), KILLED, "{body}");
+        }
+        assert!(run("return #string.rep('x', 2^30)").unwrap_err().contains("not enough memory"));
+        assert!(run("return unpack({}, -2^31, 2^31 - 1)").unwrap_err().contains("too many results to unpack"));
+        // The budget does not outlive the run.
+        assert_eq!(BUDGET.with(std::cell::Cell::get), u64::MAX);
+    }
+
+    #[test]
     fn the_sandbox_has_no_escape_hatches() {
         let lua = new_vm().unwrap();
         let run = |code: &str| compile(&lua, code.as_bytes()).and_then(|f| f.call::<Value>(()));
@@ -838,6 +996,7 @@ mod tests {
             "getmetatable('').__index = nil",
             "return setfenv",
             "return loadstring(string.dump(function() end))()",
+            "local d = string.dump(function() end) return assert(load(function() local p = d d = nil return p end))()",
         ] {
             assert!(run(code).is_err(), "{code} should fail");
         }
