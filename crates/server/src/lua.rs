@@ -262,14 +262,21 @@ const SCRIPT_ENV: &str = "redoubt.script_env";
 /// allocation, so after a script the heap is collected when it holds more than half of this.
 const LUA_MEMORY_LIMIT: usize = 1 << 30;
 
-/// Compiles a script body in the scripts' environment; bytecode is refused as Redis does.
-fn compile(lua: &Lua, body: &[u8]) -> mlua::Result<mlua::Function> {
+/// Refuses bytecode as Redis's parser does (a body starting with ESC is a syntax error):
+/// Lua 5.1 runs and even loads crafted bytecode unchecked.
+fn refuse_bytecode(body: &[u8]) -> mlua::Result<()> {
     if body.first() == Some(&0x1b) {
         return Err(mlua::Error::SyntaxError {
             message: "user_script:1: unexpected symbol near 'char(27)'".into(),
             incomplete_input: false,
         });
     }
+    Ok(())
+}
+
+/// Compiles a script body in the scripts' environment; bytecode is refused as Redis does.
+fn compile(lua: &Lua, body: &[u8]) -> mlua::Result<mlua::Function> {
+    refuse_bytecode(body)?;
     let env: Table = lua.named_registry_value(SCRIPT_ENV)?;
     lua.load(body).set_name("@user_script").set_environment(env).into_function()
 }
@@ -292,18 +299,34 @@ struct Call<'a, 'v> {
     origin: Option<String>,
 }
 
-/// Lua's `tostring` of a number (`%.14g`), which is how Redis passes numbers to commands.
+/// A number argument of `redis.call` as Redis 7.0 passes it to the command: C's `%.17g`
+/// (every digit a double holds, so no precision is lost; glibc's `-nan`, `inf`, `-0`).
 fn lua_number_text(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        return format!("{}", n as i64);
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan" } else { "nan" }.to_string();
     }
-    let s = format!("{n:.13e}");
-    let v: f64 = s.parse().unwrap_or(n);
-    let plain = format!("{v}");
-    if plain.len() <= 16 {
-        plain
+    if n.is_infinite() {
+        return if n > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if n == 0.0 {
+        return if n.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    // %g picks the style from the exponent after rounding to 17 significant digits.
+    let sci = format!("{n:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent");
+    let x: i32 = exp.parse().expect("exponent digits");
+    if !(-4..17).contains(&x) {
+        let sign = if x < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mantissa), x.abs())
     } else {
-        s
+        strip(&format!("{n:.*}", (16 - x) as usize))
     }
 }
 
@@ -884,7 +907,9 @@ pub fn script(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> Cm
         "load" => {
             let sha = shared.scripts.add(argv[2]);
             // Compile errors are reported at load time, as Redis does.
-            if let Err(e) = Lua::new().load(argv[2]).set_name("@user_script").into_function() {
+            let compiled = refuse_bytecode(argv[2])
+                .and_then(|_| Lua::new().load(argv[2]).set_name("@user_script").into_function());
+            if let Err(e) = compiled {
                 shared.scripts.bodies.lock().remove(&sha);
                 return Err(CmdError::new(format!("ERR Error compiling script (new function): {}", error_message(&e))));
             }
@@ -946,10 +971,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_format_like_lua() {
+    fn numbers_are_passed_as_redis_formats_them() {
         assert_eq!(lua_number_text(3.0), "3");
         assert_eq!(lua_number_text(-12.0), "-12");
         assert_eq!(lua_number_text(0.5), "0.5");
+        assert_eq!(lua_number_text(0.1), "0.10000000000000001");
+        assert_eq!(lua_number_text(2f64.powi(53)), "9007199254740992");
+        assert_eq!(lua_number_text(1e16), "10000000000000000");
+        assert_eq!(lua_number_text(1e20), "1e+20");
+        assert_eq!(lua_number_text(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(lua_number_text(0.0001), "0.0001");
+        assert_eq!(lua_number_text(-0.0), "-0");
         assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
 
