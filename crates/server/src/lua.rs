@@ -180,7 +180,9 @@ fn new_vm() -> mlua::Result<Lua> {
         let f: mlua::Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, f)) }?;
         redis.set(name, f)?;
     }
-    redis.set("setresp", lua.create_function(|_, _v: i64| Ok(()))?)?;
+    // SAFETY: pushes a C function on the state exec_raw hands it.
+    let setresp: mlua::Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, setresp_entry)) }?;
+    redis.set("setresp", setresp)?;
     redis.set("set_repl", lua.create_function(|_, _v: i64| Ok(()))?)?;
     redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     for (name, v) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
@@ -431,8 +433,42 @@ unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
                 push_bytes(&buf[*pos..*pos + n]);
                 *pos += n + 2;
             }
-            b'*' | b'~' | b'>' if num() < 0 => ffi::lua_pushboolean(l, 0),
-            b'*' | b'~' | b'>' => {
+            b'*' | b'>' if num() < 0 => ffi::lua_pushboolean(l, 0),
+            b'~' => {
+                // {set = {member = true, ...}}
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_createtable(l, 0, num().clamp(0, 1 << 20) as c_int);
+                for _ in 0..num() {
+                    push_reply(l, buf, pos);
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_rawset(l, -3);
+                }
+                ffi::lua_setfield(l, -2, c"set".as_ptr());
+            }
+            b'(' => table_with(c"big_number", line),
+            b'=' => {
+                // {verbatim_string = {format = "txt", string = ...}}
+                let n = num() as usize;
+                let body = &buf[*pos..*pos + n];
+                *pos += n + 2;
+                let (format, text) = body.split_at(body.len().min(4));
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_createtable(l, 0, 2);
+                push_bytes(&format[..format.len().saturating_sub(1)]);
+                ffi::lua_setfield(l, -2, c"format".as_ptr());
+                push_bytes(text);
+                ffi::lua_setfield(l, -2, c"string".as_ptr());
+                ffi::lua_setfield(l, -2, c"verbatim_string".as_ptr());
+            }
+            b'|' => {
+                // Attributes are dropped: skip them and convert the reply they annotate.
+                for _ in 0..2 * num() {
+                    push_reply(l, buf, pos);
+                    ffi::lua_settop(l, -2);
+                }
+                push_reply(l, buf, pos);
+            }
+            b'*' | b'>' => {
                 let n = num();
                 ffi::lua_createtable(l, n.min(1 << 20) as c_int, 0);
                 for i in 1..=n {
@@ -452,7 +488,8 @@ unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
             }
             b'+' => table_with(c"ok", line),
             b'-' => table_with(c"err", line),
-            b'_' => ffi::lua_pushboolean(l, 0),
+            // RESP3's null is nil; RESP2's null bulk and array are false.
+            b'_' => ffi::lua_pushnil(l),
             b'#' => ffi::lua_pushboolean(l, c_int::from(line == b"t")),
             b',' => {
                 ffi::lua_createtable(l, 0, 1);
@@ -465,10 +502,14 @@ unsafe fn push_reply(l: *mut ffi::lua_State, buf: &[u8], pos: &mut usize) {
     }
 }
 
-/// Writes a script's return value as Redis converts it.
-fn lua_to_resp(v: &Value, out: &mut ReplyBuf, depth: usize) {
+/// Writes a script's return value as Redis converts it (`luaReplyToRedisReply`). `resp3` is
+/// the protocol the script chose with `redis.setresp`: it decides how booleans are returned.
+fn lua_to_resp(v: &Value, out: &mut ReplyBuf, depth: usize, resp3: bool) {
+    let field = |t: &Table, name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+    let text = |s: &mlua::String| String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
     match v {
         Value::Nil => out.null(),
+        Value::Boolean(b) if resp3 => out.boolean(*b),
         Value::Boolean(true) => out.int(1),
         Value::Boolean(false) => out.null(),
         Value::Integer(i) => out.int(*i),
@@ -477,24 +518,59 @@ fn lua_to_resp(v: &Value, out: &mut ReplyBuf, depth: usize) {
         Value::Number(n) => out.int(*n as i64),
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Table(t) if depth < 64 => {
-            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-                let text = String::from_utf8_lossy(&e.as_bytes()).replace(['\r', '\n'], " ");
-                out.error(&text);
-                return;
-            }
-            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
-                let text = String::from_utf8_lossy(&ok.as_bytes()).replace(['\r', '\n'], " ");
-                out.simple(&text);
-                return;
-            }
-            // Two passes, holding one element at a time: every value held from Rust takes a
-            // slot of Lua's stack, of which there are about 8,000.
-            let present = |i: usize| t.raw_get::<Value>(i).is_ok_and(|v| !v.is_nil());
-            let n = (1..).take_while(|&i| present(i)).count();
-            out.array(n);
-            for i in 1..=n {
-                let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
-                lua_to_resp(&v, out, depth + 1);
+            if let Value::String(e) = field(t, "err") {
+                out.error(&text(&e));
+            } else if let Value::String(ok) = field(t, "ok") {
+                out.simple(&text(&ok));
+            } else if let Some(d) = match field(t, "double") {
+                Value::Number(d) => Some(d),
+                Value::Integer(i) => Some(i as f64),
+                _ => None,
+            } {
+                out.double_text(lua_number_text(d).as_bytes());
+            } else if let Value::String(n) = field(t, "big_number") {
+                let n = text(&n);
+                if out.is_resp3() {
+                    out.raw(format!("({n}\r\n").as_bytes());
+                } else {
+                    out.bulk(n.as_bytes());
+                }
+            } else if let Some((format, s)) = match field(t, "verbatim_string") {
+                Value::Table(v) => match (field(&v, "format"), field(&v, "string")) {
+                    (Value::String(f), Value::String(s)) => Some((f, s)),
+                    _ => None,
+                },
+                _ => None,
+            } {
+                let format = String::from_utf8_lossy(&format.as_bytes())
+                    .chars()
+                    .chain("   ".chars())
+                    .take(3)
+                    .collect::<String>();
+                out.verbatim(&format, &s.as_bytes());
+            } else if let Value::Table(m) = field(t, "map") {
+                let n = m.clone().pairs::<Value, Value>().count();
+                out.map(n);
+                for pair in m.pairs::<Value, Value>().flatten() {
+                    lua_to_resp(&pair.0, out, depth + 1, resp3);
+                    lua_to_resp(&pair.1, out, depth + 1, resp3);
+                }
+            } else if let Value::Table(set) = field(t, "set") {
+                let n = set.clone().pairs::<Value, Value>().count();
+                out.set(n);
+                for (k, _) in set.pairs::<Value, Value>().flatten() {
+                    lua_to_resp(&k, out, depth + 1, resp3);
+                }
+            } else {
+                // Two passes, holding one element at a time: every value held from Rust takes a
+                // slot of Lua's stack, of which there are about 8,000.
+                let present = |i: usize| t.raw_get::<Value>(i).is_ok_and(|v| !v.is_nil());
+                let n = (1..).take_while(|&i| present(i)).count();
+                out.array(n);
+                for i in 1..=n {
+                    let v = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
+                    lua_to_resp(&v, out, depth + 1, resp3);
+                }
             }
         }
         _ => out.null(),
@@ -527,6 +603,38 @@ unsafe extern "C-unwind" fn call_entry(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn pcall_entry(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state.
     unsafe { redis_call(l, true) }
+}
+
+/// Raises `text` as the string error Redis's library functions raise, noting it so the error
+/// handler reports it with its own text (no "ERR" added) and the script's line.
+///
+/// # Safety
+/// `l` is a valid state inside a Lua call; the caller holds no Rust value with a destructor.
+unsafe fn raise_library_error(l: *mut ffi::lua_State, text: Vec<u8>) -> c_int {
+    // SAFETY: the caller's contract. The text is copied into Lua, then handed to the call
+    // state, so nothing this frame owns is skipped by the unwind.
+    unsafe {
+        ffi::lua_pushlstring(l, text.as_ptr() as *const std::ffi::c_char, text.len());
+        with_call(move |call| call.borrow_mut().call_error = Some(text));
+        ffi::lua_error(l)
+    }
+}
+
+/// `redis.setresp(2|3)`: the protocol `redis.call` replies in, and how the script's booleans
+/// are returned (see `lua_to_resp`).
+unsafe extern "C-unwind" fn setresp_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state; no Rust value is alive when the error unwinds.
+    unsafe {
+        if ffi::lua_gettop(l) != 1 {
+            return raise_library_error(l, b"ERR redis.setresp() requires one argument.".to_vec());
+        }
+        let v = ffi::lua_tonumber(l, 1);
+        if v != 2.0 && v != 3.0 {
+            return raise_library_error(l, b"ERR RESP version must be 2 or 3.".to_vec());
+        }
+        with_call(|call| call.borrow_mut().resp3 = v == 3.0);
+        0
+    }
 }
 
 /// Runs the command in the arguments for the running script (see `CURRENT_CALL`) and pushes
@@ -584,18 +692,9 @@ unsafe fn redis_call(l: *mut ffi::lua_State, protected: bool) -> c_int {
             }
             Err(text) => Some(text.into_bytes()),
         };
-        let raise = match error {
-            Some(text) => {
-                ffi::lua_pushlstring(l, text.as_ptr() as *const std::ffi::c_char, text.len());
-                with_call(|call| call.borrow_mut().call_error = Some(text));
-                true
-            }
-            None => false,
-        };
-        if raise {
-            ffi::lua_error(l)
-        } else {
-            1
+        match error {
+            Some(text) => raise_library_error(l, text),
+            None => 1,
         }
     }
 }
@@ -660,6 +759,8 @@ struct Outcome {
     result: mlua::Result<Value>,
     /// Where the error that ended the script was raised: `source:line`.
     origin: Option<String>,
+    /// The protocol the script chose with `redis.setresp` (3: true).
+    resp3: bool,
 }
 
 /// Runs a compiled script against `view`; `redis.call`/`redis.pcall` reach it through
@@ -680,7 +781,7 @@ fn execute(
     RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
     if let Err(e) = arm_stop_hook(&vm.lua) {
         RUNNING_SINCE.store(0, Ordering::Release);
-        return Outcome { result: Err(e), origin: None };
+        return Outcome { result: Err(e), origin: None, resp3: false };
     }
     let call = RefCell::new(Call {
         shared,
@@ -718,12 +819,12 @@ fn execute(
         Ok(result)
     })();
     CURRENT_CALL.with(|c| c.set(std::ptr::null()));
-    let Call { origin, .. } = call.into_inner();
+    let Call { origin, resp3, .. } = call.into_inner();
     RUNNING_SINCE.store(0, Ordering::Release);
     if vm.lua.used_memory() > LUA_MEMORY_LIMIT / 2 {
         let _ = vm.lua.gc_collect();
     }
-    Outcome { result: outcome.and_then(|r| r), origin }
+    Outcome { result: outcome.and_then(|r| r), origin, resp3 }
 }
 
 /// Sets the globals `KEYS` and `ARGV` a script reads.
@@ -772,7 +873,7 @@ pub fn run_detached(body: &[u8], keys: &[&[u8]], args: &[&[u8]], max_instruction
         });
     }
     let mut out = ReplyBuf::new(resp::Protocol::Resp2);
-    lua_to_resp(&value, &mut out, 0);
+    lua_to_resp(&value, &mut out, 0, false);
     Ok(out.buf)
 }
 
@@ -812,7 +913,7 @@ fn run_script(
             }
         };
         set_keys_and_args(&vm.lua, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?;
-        let Outcome { result, origin } = match held {
+        let Outcome { result, origin, resp3 } = match held {
             Some(view) => execute(vm, &func, shared, local, view, s.db, now, read_only),
             None => {
                 // Another script may be running: wait for it, but not past the busy limit.
@@ -840,7 +941,7 @@ fn run_script(
                 Err(CmdError::new(format!("{text} script: {sha}, on {place}.")))
             }
             Ok(v) => {
-                lua_to_resp(&v, &mut s.out, 0);
+                lua_to_resp(&v, &mut s.out, 0, resp3);
                 Ok(())
             }
             Err(e) => {
