@@ -92,6 +92,8 @@ pub struct Ctx<'a> {
     /// Whether a blocking command may block (false inside MULTI/EXEC, where it behaves as
     /// its non-blocking form with a null reply).
     pub may_block: bool,
+    /// Whether the command runs from a script (`redis.call`).
+    pub in_script: bool,
     /// Set by a blocking command that found nothing to pop: the client waits for these keys.
     pub block: Option<Block>,
     /// Keys that received elements a blocked client may be waiting for (list pushes).

@@ -305,6 +305,7 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
         dirty: 0,
         events: Vec::new(),
         may_block: true,
+        in_script: false,
         block: None,
         ready: Vec::new(),
         rerun: true,
@@ -517,8 +518,17 @@ fn run_keyspace(
     view: &mut View<'_>,
     in_exec: bool,
 ) -> commands::CmdResult {
-    let may_block = s.multi.is_none() && !in_exec;
-    run_handler(shared, local, &mut s.out, s.db, spec, f, argv, now, view, may_block)
+    let blocking = if s.multi.is_none() && !in_exec { Blocking::Allowed } else { Blocking::Transaction };
+    run_handler(shared, local, &mut s.out, s.db, spec, f, argv, now, view, blocking)
+}
+
+/// Whether a command may block: from a client it may; inside MULTI/EXEC and from a script it
+/// runs as its non-blocking form (and XREAD/XREADGROUP refuse BLOCK in scripts, as Redis).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Blocking {
+    Allowed,
+    Transaction,
+    Script,
 }
 
 /// Runs a keyspace handler writing its reply to `out` (a client's buffer, or a script's),
@@ -534,7 +544,7 @@ pub(crate) fn run_handler(
     argv: &[&[u8]],
     now: i64,
     view: &mut View<'_>,
-    may_block: bool,
+    blocking: Blocking,
 ) -> commands::CmdResult {
     // FLUSHDB/FLUSHALL/SWAPDB invalidate only the watched keys that exist (as in Redis), so
     // find those before the command empties the database.
@@ -548,7 +558,8 @@ pub(crate) fn run_handler(
         settings: &local.cmd_settings,
         dirty: 0,
         events: Vec::new(),
-        may_block,
+        may_block: blocking == Blocking::Allowed,
+        in_script: blocking == Blocking::Script,
         block: None,
         ready: Vec::new(),
         rerun: false,

@@ -367,7 +367,7 @@ fn run_command(call: &mut Call<'_, '_>, argv: Vec<Vec<u8>>) -> Result<Vec<u8>, S
                 &refs,
                 call.now,
                 call.view,
-                false,
+                crate::dispatch::Blocking::Script,
             );
             call.local.block = None;
             if spec.has(flags::WRITE) {

@@ -542,6 +542,12 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
         let more = argv.len() - 1 - i;
         let o = argv[i];
         if is(o, "block") && more > 0 {
+            if ctx.in_script {
+                return Err(CmdError::new(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(argv[0])
+                )));
+            }
             i += 1;
             let ms = args::int_or(argv[i], CmdError::fixed("ERR timeout is not an integer or out of range"))?;
             if ms < 0 {
