@@ -256,8 +256,11 @@ static CORE: &[CommandSpec] = &[
     spec!("expire", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.0.0", K(handlers::expire::expire), "Sets the expiration time of a key in seconds.", "O(1)"),
     spec!("expireat", -3, WRITE | FAST, KEY1, ["@keyspace", "@write", "@fast"], "generic", "1.2.0", K(handlers::expire::expireat), "Sets the expiration time of a key to a Unix timestamp.", "O(1)"),
     spec!("expiretime", 2, READONLY | FAST, KEY1, ["@keyspace", "@read", "@fast"], "generic", "7.0.0", K(handlers::expire::expiretime), "Returns the expiration time of a key as a Unix timestamp.", "O(1)"),
+    spec!("fcall", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS, NUMKEYS_AT_2, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Invokes a function.", "Depends on the function that is executed."),
+    spec!("fcall_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS, NUMKEYS_AT_2, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Invokes a read-only function.", "Depends on the function that is executed."),
     spec!("flushall", -1, WRITE | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", K(handlers::keys::flushall), "Removes all keys from all databases.", "O(N) where N is the total number of keys in all databases"),
     spec!("flushdb", -1, WRITE | ALL_SHARDS, NO_KEYS, ["@keyspace", "@write", "@slow", "@dangerous"], "server", "1.0.0", K(handlers::keys::flushdb), "Remove all keys from the current database.", "O(N) where N is the number of keys in the selected database"),
+    container!("function", ["@slow"], "scripting", "7.0.0", "A container for function commands.", FUNCTION_SUBCOMMANDS),
     spec!("get", 2, READONLY | FAST, KEY1, ["@read", "@string", "@fast"], "string", "1.0.0", K(handlers::strings::get), "Returns the string value of a key.", "O(1)"),
     spec!("getbit", 3, READONLY | FAST, KEY1, ["@read", "@bitmap", "@fast"], "bitmap", "2.2.0", K(handlers::bitmaps::getbit), "Returns a bit value by offset.", "O(1)"),
     spec!("getdel", 2, WRITE | FAST, KEY1, ["@write", "@string", "@fast"], "string", "6.2.0", K(handlers::strings::getdel), "Returns the string value of a key after deleting the key.", "O(1)"),
@@ -631,6 +634,19 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         "Sets configuration parameters in-flight.",
         "O(N) when N is the number of configuration parameters provided"
     ),
+];
+
+#[rustfmt::skip]
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("delete", 3, WRITE | NOSCRIPT, NO_KEYS, ["@write", "@slow", "@scripting"], "scripting", "7.0.0", S, "Deletes a library and its functions.", "O(1)"),
+    spec!("dump", 2, NOSCRIPT, NO_KEYS, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Dumps all libraries into a serialized binary payload.", "O(N) where N is the number of functions"),
+    spec!("flush", -2, WRITE | NOSCRIPT, NO_KEYS, ["@write", "@slow", "@scripting"], "scripting", "7.0.0", S, "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted"),
+    spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
+    spec!("kill", 2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Terminates a function during execution.", "O(1)"),
+    spec!("list", -2, NOSCRIPT, NO_KEYS, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Returns information about all libraries.", "O(N) where N is the number of functions"),
+    spec!("load", -3, WRITE | DENYOOM | NOSCRIPT, NO_KEYS, ["@write", "@slow", "@scripting"], "scripting", "7.0.0", S, "Creates a library.", "O(1) (considering compilation time is redundant)"),
+    spec!("restore", -3, WRITE | DENYOOM | NOSCRIPT, NO_KEYS, ["@write", "@slow", "@scripting"], "scripting", "7.0.0", S, "Restores all libraries from a payload.", "O(N) where N is the number of functions on the payload"),
+    spec!("stats", 2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, ["@slow", "@scripting"], "scripting", "7.0.0", S, "Returns information about a function during execution.", "O(1)"),
 ];
 
 #[rustfmt::skip]

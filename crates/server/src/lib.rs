@@ -18,6 +18,7 @@ pub mod lua;
 mod lua_bit;
 mod lua_cjson;
 mod lua_cmsgpack;
+mod lua_functions;
 mod lua_sandbox;
 mod lua_struct;
 mod memory_cmds;
@@ -87,6 +88,8 @@ pub struct Shared {
     pub namespaces_pending: AtomicBool,
     /// Lua scripts by SHA1.
     pub scripts: lua::Scripts,
+    /// FUNCTION libraries.
+    pub functions: lua_functions::Functions,
 }
 
 impl Shared {
@@ -118,6 +121,7 @@ impl Shared {
             blocking: blocking::Registry::default(),
             namespaces_pending: AtomicBool::new(false),
             scripts: lua::Scripts::default(),
+            functions: lua_functions::Functions::default(),
         }
     }
 

@@ -134,7 +134,7 @@ thread_local! {
 }
 
 /// The sandboxed interpreter (see the module docs).
-fn new_vm() -> mlua::Result<Lua> {
+pub(crate) fn new_vm() -> mlua::Result<Lua> {
     let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
     // Scripts leave a little garbage each (KEYS/ARGV tables, reply strings): collect when the
     // heap has grown 4× rather than 2× (Lua's default), halving the collector's share of a
@@ -193,6 +193,7 @@ fn new_vm() -> mlua::Result<Lua> {
     }
     g.raw_set("redis", redis)?;
     arm_stop_hook(&lua)?;
+    register_push_owned(&lua)?;
     crate::lua_cjson::register(&lua)?;
     crate::lua_cmsgpack::register(&lua)?;
     crate::lua_bit::register(&lua)?;
@@ -254,6 +255,73 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua
         ffi::lua_settop(l, -2);
         ffi::lua_pushlstring(l, KILLED.as_ptr().cast(), KILLED.len());
         ffi::lua_error(l);
+    }
+}
+
+/// The registry slot (an integer key luaL_ref never hands out) of `push_owned`'s helper.
+const PUSH_OWNED_SLOT: c_int = -0x7075_7368;
+
+thread_local! {
+    /// The bytes `push_owned` is pushing, for its helper.
+    static PUSHING: std::cell::Cell<*const Vec<u8>> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Registers `push_owned`'s helper in the registry of `lua`.
+fn register_push_owned(lua: &Lua) -> mlua::Result<()> {
+    /// Pushes the bytes `push_owned` set, under `lua_pcall`.
+    unsafe extern "C-unwind" fn helper(l: *mut ffi::lua_State) -> c_int {
+        let bytes = PUSHING.with(std::cell::Cell::get);
+        // SAFETY: push_owned points PUSHING at a live Vec around the lua_pcall of this
+        // function; a C function has LUA_MINSTACK free slots.
+        unsafe {
+            if bytes.is_null() {
+                ffi::lua_pushnil(l);
+            } else {
+                ffi::lua_pushlstring_(l, (*bytes).as_ptr().cast(), (*bytes).len());
+            }
+        }
+        1
+    }
+    // SAFETY: runs on the main thread's state; the push is balanced by the rawseti.
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_pushcfunction(l, helper);
+            ffi::lua_rawseti_(l, ffi::LUA_REGISTRYINDEX, PUSH_OWNED_SLOT);
+        })
+    }
+}
+
+/// Pushes `bytes` as a Lua string, for the libraries written in Rust: should Lua be out of
+/// memory (see `LUA_MEMORY_LIMIT`), `bytes` is freed before the error is raised instead of
+/// being leaked by Lua's unwinding, which skips Rust destructors.
+///
+/// # Safety
+/// `l` is the state of a C function running under Lua with a free stack slot, and no other
+/// Rust value that owns memory is alive in the calling frames.
+pub(crate) unsafe fn push_owned(l: *mut ffi::lua_State, bytes: Vec<u8>) {
+    // SAFETY: the caller's guarantees; nothing owned is alive when lua_error unwinds.
+    unsafe {
+        // The protected call needs a second slot; at Lua's stack limit, or in an interpreter
+        // without the helper (the libraries' own tests), the string is pushed directly.
+        let protected = ffi::lua_checkstack(l, 2) != 0 && {
+            ffi::lua_rawgeti_(l, ffi::LUA_REGISTRYINDEX, PUSH_OWNED_SLOT);
+            ffi::lua_type(l, -1) == ffi::LUA_TFUNCTION || {
+                ffi::lua_settop(l, -2);
+                false
+            }
+        };
+        if !protected {
+            ffi::lua_pushlstring_(l, bytes.as_ptr().cast(), bytes.len());
+            return;
+        }
+        PUSHING.with(|p| p.set(&bytes));
+        let status = ffi::lua_pcall(l, 0, 1, 0);
+        PUSHING.with(|p| p.set(std::ptr::null()));
+        drop(bytes);
+        if status != 0 {
+            // The error (out of memory) is in the string's place.
+            ffi::lua_error(l);
+        }
     }
 }
 
@@ -582,6 +650,43 @@ fn error_line(msg: &str) -> i64 {
     msg.strip_prefix("user_script:").and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
+/// Lua 5.1's `tostring` of a number (`%.14g`): how a number becomes a string inside Lua.
+pub(crate) fn lua_tostring_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let sci = format!("{n:.13e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let x: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..14).contains(&x) {
+        format!("{}e{}{:02}", strip(mantissa), if x < 0 { '-' } else { '+' }, x.abs())
+    } else {
+        strip(&format!("{n:.*}", (13 - x) as usize))
+    }
+}
+
+/// [`error_message`] for the other scripting modules.
+pub(crate) fn error_text(e: &mlua::Error) -> String {
+    error_message(e)
+}
+
+/// Runs `f` (no arguments) stopping it after about `max_instructions` instructions.
+pub(crate) fn run_bounded(lua: &Lua, f: &mlua::Function, max_instructions: u32) -> mlua::Result<()> {
+    arm_stop_hook(lua)?;
+    BUDGET.with(|b| b.set(u64::from(max_instructions) / STOP_CHECK_EVERY as u64 + 1));
+    let r = f.call::<()>(());
+    BUDGET.with(|b| b.set(u64::MAX));
+    arm_stop_hook(lua)?;
+    r
+}
+
 /// The innermost message of an mlua error (without the traceback mlua appends).
 fn error_message(e: &mlua::Error) -> String {
     match e {
@@ -827,6 +932,33 @@ fn execute(
     Outcome { result: outcome.and_then(|r| r), origin, resp3 }
 }
 
+/// A function of no arguments that calls a library function with the keys and the arguments
+/// (FCALL's calling convention), for `execute`.
+fn bind_call(lua: &Lua, callback: mlua::Function, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<mlua::Function> {
+    let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, a) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        Ok(t)
+    };
+    let binder: mlua::Function = match lua.named_registry_value::<Option<mlua::Function>>(BINDER).ok().flatten() {
+        Some(b) => b,
+        None => {
+            let b: mlua::Function = lua
+                .load("local cb, keys, args = ... return function() return cb(keys, args) end")
+                .set_name(crate::lua_sandbox::SANDBOX_CHUNK)
+                .into_function()?;
+            lua.set_named_registry_value(BINDER, b.clone())?;
+            b
+        }
+    };
+    binder.call((callback, to_table(keys)?, to_table(args)?))
+}
+
+/// The registry name of `bind_call`'s helper.
+const BINDER: &str = "redoubt.fcall_binder";
+
 /// Sets the globals `KEYS` and `ARGV` a script reads.
 fn set_keys_and_args(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<()> {
     let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
@@ -879,12 +1011,20 @@ pub fn run_detached(body: &[u8], keys: &[&[u8]], args: &[&[u8]], max_instruction
 
 /// Compiles (once per worker) and runs the script `sha` with `keys` and `args`, writing the
 /// reply to `s.out`.
-fn run_script(
+/// What a script run executes.
+pub(crate) enum Target<'b> {
+    /// An EVAL body, compiled once per worker and named in errors by its SHA1.
+    Script { sha: &'b str, body: &'b [u8] },
+    /// A library function (FCALL), called with the keys and the arguments as two tables.
+    Function { name: &'b str },
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_script(
     shared: &Shared,
     local: &mut WorkerLocal,
     s: &mut Session,
-    sha: &str,
-    body: &[u8],
+    target: Target<'_>,
     keys: &[&[u8]],
     args: &[&[u8]],
     read_only: bool,
@@ -902,17 +1042,26 @@ fn run_script(
             *vm = Some(started.map_err(|e| CmdError::new(format!("ERR Lua interpreter failed to start: {e}")))?);
         }
         let vm = vm.as_mut().expect("created above");
-        let func = match vm.compiled.get(sha) {
-            Some(f) => f.clone(),
-            None => {
-                let f = compile(&vm.lua, body).map_err(|e| {
-                    CmdError::new(format!("ERR Error compiling script (new function): {}", error_message(&e)))
-                })?;
-                vm.compiled.insert(sha.to_string(), f.clone());
-                f
+        let (sha, func) = match target {
+            Target::Script { sha, body } => {
+                let func = match vm.compiled.get(sha) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let f = compile(&vm.lua, body).map_err(|e| {
+                            CmdError::new(format!("ERR Error compiling script (new function): {}", error_message(&e)))
+                        })?;
+                        vm.compiled.insert(sha.to_string(), f.clone());
+                        f
+                    }
+                };
+                set_keys_and_args(&vm.lua, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?;
+                (sha, func)
+            }
+            Target::Function { name } => {
+                let callback = crate::lua_functions::callback(shared, &vm.lua, name)?;
+                (name, bind_call(&vm.lua, callback, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?)
             }
         };
-        set_keys_and_args(&vm.lua, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?;
         let Outcome { result, origin, resp3 } = match held {
             Some(view) => execute(vm, &func, shared, local, view, s.db, now, read_only),
             None => {
@@ -957,7 +1106,7 @@ fn run_script(
 /// Parses `numkeys key... arg...` at `argv[2]`: (keys, args).
 type KeysAndArgs<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
 
-fn split_keys<'a>(argv: &[&'a [u8]]) -> CmdResult<KeysAndArgs<'a>> {
+pub(crate) fn split_keys<'a>(argv: &[&'a [u8]]) -> CmdResult<KeysAndArgs<'a>> {
     let n = commands::args::int(argv[2])?;
     if n < 0 {
         return Err(CmdError::fixed("ERR Number of keys can't be negative"));
@@ -981,7 +1130,8 @@ pub fn eval(
 ) -> CmdResult {
     let (keys, args) = split_keys(argv)?;
     let sha = shared.scripts.add(argv[1]);
-    run_script(shared, local, s, &sha, argv[1], &keys, &args, read_only, held, now)
+    let target = Target::Script { sha: &sha, body: argv[1] };
+    run_script(shared, local, s, target, &keys, &args, read_only, held, now)
 }
 
 /// EVALSHA / EVALSHA_RO sha numkeys key... arg...
@@ -999,7 +1149,8 @@ pub fn evalsha(
     let Some(body) = shared.scripts.get(&sha) else {
         return Err(CmdError::fixed("NOSCRIPT No matching script. Please use EVAL."));
     };
-    run_script(shared, local, s, &sha, &body, &keys, &args, read_only, held, now)
+    let target = Target::Script { sha: &sha, body: &body };
+    run_script(shared, local, s, target, &keys, &args, read_only, held, now)
 }
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP
@@ -1104,6 +1255,10 @@ mod tests {
             assert_eq!(run(body).unwrap_err(), KILLED, "{body}");
         }
         assert!(run("return #string.rep('x', 2^30)").unwrap_err().contains("not enough memory"));
+        // A library's result that does not fit is an error too (and the library's buffer is
+        // freed: push_owned).
+        assert!(run("return #cjson.encode(string.rep('\\1', 2^23))").unwrap_err().contains("not enough memory"));
+        assert_eq!(run("return #cjson.encode(string.rep('\\1', 2^20))").unwrap(), b":6291458\r\n");
         assert!(run("return unpack({}, -2^31, 2^31 - 1)").unwrap_err().contains("too many results to unpack"));
         // The budget does not outlive the run.
         assert_eq!(BUDGET.with(std::cell::Cell::get), u64::MAX);

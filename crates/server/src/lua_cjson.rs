@@ -153,7 +153,7 @@ unsafe extern "C-unwind" fn encode_entry(l: *mut lua_State) -> c_int {
         let mut out = Vec::new();
         match encode_value(l, &cfg, 0, &mut out) {
             Ok(()) => {
-                push_bytes(l, &out);
+                crate::lua::push_owned(l, out);
                 1
             }
             Err(msg) => {
@@ -568,7 +568,7 @@ impl Parser<'_> {
         // SAFETY: pushes onto a valid stack; descend() has reserved the slots for tables.
         unsafe {
             match tok {
-                Token::Str(s) => push_bytes(l, &s),
+                Token::Str(s) => crate::lua::push_owned(l, s),
                 Token::Number(n) => ffi::lua_pushnumber(l, n),
                 Token::Bool(b) => ffi::lua_pushboolean(l, b as c_int),
                 Token::Null => ffi::lua_pushlightuserdata(l, ptr::null_mut()),
@@ -584,8 +584,7 @@ impl Parser<'_> {
                         let Token::Str(key) = tok else {
                             return Err(expected("object key string", &tok, at));
                         };
-                        push_bytes(l, &key);
-                        drop(key);
+                        crate::lua::push_owned(l, key);
                         let (colon, cat) = self.next_token();
                         if !matches!(colon, Token::Colon) {
                             return Err(expected("colon", &colon, cat));

@@ -150,10 +150,8 @@ unsafe extern "C-unwind" fn pack_entry(l: *mut lua_State) -> c_int {
                 drop(buf);
                 raise(l, failure);
             }
-            push_bytes(l, &buf);
-            buf.clear();
+            crate::lua::push_owned(l, std::mem::take(&mut buf));
         }
-        drop(buf);
         ffi::lua_concat(l, nargs);
         1
     }

@@ -16,7 +16,7 @@
 //! The C functions follow `lbaselib.c`'s argument checks, so errors read as Redis's do; a
 //! write to a protected table fails with the position-less text Redis's patched core raises.
 
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int};
 
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, Table};
@@ -30,8 +30,8 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let (env, protected, shown_mt): (Table, Table, Table) = lua
         .load(
             r#"
-        local real_G, raw_set, raw_get, set_mt, set_env, loadstring, load =
-          _G, rawset, rawget, setmetatable, setfenv, loadstring, load
+        local real_G, raw_set, raw_get, set_mt, set_env, loadstring =
+          _G, rawset, rawget, setmetatable, setfenv, loadstring
         -- protected[view] = the table the view shows (true for the real globals);
         -- shown_mt[view] = what getmetatable(view) returns (nothing for the libraries).
         local protected = set_mt({}, {__mode = "k"})
@@ -71,20 +71,6 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
           if f then set_env(f, env) end
           return f, e
         end)
-        raw_set(real_G, "load", function(reader, name)
-          if type(reader) == "function" then
-            local read, first = reader, true
-            reader = function()
-              local piece = read()
-              if first and type(piece) == "string" and piece ~= "" then
-                first = false
-                if piece:byte(1) == 27 then error(bytecode_error(name or "=(load)"), 0) end
-              end
-              return piece
-            end
-          end
-          return load(reader, name)
-        end)
         raw_set(real_G, "setfenv", nil)
         raw_set(real_G, "getfenv", nil)
         return env, protected, shown_mt
@@ -112,6 +98,8 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
             }
             ffi::lua_pushcfunction(l, unpack_entry);
             ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"unpack".as_ptr());
+            ffi::lua_pushcfunction(l, load_entry);
+            ffi::lua_setfield(l, ffi::LUA_GLOBALSINDEX, c"load".as_ptr());
             // pairs returns the sandbox's next.
             ffi::lua_getfield(l, ffi::LUA_GLOBALSINDEX, c"next".as_ptr());
             ffi::lua_pushcclosure(l, pairs_entry, 1);
@@ -244,6 +232,85 @@ unsafe extern "C-unwind" fn unpack_entry(l: *mut lua_State) -> c_int {
             ffi::lua_rawgeti(l, 1, k.into());
         }
         n as c_int
+    }
+}
+
+/// What `load_entry`'s reader has seen.
+struct Reading {
+    /// No piece with bytes has been read yet.
+    first: bool,
+    /// The first piece was bytecode: the parser was given a stand-in character instead.
+    bytecode: bool,
+}
+
+/// `load`'s reader (`generic_reader` in `lbaselib.c`): calls the function at index 1 for the
+/// next piece. A first piece starting with ESC is replaced by a stand-in control character
+/// and the end of the chunk, so the text parser rejects it as Redis's parser does bytecode.
+unsafe extern "C-unwind" fn read_piece(
+    l: *mut lua_State,
+    ud: *mut std::ffi::c_void,
+    size: *mut usize,
+) -> *const c_char {
+    // SAFETY: called by lua_load with the state and the `Reading` load_entry passed; errors
+    // are raised with no Rust value alive.
+    unsafe {
+        let reading = &mut *(ud as *mut Reading);
+        if reading.bytecode {
+            *size = 0;
+            return std::ptr::null();
+        }
+        ffi::luaL_checkstack(l, 2, c"too many nested functions".as_ptr());
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_call(l, 0, 1);
+        if ffi::lua_isnil(l, -1) != 0 {
+            *size = 0;
+            return std::ptr::null();
+        }
+        if ffi::lua_isstring(l, -1) == 0 {
+            ffi::luaL_error(l, c"reader function must return a string".as_ptr());
+        }
+        ffi::lua_replace(l, 3);
+        let piece = ffi::lua_tolstring(l, 3, size);
+        if reading.first && *size > 0 {
+            reading.first = false;
+            if *piece as u8 == 0x1b {
+                reading.bytecode = true;
+                *size = 1;
+                return c"\x01".as_ptr();
+            }
+        }
+        piece
+    }
+}
+
+/// `load(reader [, name])` as Lua 5.1's, but refusing bytecode with the syntax error Redis's
+/// parser gives it (`(load):1: unexpected symbol near 'char(27)'`).
+unsafe extern "C-unwind" fn load_entry(l: *mut lua_State) -> c_int {
+    // SAFETY: as rawset_entry; `reading` has no destructor.
+    unsafe {
+        let name = ffi::luaL_optlstring(l, 2, c"=(load)".as_ptr(), std::ptr::null_mut());
+        ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
+        ffi::lua_settop(l, 3);
+        let mut reading = Reading { first: true, bytecode: false };
+        if ffi::lua_load(l, read_piece, &mut reading as *mut Reading as *mut std::ffi::c_void, name) == 0 {
+            return 1;
+        }
+        if reading.bytecode {
+            // The parser's message ends with the stand-in: name the character it replaced.
+            let mut len = 0;
+            let msg = ffi::lua_tolstring(l, -1, &mut len) as *const u8;
+            let stand_in = b"'char(1)'";
+            let msg = std::slice::from_raw_parts(msg, len);
+            if msg.ends_with(stand_in) {
+                ffi::lua_pushlstring_(l, msg.as_ptr() as *const c_char, len - stand_in.len());
+                ffi::lua_pushstring_(l, c"'char(27)'".as_ptr());
+                ffi::lua_concat(l, 2);
+                ffi::lua_replace(l, -2);
+            }
+        }
+        ffi::lua_pushnil(l);
+        ffi::lua_insert(l, -2);
+        2
     }
 }
 

@@ -315,7 +315,7 @@ unsafe extern "C-unwind" fn pack_entry(l: *mut lua_State) -> c_int {
             drop(out);
             raise(l, failure);
         }
-        push_bytes(l, &out);
+        crate::lua::push_owned(l, out);
         1
     }
 }

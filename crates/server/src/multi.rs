@@ -214,7 +214,10 @@ fn needs_all_shards(q: &Queued) -> bool {
         Handler::Keyspace(_) => spec.has(flags::ALL_SHARDS),
         // Server commands that read the keyspace (INFO, DEBUG) get it through EXEC's lock.
         // Scripts may touch any key, so EXEC locks everything for them too.
-        Handler::Server => matches!(q.cmd.name, "info" | "debug" | "eval" | "eval_ro" | "evalsha" | "evalsha_ro"),
+        Handler::Server => matches!(
+            q.cmd.name,
+            "info" | "debug" | "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro"
+        ),
     }
 }
 

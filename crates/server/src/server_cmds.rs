@@ -73,6 +73,9 @@ pub fn run(
         ("evalsha", _) => crate::lua::evalsha(shared, local, s, argv, false, held, now),
         ("evalsha_ro", _) => crate::lua::evalsha(shared, local, s, argv, true, held, now),
         ("script", Some(name)) => crate::lua::script(shared, s, name, argv),
+        ("fcall", _) => crate::lua_functions::fcall(shared, local, s, argv, false, held, now),
+        ("fcall_ro", _) => crate::lua_functions::fcall(shared, local, s, argv, true, held, now),
+        ("function", Some(name)) => crate::lua_functions::function(shared, s, name, argv),
         ("command", Some(name)) => command_sub(s, name, argv),
         ("command", None) => {
             command_info_all(s);
