@@ -262,7 +262,13 @@ fn load_into(lua: &Lua, code: &[u8], body_at: usize) -> CmdResult<Vec<Registered
         .set_environment(env)
         .into_function()
         .map_err(|e| failed("Error compiling function", &e))?;
-    crate::lua::run_bounded(lua, &chunk, LOAD_BUDGET).map_err(|e| failed("Error registering functions", &e))?;
+    crate::lua::run_bounded(lua, &chunk, LOAD_BUDGET).map_err(|e| {
+        if crate::lua::error_text(&e).starts_with("ERR Script killed") {
+            CmdError::fixed("ERR Error registering functions: ERR FUNCTION LOAD timeout")
+        } else {
+            failed("Error registering functions", &e)
+        }
+    })?;
     finish.call::<()>(()).map_err(|e| failed("Error registering functions", &e))?;
     let registered = std::mem::take(&mut *collected.borrow_mut());
     if registered.is_empty() {
