@@ -976,6 +976,32 @@ fn set_keys_and_args(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<
 /// The heap limit of a detached run (see `run_detached`).
 const DETACHED_MEMORY_LIMIT: usize = 64 << 20;
 
+thread_local! {
+    /// The largest result a library written in Rust may build: the interpreter's memory limit.
+    static OUTPUT_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(LUA_MEMORY_LIMIT) };
+}
+
+/// Whether a library written in Rust (cjson.encode, cmsgpack.pack) may go on building a
+/// result that has `len` bytes so far; if not, the error to raise. They build it outside
+/// Lua's heap, and a table that holds another many times, which holds another..., encodes
+/// to an exponential size: past the memory limit, where the result could not become a Lua
+/// string anyway, they fail with "not enough memory". And as the count hook cannot stop C
+/// code, they stop here when SCRIPT KILL (or a shutdown) asks.
+pub(crate) fn library_may_grow(len: usize) -> Result<(), &'static str> {
+    if KILL.load(Ordering::Acquire) {
+        return Err(KILLED);
+    }
+    if len > OUTPUT_LIMIT.with(std::cell::Cell::get) {
+        return Err("not enough memory");
+    }
+    Ok(())
+}
+
+/// Whether `msg` is one of `library_may_grow`'s refusals (raised without a position).
+pub(crate) fn is_library_stop(msg: &str) -> bool {
+    msg == KILLED || msg == "not enough memory"
+}
+
 /// Runs a script body once, as EVAL would, in a fresh sandboxed interpreter with `keys` and
 /// `args` but no keyspace (`redis.call` fails as it does outside a script). For fuzzing and
 /// testing the sandbox; the server does not use it. The run is bounded: it is stopped as by
@@ -991,7 +1017,9 @@ pub fn run_detached(body: &[u8], keys: &[&[u8]], args: &[&[u8]], max_instruction
     })();
     let (xpcall, func, handler) = prepared.map_err(|e| error_message(&e))?;
     BUDGET.with(|b| b.set(max_instructions / STOP_CHECK_EVERY as u64 + 1));
+    OUTPUT_LIMIT.with(|o| o.set(DETACHED_MEMORY_LIMIT));
     let ran = xpcall.call::<MultiValue>((func, handler));
+    OUTPUT_LIMIT.with(|o| o.set(LUA_MEMORY_LIMIT));
     let stopped = BUDGET.with(|b| b.replace(u64::MAX)) == 0;
     let mut results = ran.map_err(|e| error_message(&e))?.into_iter();
     let ok = matches!(results.next(), Some(Value::Boolean(true)));
@@ -1259,6 +1287,13 @@ mod tests {
         // freed: push_owned).
         assert!(run("return #cjson.encode(string.rep('\\1', 2^23))").unwrap_err().contains("not enough memory"));
         assert_eq!(run("return #cjson.encode(string.rep('\\1', 2^20))").unwrap(), b":6291458\r\n");
+        // A table that holds another many times, which holds another...: an exponential size.
+        for lib in ["cjson.encode", "cmsgpack.pack"] {
+            let body = format!(
+                "local s = ('x'):rep(2^16) local t = {{s}} for i = 1, 40 do t = {{t, t, s}} end return {lib}(t)"
+            );
+            assert!(run(&body).err().is_some_and(|e| e.contains("not enough memory")), "{lib}");
+        }
         assert!(run("return unpack({}, -2^31, 2^31 - 1)").unwrap_err().contains("too many results to unpack"));
         // The budget does not outlive the run.
         assert_eq!(BUDGET.with(std::cell::Cell::get), u64::MAX);

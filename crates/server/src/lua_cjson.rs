@@ -158,6 +158,12 @@ unsafe extern "C-unwind" fn encode_entry(l: *mut lua_State) -> c_int {
             }
             Err(msg) => {
                 drop(out);
+                if crate::lua::is_library_stop(&msg) {
+                    // Out of memory or killed: the text alone, as Lua's own errors of that kind.
+                    push_bytes(l, msg.as_bytes());
+                    drop(msg);
+                    ffi::lua_error(l)
+                }
                 raise(l, msg)
             }
         }
@@ -180,13 +186,14 @@ fn type_name(t: c_int) -> &'static str {
 
 /// Appends the value on top of the stack.
 unsafe fn encode_value(l: *mut lua_State, cfg: &Config, depth: c_int, out: &mut Vec<u8>) -> Result<(), String> {
+    crate::lua::library_may_grow(out.len())?;
     // SAFETY: raw accesses to the value on top of a valid stack; every push is balanced.
     unsafe {
         match ffi::lua_type(l, -1) {
             ffi::LUA_TSTRING => {
                 let mut len = 0;
                 let p = ffi::lua_tolstring(l, -1, &mut len) as *const u8;
-                encode_string(std::slice::from_raw_parts(p, len), out);
+                encode_string(std::slice::from_raw_parts(p, len), out)?;
             }
             ffi::LUA_TNUMBER => encode_number(ffi::lua_tonumber(l, -1), cfg, out)?,
             ffi::LUA_TBOOLEAN => out.extend_from_slice(if ffi::lua_toboolean(l, -1) != 0 { b"true" } else { b"false" }),
@@ -227,7 +234,7 @@ unsafe fn encode_value(l: *mut lua_State, cfg: &Config, depth: c_int, out: &mut 
                             ffi::LUA_TSTRING => {
                                 let mut len = 0;
                                 let p = ffi::lua_tolstring(l, -2, &mut len) as *const u8;
-                                encode_string(std::slice::from_raw_parts(p, len), out);
+                                encode_string(std::slice::from_raw_parts(p, len), out)?;
                                 out.push(b':');
                             }
                             t => {
@@ -283,23 +290,36 @@ unsafe fn array_length(l: *mut lua_State, cfg: &Config) -> Result<c_int, String>
     Ok(max)
 }
 
-fn encode_string(s: &[u8], out: &mut Vec<u8>) {
+/// Appends `s` as a JSON string, escaped as Redis's cjson does. Runs of bytes that need no
+/// escaping are copied whole; the growing result is checked against the memory limit every
+/// 64 KiB of input, as an escaped string can be six times its input.
+fn encode_string(s: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'/' => out.extend_from_slice(b"\\/"),
-            b'\x08' => out.extend_from_slice(b"\\b"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\x0c' => out.extend_from_slice(b"\\f"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
-            _ => out.push(c),
+    for chunk in s.chunks(64 << 10) {
+        crate::lua::library_may_grow(out.len())?;
+        let mut plain = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            let escaped: &[u8] = match c {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'/' => b"\\/",
+                b'\x08' => b"\\b",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                b'\x0c' => b"\\f",
+                b'\r' => b"\\r",
+                0..=0x1f | 0x7f => &[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]],
+                _ => continue,
+            };
+            out.extend_from_slice(&chunk[plain..i]);
+            out.extend_from_slice(escaped);
+            plain = i + 1;
         }
+        out.extend_from_slice(&chunk[plain..]);
     }
     out.push(b'"');
+    Ok(())
 }
 
 fn encode_number(n: f64, cfg: &Config, out: &mut Vec<u8>) -> Result<(), String> {

@@ -159,6 +159,7 @@ unsafe extern "C-unwind" fn pack_entry(l: *mut lua_State) -> c_int {
 
 /// Appends the value on top of the stack and pops it.
 unsafe fn encode_value(l: *mut lua_State, level: usize, out: &mut Vec<u8>) -> Result<(), Failure> {
+    crate::lua::library_may_grow(out.len()).map_err(Failure::Plain)?;
     // SAFETY: raw accesses to the value on top of a valid stack; every push is balanced.
     unsafe {
         let mut t = ffi::lua_type(l, -1);
