@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/collection-memory.sh: memory per element of hashes, sets and sorted sets, Redoubt vs
-# redis-server.
+# bench/collection-memory.sh: memory per element of hashes, sets, sorted sets and streams,
+# Redoubt vs redis-server.
 #
 # For each case and each server: start it fresh (same flags for both: --save '' --appendonly no,
 # on a free loopback port, never 6379), warm it up (a few hundred commands of the same kind into
@@ -11,12 +11,20 @@
 # KB, hence the million elements per case by default.
 #
 # Cases (KEYS_SMALL keys of 100 elements, and KEYS_LARGE keys of 100,000 elements):
-#   hash      HSET h:K field:N value:N        (short fields and values)
-#   set       SADD s:K member:N               (short strings)
-#   intset    SADD i:K N                      (integers: intsets at 100, hashtables at 100,000)
-#   zset      ZADD z:K N member:NNNNNN        (integer scores 0, 1, 2, ...)
-#   zsetfrac  ZADD f:K N/2 member:NNNNNN      (scores in 0.5 steps: 0, 0.5, 1, 1.5, ...)
-# Each key is written with commands of 100 elements, so no single command converts it early.
+#   hash          HSET h:K field:N value:N        (short fields and values)
+#   set           SADD s:K member:N               (short strings)
+#   intset        SADD i:K N                      (integers: intsets at 100, hashtables at 100,000)
+#   zset          ZADD z:K N member:NNNNNN        (integer scores 0, 1, 2, ...)
+#   zsetfrac      ZADD f:K N/2 member:NNNNNN      (scores in 0.5 steps: 0, 0.5, 1, 1.5, ...)
+#   stream        XADD st:K <N+1>-0 field value:N (one entry per command, explicit IDs)
+#   streamevents  XADD ev:K <N+1>-0 event completed jobId N prev active
+#                                                 (three fields, like a job queue's event log)
+#   streamgroup   as stream (sg:K), plus a consumer group created first (XGROUP CREATE sg:K g $
+#                 MKSTREAM) and XREADGROUP GROUP g c COUNT 100 STREAMS sg:K > after every 100
+#                 entries: every entry is delivered and left pending (unacknowledged), so the
+#                 difference from `stream` is the cost of the pending-entries list
+# Each hash, set and sorted set is written with commands of 100 elements, so no single command
+# converts it early; streams get one XADD per entry (an element is an entry).
 # Sorted-set members go in in a shuffled order (fixed seed, the same for both servers), so the
 # ordered structures are measured as random inserts leave them, not as an append-only build;
 # ZSET_ORDER=ascending inserts them in score order instead.
@@ -25,6 +33,7 @@
 #        KEYS_SMALL=200 KEYS_LARGE=1 bench/collection-memory.sh
 #        CASES="hash set" SIZES="100" bench/collection-memory.sh
 #        CASES="zset zsetfrac" bench/collection-memory.sh
+#        CASES="stream streamevents streamgroup" bench/collection-memory.sh
 # Environment: KEYS_SMALL KEYS_LARGE CASES SIZES ZSET_ORDER LOAD_TIMEOUT SETTLE SERVER_CPU CLIENT_CPU
 #              REDIS_BIN REDOUBT_BIN OUT_DIR
 # Needs a release build: nice -n 19 cargo build --release -p redoubt-server
@@ -37,7 +46,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 KEYS_SMALL=${KEYS_SMALL:-10000}
 KEYS_LARGE=${KEYS_LARGE:-10}
-CASES=${CASES:-hash set intset zset zsetfrac}
+CASES=${CASES:-hash set intset zset zsetfrac stream streamevents streamgroup}
 ZSET_ORDER=${ZSET_ORDER:-shuffled}  # insertion order of sorted-set members: shuffled | ascending
 SIZES=${SIZES:-100 100000}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-300}
@@ -50,8 +59,8 @@ for n in "$KEYS_SMALL" "$KEYS_LARGE"; do
 done
 for c in $CASES; do
   case $c in
-    hash | set | intset | zset | zsetfrac) ;;
-    *) die "unknown case '$c' (hash, set, intset, zset, zsetfrac)" ;;
+    hash | set | intset | zset | zsetfrac | stream | streamevents | streamgroup) ;;
+    *) die "unknown case '$c' (hash, set, intset, zset, zsetfrac, stream, streamevents, streamgroup)" ;;
   esac
 done
 [[ $ZSET_ORDER == shuffled || $ZSET_ORDER == ascending ]] ||
@@ -62,13 +71,22 @@ done
 
 keys_for() { if [[ $1 == 100 ]]; then echo "$KEYS_SMALL"; else echo "$KEYS_LARGE"; fi; }
 
+# prefix_of CASE: the key prefix of a case's keys.
+prefix_of() {
+  case $1 in
+    hash) echo h ;; set) echo s ;; intset) echo i ;; zset) echo z ;; zsetfrac) echo f ;;
+    stream) echo st ;; streamevents) echo ev ;; streamgroup) echo sg ;;
+  esac
+}
+
 # gen_resp CASE SIZE KEYS FILE [WARMUP]: the RESP commands that build KEYS collections of SIZE
-# elements; with WARMUP, 300 such commands into database 1 instead.
+# elements; with WARMUP, about 300 such commands into database 1 instead (at least one key).
 gen_resp() {
-  python3 - "$1" "$2" "$3" "$4" "${5:-}" "$ZSET_ORDER" <<'PY'
+  python3 - "$1" "$2" "$3" "$4" "${5:-}" "$ZSET_ORDER" "$(prefix_of "$1")" <<'PY'
 import random, sys
 case, size, keys, path, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-zset_order = sys.argv[6]
+zset_order, prefix = sys.argv[6], sys.argv[7].encode()
+stream = case.startswith("stream")
 def score(i):
     # zset: 0, 1, 2, ...; zsetfrac: 0, 0.5, 1, 1.5, ... (shortest form, as Redis would reply)
     if case == "zset":
@@ -82,8 +100,24 @@ def cmd(args):
 with open(path, "wb") as f:
     if warmup:
         f.write(cmd([b"SELECT", b"1"]))
-        keys = max(1, 300 // ((size + 99) // 100))
+        keys = max(1, 300 // (size if stream else (size + 99) // 100))
     for k in range(keys):
+        if stream:
+            # one XADD per entry, ID N+1-0; streamgroup: a group first, and after every 100
+            # entries one XREADGROUP that delivers them to consumer c (they stay pending)
+            key = b"%s:%d" % (prefix, k)
+            if case == "streamgroup":
+                f.write(cmd([b"XGROUP", b"CREATE", key, b"g", b"$", b"MKSTREAM"]))
+            for i in range(size):
+                if case == "streamevents":
+                    fields = [b"event", b"completed", b"jobId", b"%d" % i, b"prev", b"active"]
+                else:
+                    fields = [b"field", b"value:%d" % i]
+                f.write(cmd([b"XADD", key, b"%d-0" % (i + 1)] + fields))
+                if case == "streamgroup" and (i + 1) % 100 == 0:
+                    f.write(cmd([b"XREADGROUP", b"GROUP", b"g", b"c", b"COUNT", b"100",
+                                 b"STREAMS", key, b">"]))
+            continue
         order = list(range(size))
         if case.startswith("zset") and zset_order == "shuffled":
             random.Random(k).shuffle(order)
@@ -105,8 +139,21 @@ with open(path, "wb") as f:
 PY
 }
 
-commands_in() { # commands_in SIZE KEYS
-  echo $(((($1 + 99) / 100) * $2))
+commands_in() { # commands_in CASE SIZE KEYS
+  case $1 in
+    stream | streamevents) echo $(($2 * $3)) ;;
+    streamgroup) echo $(((1 + $2 + $2 / 100) * $3)) ;;
+    *) echo $(((($2 + 99) / 100) * $3)) ;;
+  esac
+}
+
+# stream_entry CASE N: entry N (0-based) as redis-cli prints it from XRANGE, joined by spaces.
+stream_entry() {
+  if [[ $1 == streamevents ]]; then
+    echo "$(($2 + 1))-0 event completed jobId $2 prev active "
+  else
+    echo "$(($2 + 1))-0 field value:$2 "
+  fi
 }
 
 declare -A R # R[case:size:kind:metric]
@@ -124,18 +171,34 @@ measure() {
   out=$(timeout -k 5 "$LOAD_TIMEOUT" taskset -c "$CLIENT_CPU" \
     redis-cli -h 127.0.0.1 -p "$SRV_PORT" --pipe <"$file" 2>&1) ||
     die "$kind: redis-cli --pipe failed or timed out after ${LOAD_TIMEOUT}s: $out"
-  expected=$(commands_in "$size" "$keys")
+  expected=$(commands_in "$case" "$size" "$keys")
   [[ $out == *"errors: 0, replies: $expected"* ]] ||
     die "$kind ($case/$size): unexpected redis-cli --pipe result: ${out//$'\n'/ | }"
-  case $case in hash) prefix=h ;; set) prefix=s ;; intset) prefix=i ;; zset) prefix=z ;; *) prefix=f ;; esac
+  prefix=$(prefix_of "$case")
   for key in "$prefix:0" "$prefix:$((keys - 1))"; do
     case $case in
       hash) count=$(cli "$SRV_PORT" HLEN "$key") ;;
       zset*) count=$(cli "$SRV_PORT" ZCARD "$key") ;;
+      stream*) count=$(cli "$SRV_PORT" XLEN "$key") ;;
       *) count=$(cli "$SRV_PORT" SCARD "$key") ;;
     esac
     [[ $count == "$size" ]] || die "$kind ($case/$size): $key holds '$count' elements, expected $size"
+    if [[ $case == streamgroup ]]; then # every entry delivered and still pending
+      count=$(cli "$SRV_PORT" XPENDING "$key" g | head -n1)
+      [[ $count == "$size" ]] ||
+        die "$kind ($case/$size): XPENDING $key g counts '$count' entries, expected $size"
+    fi
   done
+  if [[ $case == stream* ]]; then # first and last entry, IDs and fields as sent
+    out=$(cli "$SRV_PORT" XRANGE "$prefix:0" - + COUNT 1 | tr '\n' ' ')
+    expected=$(stream_entry "$case" 0)
+    [[ $out == "$expected" ]] ||
+      die "$kind ($case/$size): XRANGE $prefix:0 - + COUNT 1 gave '$out', expected '$expected'"
+    out=$(cli "$SRV_PORT" XREVRANGE "$prefix:0" + - COUNT 1 | tr '\n' ' ')
+    expected=$(stream_entry "$case" $((size - 1)))
+    [[ $out == "$expected" ]] ||
+      die "$kind ($case/$size): XREVRANGE $prefix:0 + - COUNT 1 gave '$out', expected '$expected'"
+  fi
   if [[ $case == zset* ]]; then # the scores went in as intended (and in the same order on both)
     out=$(cli "$SRV_PORT" ZRANGE "$prefix:0" 0 2 WITHSCORES | tr '\n' ' ')
     if [[ $case == zset ]]; then expected="member:000000 0 member:000001 1 member:000002 2 "
@@ -164,13 +227,17 @@ mkdir -p "$RUN_DIR/logs"
 REPORT=$RUN_DIR/report.txt
 
 {
-  echo "== Redoubt vs Redis: memory per element of hashes, sets and sorted sets =="
+  echo "== Redoubt vs Redis: memory per element of hashes, sets, sorted sets and streams =="
   echo "date         : $(date '+%Y-%m-%d %H:%M:%S %Z')"
   echo "script       : KEYS_SMALL=$KEYS_SMALL KEYS_LARGE=$KEYS_LARGE CASES=\"$CASES\" SIZES=\"$SIZES\" ZSET_ORDER=$ZSET_ORDER bench/collection-memory.sh"
   echo "server cmd   : taskset -c $SERVER_CPU {redis-server|redoubt-server} --port <port>$(printf ' %q' "${SERVER_FLAGS[@]}")   (fresh instance per case and server)"
   echo "data         : hash = HSET h:K field:N value:N; set = SADD s:K member:N; intset = SADD i:K N;"
   echo "               zset = ZADD z:K N member:NNNNNN; zsetfrac = ZADD f:K N/2 member:NNNNNN" \
     "(sorted-set members inserted $ZSET_ORDER)"
+  echo "               stream = XADD st:K <N+1>-0 field value:N;" \
+    "streamevents = XADD ev:K <N+1>-0 event completed jobId N prev active;"
+  echo "               streamgroup = stream (sg:K) with group g, every entry delivered to consumer c" \
+    "(XREADGROUP COUNT 100 >) and pending"
   echo "cpu          : $(cpu_model)"
   versions
 } | tee "$REPORT"
@@ -219,11 +286,11 @@ with open(run_dir + "/summary.csv", "w", newline="") as f:
                     "" if r["ratio"] is None else "%.3f" % r["ratio"], r["redis_enc"], r["redoubt_enc"],
                     r["redis_delta"], r["redoubt_delta"]])
 out = ["", "Bytes per element = (used_memory after - before) / elements; ratio = Redoubt / Redis.", ""]
-hdr = "%-9s %10s %10s  %9s %9s %7s   %-22s" % ("case", "per key", "elements", "Redis", "Redoubt", "ratio",
+hdr = "%-12s %10s %10s  %9s %9s %7s   %-22s" % ("case", "per key", "elements", "Redis", "Redoubt", "ratio",
                                             "encodings (Redis/ours)")
 out += [hdr, "-" * len(hdr)]
 for r in rows:
-    out.append("%-9s %10s %10s  %9.1f %9.1f %7s   %s/%s" % (
+    out.append("%-12s %10s %10s  %9.1f %9.1f %7s   %s/%s" % (
         r["case"], format(r["size"], ","), format(r["elements"], ","), r["redis"], r["redoubt"],
         "-" if r["ratio"] is None else "%.3f" % r["ratio"], r["redis_enc"], r["redoubt_enc"]))
 out.append("")

@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::list::{alloc_size, elem_at, entry_len_at, lp_append, lp_append_int, lp_int_len, lp_len, Elem};
 
@@ -274,7 +275,8 @@ pub enum Trim {
 /// A pending entry: delivered to a consumer, not yet acknowledged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
-    pub consumer: Vec<u8>,
+    /// The consumer's name, shared with the group's consumer map (no copy per entry).
+    pub consumer: Arc<[u8]>,
     /// Unix ms of the last delivery.
     pub delivery_time: i64,
     pub delivery_count: u64,
@@ -298,7 +300,7 @@ pub struct Group {
     /// The logical count of entries read (`entries_read`), `None` when unknown.
     pub entries_read: Option<u64>,
     pub pel: BTreeMap<StreamId, Pending>,
-    pub consumers: BTreeMap<Vec<u8>, Consumer>,
+    pub consumers: BTreeMap<Arc<[u8]>, Consumer>,
 }
 
 impl Group {
@@ -309,7 +311,7 @@ impl Group {
     /// The consumer `name`, created (seen now, never active) if missing; whether it was created.
     pub fn consumer(&mut self, name: &[u8], now: i64) -> (&mut Consumer, bool) {
         let created = !self.consumers.contains_key(name);
-        let c = self.consumers.entry(name.to_vec()).or_insert_with(|| Consumer {
+        let c = self.consumers.entry(Arc::from(name)).or_insert_with(|| Consumer {
             seen_time: now,
             active_time: -1,
             pending: BTreeSet::new(),
@@ -334,24 +336,25 @@ impl Group {
     /// existing one handed over (`count` deliveries).
     pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now: i64, count: u64) {
         if let Some(old) = self.pel.get(&id) {
-            if old.consumer != consumer {
+            if *old.consumer != *consumer {
                 if let Some(c) = self.consumers.get_mut(&old.consumer) {
                     c.pending.remove(&id);
                 }
             }
         }
-        self.pel.insert(id, Pending { consumer: consumer.to_vec(), delivery_time: now, delivery_count: count });
+        let name = self.consumers.get_key_value(consumer).map_or_else(|| Arc::from(consumer), |(k, _)| k.clone());
+        self.pel.insert(id, Pending { consumer: name, delivery_time: now, delivery_count: count });
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.pending.insert(id);
         }
     }
 
     fn heap(&self) -> usize {
-        // Per pending entry: its B-tree slot and the consumer name; per consumer: its slot,
-        // its name and the IDs it holds.
-        let pel = self.pel.len() * (64 + 16);
+        // Per pending entry: its B-tree slot (the consumer's name is shared); per consumer:
+        // its slot, its name (with the shared counts) and the IDs it holds.
+        let pel = self.pel.len() * 56;
         let consumers: usize =
-            self.consumers.iter().map(|(n, c)| 96 + alloc_size(n.len()) + 24 * c.pending.len()).sum();
+            self.consumers.iter().map(|(n, c)| 96 + alloc_size(16 + n.len()) + 24 * c.pending.len()).sum();
         96 + pel + consumers
     }
 }
