@@ -96,3 +96,42 @@ fn slow_subscriber_is_cut_off() {
     let mut sink = Vec::new();
     let _ = stream.read_to_end(&mut sink);
 }
+
+/// Every message PUBLISH counted for a subscriber arrives before its UNSUBSCRIBE reply, none
+/// after (Redis writes a message to the subscriber's buffer within PUBLISH): a publisher
+/// streams 20,000 messages while the subscriber unsubscribes in the middle of them.
+#[test]
+fn nothing_arrives_after_unsubscribe() {
+    let server = Server::redoubt();
+    let mut sub = server.conn();
+    assert_eq!(text(sub.cmd(&["SUBSCRIBE", "ch"]).unwrap()), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut publisher = server.conn();
+    const N: usize = 20_000;
+    let publishing = std::thread::spawn(move || {
+        for i in 0..N {
+            publisher.send(&["PUBLISH", "ch", &format!("m{i}")]).unwrap();
+        }
+        (0..N).map(|_| redoubt_tests::resp::integer(&publisher.read_reply_raw().unwrap()).unwrap()).sum::<i64>()
+    });
+    let message = |i: usize| {
+        let m = format!("m{i}");
+        format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${}\r\n{m}\r\n", m.len())
+    };
+    for i in 0..200 {
+        assert_eq!(text(sub.read_reply_raw().unwrap()), message(i));
+    }
+    sub.send(&["UNSUBSCRIBE", "ch"]).unwrap();
+    let mut received = 200;
+    loop {
+        let frame = text(sub.read_reply_raw().unwrap());
+        if frame == "*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n" {
+            break;
+        }
+        assert_eq!(frame, message(received), "before the unsubscribe reply");
+        received += 1;
+    }
+    let counted = publishing.join().unwrap();
+    assert_eq!(received as i64, counted, "messages received vs PUBLISH replies counting this subscriber");
+    sub.send(&["PING"]).unwrap();
+    assert_eq!(text(sub.read_reply_raw().unwrap()), "+PONG\r\n", "after the unsubscribe reply");
+}

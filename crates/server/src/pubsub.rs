@@ -2,17 +2,21 @@
 //! SPUBLISH and PUBSUB.
 //!
 //! The registry ([`Registry`]) maps channels and patterns to subscribers (client id and the
-//! worker that owns the connection). PUBLISH looks the subscribers up under a read lock and
-//! hands each one's worker a message through its inbox; the owning worker formats it in the
-//! subscriber's protocol (RESP2 array or RESP3 push) and appends it to the connection's
-//! output. One publisher's messages reach each subscriber in the order they were published,
-//! because one inbox carries them. A subscriber whose unsent output passes the `pubsub` class
-//! of `client-output-buffer-limit` is disconnected (see `worker::deliver`).
+//! client's [`Inbox`]). PUBLISH looks the subscribers up under a read lock and, still under
+//! it, appends the message to each one's inbox, waking the worker that owns the connection
+//! when an inbox turns non-empty; that worker formats the messages in the subscriber's
+//! protocol (RESP2 array or RESP3 push) and appends them to the connection's output. One
+//! publisher's messages reach each subscriber in the order they were published, because one
+//! inbox carries them. An UNSUBSCRIBE removes the subscription under the write lock, so every
+//! message PUBLISH counted for it is in the inbox by then: it moves them to the output before
+//! its own reply, so nothing arrives after the unsubscribe (as in Redis, where PUBLISH writes
+//! to the subscriber's buffer at once). A subscriber whose unsent output passes the `pubsub`
+//! class of `client-output-buffer-limit` is disconnected (see `worker::deliver`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use resp::ReplyBuf;
 
 use crate::session::Session;
@@ -74,7 +78,22 @@ impl Delivery {
     }
 }
 
-type Subscribers = HashMap<u64, usize>;
+/// A subscriber's messages not yet written to its connection.
+#[derive(Debug)]
+pub struct Inbox {
+    /// The worker that owns the connection.
+    worker: usize,
+    queue: Mutex<Vec<Delivery>>,
+}
+
+impl Inbox {
+    /// Takes every message waiting, oldest first.
+    pub fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.queue.lock())
+    }
+}
+
+type Subscribers = HashMap<u64, Arc<Inbox>>;
 
 /// Every subscription on the server.
 #[derive(Default)]
@@ -93,8 +112,8 @@ impl Registry {
         }
     }
 
-    fn add(&self, kind: Kind, name: &[u8], client: u64, worker: usize) {
-        self.map(kind).write().entry(name.to_vec()).or_default().insert(client, worker);
+    fn add(&self, kind: Kind, name: &[u8], client: u64, inbox: &Arc<Inbox>) {
+        self.map(kind).write().entry(name.to_vec()).or_default().insert(client, inbox.clone());
     }
 
     fn remove(&self, kind: Kind, name: &[u8], client: u64) {
@@ -119,16 +138,22 @@ impl Registry {
         let payload: Arc<[u8]> = payload.into();
         let workers = shared.workers.read();
         let mut sent = 0;
-        let send = |id: u64, worker: usize, pattern: Option<Arc<[u8]>>| {
-            if let Some(w) = workers.get(worker) {
-                let d = Delivery { pattern, shard, channel: channel.clone(), payload: payload.clone() };
-                w.send(Msg::Pubsub(id, Box::new(d)));
+        let send = |id: u64, inbox: &Inbox, pattern: Option<Arc<[u8]>>| {
+            let d = Delivery { pattern, shard, channel: channel.clone(), payload: payload.clone() };
+            let mut queue = inbox.queue.lock();
+            queue.push(d);
+            let wake = queue.len() == 1;
+            drop(queue);
+            if wake {
+                if let Some(w) = workers.get(inbox.worker) {
+                    w.send(Msg::Pubsub(id));
+                }
             }
         };
         let kind = if shard { Kind::Shard } else { Kind::Channel };
         if let Some(subs) = self.map(kind).read().get(&*channel) {
-            for (&id, &worker) in subs {
-                send(id, worker, None);
+            for (&id, inbox) in subs {
+                send(id, inbox, None);
                 sent += 1;
             }
         }
@@ -136,8 +161,8 @@ impl Registry {
             for (pattern, subs) in self.patterns.read().iter() {
                 if store::glob::glob_match(pattern, &channel, false) {
                     let p: Arc<[u8]> = pattern.as_slice().into();
-                    for (&id, &worker) in subs {
-                        send(id, worker, Some(p.clone()));
+                    for (&id, inbox) in subs {
+                        send(id, inbox, Some(p.clone()));
                         sent += 1;
                     }
                 }
@@ -153,6 +178,8 @@ pub struct ClientSubs {
     pub channels: Vec<Vec<u8>>,
     pub patterns: Vec<Vec<u8>>,
     pub shard_channels: Vec<Vec<u8>>,
+    /// Where PUBLISH leaves this client's messages; made at its first subscription.
+    pub inbox: Option<Arc<Inbox>>,
 }
 
 impl ClientSubs {
@@ -192,10 +219,12 @@ fn publish_counts(s: &Session) {
 
 /// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE name [name ...]
 pub fn subscribe(shared: &Shared, s: &mut Session, kind: Kind, names: &[&[u8]]) {
+    let worker = s.info.worker;
+    let inbox = s.subs.inbox.get_or_insert_with(|| Arc::new(Inbox { worker, queue: Mutex::new(Vec::new()) })).clone();
     for name in names {
         if !s.subs.list(kind).iter().any(|n| n == name) {
             s.subs.list(kind).push(name.to_vec());
-            shared.pubsub.add(kind, name, s.info.id, s.info.worker);
+            shared.pubsub.add(kind, name, s.info.id, &inbox);
         }
         let count = count_for(s, kind);
         s.out.push(3);
@@ -221,6 +250,8 @@ pub fn unsubscribe(shared: &Shared, s: &mut Session, kind: Kind, names: &[&[u8]]
         if let Some(i) = list.iter().position(|n| *n == name) {
             list.remove(i);
             shared.pubsub.remove(kind, &name, s.info.id);
+            // Messages published before the removal go out before its reply.
+            flush_inbox(s);
         }
         let count = count_for(s, kind);
         s.out.push(3);
@@ -231,14 +262,25 @@ pub fn unsubscribe(shared: &Shared, s: &mut Session, kind: Kind, names: &[&[u8]]
     publish_counts(s);
 }
 
-/// Drops every subscription of a client without replying (disconnect, RESET).
+/// Drops every subscription of a client without replying (disconnect, RESET); messages
+/// published before go to the output first, ahead of RESET's reply.
 pub fn drop_all(shared: &Shared, s: &mut Session) {
     for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
         for name in std::mem::take(s.subs.list(kind)) {
             shared.pubsub.remove(kind, &name, s.info.id);
         }
     }
+    flush_inbox(s);
     publish_counts(s);
+}
+
+/// Moves the messages waiting in the client's inbox to its output.
+pub fn flush_inbox(s: &mut Session) {
+    if let Some(inbox) = &s.subs.inbox {
+        for d in inbox.take() {
+            d.encode(&mut s.out);
+        }
+    }
 }
 
 /// PUBSUB CHANNELS [pattern] / SHARDCHANNELS [pattern]

@@ -40,7 +40,8 @@ pub enum Msg {
     /// Append these bytes to this client's output (MONITOR feed).
     Deliver(u64, Vec<u8>),
     /// A published message for this subscriber.
-    Pubsub(u64, Box<crate::pubsub::Delivery>),
+    /// (The messages wait in the subscriber's `pubsub::Inbox`.)
+    Pubsub(u64),
     /// The reply of a blocked client's command (it was served, unblocked or timed out): send
     /// it and resume reading the client's commands.
     Unblock(u64, Vec<u8>),
@@ -103,8 +104,21 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
+/// Fails if any socket is bound to `addr`. SO_REUSEPORT would let the workers' listeners
+/// join another server's on the same port (the kernel would then split clients between the
+/// two), so the address is first bound once without it, as a test, and released.
+fn check_free(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())
+}
+
 /// Binds every configured address once per worker (SO_REUSEPORT), resolving port 0 to one
-/// real port shared by all.
+/// real port shared by all; an address another process listens on is an error, as in Redis.
 pub fn bind_listeners(settings: &Settings, workers: usize) -> Result<Listeners, String> {
     let mut port = settings.port;
     let mut addrs = Vec::new();
@@ -113,7 +127,8 @@ pub fn bind_listeners(settings: &Settings, workers: usize) -> Result<Listeners, 
         let (ip, optional) = parse_bind(spec).ok_or_else(|| format!("Invalid bind address '{spec}'"))?;
         let mut bound = Vec::new();
         for _ in 0..workers {
-            match bind_one(SocketAddr::new(ip, port), 511) {
+            let free = if port == 0 || !bound.is_empty() { Ok(()) } else { check_free(SocketAddr::new(ip, port)) };
+            match free.and_then(|()| bind_one(SocketAddr::new(ip, port), 511)) {
                 Ok(l) => {
                     if port == 0 {
                         port = l.local_addr().map_err(|e| e.to_string())?.port();
@@ -531,8 +546,8 @@ impl Worker {
                         self.close(slot);
                     }
                 }
-                Msg::Deliver(id, bytes) => self.deliver(id, |out| out.raw(&bytes)),
-                Msg::Pubsub(id, d) => self.deliver(id, |out| d.encode(out)),
+                Msg::Deliver(id, bytes) => self.deliver(id, |s| s.out.raw(&bytes)),
+                Msg::Pubsub(id) => self.deliver(id, crate::pubsub::flush_inbox),
                 Msg::Unblock(id, reply) => self.unblock(id, &reply),
             }
         }
@@ -541,10 +556,10 @@ impl Worker {
     /// Appends a message to a client's output and writes it; a client whose unsent output
     /// passes the pub/sub output-buffer limit is disconnected, as Redis does for slow
     /// subscribers.
-    fn deliver(&mut self, id: u64, write: impl FnOnce(&mut resp::ReplyBuf)) {
+    fn deliver(&mut self, id: u64, write: impl FnOnce(&mut Session)) {
         let Some(&slot) = self.by_id.get(&id) else { return };
         let Some(conn) = self.conns[slot].as_mut() else { return };
-        write(&mut conn.session.out);
+        write(&mut conn.session);
         let mut open = flush(conn, &mut self.local);
         let pending = (conn.session.out.buf.len() - conn.out_pos) as u64;
         let [hard, soft, soft_secs] =
