@@ -327,6 +327,22 @@ fn config_file_errors_exit_1_with_file_line_and_reason() {
     assert!(failures.is_empty(), "{} config error cases wrong:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// A port another server listens on (Redoubt or Redis) is an error at startup, as in Redis:
+/// the workers' SO_REUSEPORT listeners must not join the other server's.
+#[test]
+fn a_port_in_use_is_an_error() {
+    for other in [Server::redoubt(), Server::redis()] {
+        let port = other.port().to_string();
+        let run = run_bounded(
+            Command::new(redoubt_binary_or_panic()).args(["--port", &port, "--bind", "127.0.0.1"]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(run.status.and_then(|s| s.code()), Some(1), "{}", run.output());
+        assert!(run.output().contains("Address already in use"), "{}", run.output());
+        assert_eq!(other.conn().cmd(&["PING"]).unwrap(), b"+PONG\r\n");
+    }
+}
+
 /// A server process started by hand; killed (and reaped) on drop.
 struct Process(Child);
 
