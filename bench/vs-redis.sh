@@ -8,9 +8,17 @@
 # is killed: A B A B ... Tests that a server does not support (probed once with redis-cli before
 # the run, or failing at run time) are reported as "n/a" instead of a ratio.
 #
-# Besides redis-benchmark's built-in tests (-t), two tests are defined here:
+# Besides redis-benchmark's built-in tests (-t), these tests are defined here:
 #   zrange  ZRANGE bench:zrange 0 9 WITHSCORES, as a custom redis-benchmark command, on a key
 #           pre-filled with ZRANGE_SIZE (1000) members member:NNNNNN with scores 0..999.
+#   xadd    XADD bench:st:__rand_int__ * f v (auto IDs, one small field), with -r XADD_KEYS (10)
+#           instead of -r KEYSPACE, so the entries go onto XADD_KEYS streams of about
+#           REQUESTS/XADD_KEYS entries each (no trimming; XADD_MAXLEN=N adds MAXLEN ~ N).
+#   xreadgroup  XREADGROUP GROUP g c COUNT 1 STREAMS bench:xrg >, on a stream pre-filled with
+#           REQUESTS + CLIENTS x (largest depth) entries "f v" (more than redis-benchmark can read,
+#           so it is never drained; checked after the run) and group g created at 0. Each read delivers
+#           one new entry, which stays pending: the PEL grows to REQUESTS entries, as for a
+#           consumer that has not acknowledged yet (XREADGROUP_NOACK=1 adds NOACK instead).
 #   brpop   producer/consumer: BRPOP_CLIENTS consumers run "BRPOP bench:bq 0" while CLIENTS
 #           producers run "LPUSH bench:bq <DATASIZE bytes>", both redis-benchmark on CLIENT_CPU,
 #           exactly N items each way (N = BRPOP_ITEMS rounded down to a multiple of -P); reported
@@ -23,8 +31,9 @@
 #        REQUESTS=100000 ROUNDS=2 bench/vs-redis.sh           (quick run)
 #        TESTS=set,get PIPELINES="1 16 64" bench/vs-redis.sh
 #        TESTS=zadd,zrange,zpopmin,brpop bench/vs-redis.sh
+#        TESTS=xadd,xreadgroup PIPELINES="1 16" ROUNDS=3 bench/vs-redis.sh
 # Environment: ROUNDS REQUESTS TESTS PIPELINES CLIENTS KEYSPACE DATASIZE TEST_TIMEOUT OTHER_MAX
-#              ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS
+#              ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS XADD_KEYS XADD_MAXLEN XREADGROUP_NOACK
 #              QUIET_WAIT QUIET_PCT SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
 # Output: a table on stdout; raw.csv, summary.csv, summary.json and report.txt under
 #         bench/out/vs-redis-<timestamp>/ (bench/out/vs-redis-latest points at the newest).
@@ -35,7 +44,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ROUNDS=${ROUNDS:-5}
 REQUESTS=${REQUESTS:-1000000}
-TESTS=${TESTS:-set,get,incr,lpush,lpop,rpop,sadd,hset,zadd,zrange,zpopmin,brpop}
+TESTS=${TESTS:-set,get,incr,lpush,lpop,rpop,sadd,hset,zadd,zrange,zpopmin,xadd,xreadgroup,brpop}
 PIPELINES=${PIPELINES:-1 16}
 CLIENTS=${CLIENTS:-50}
 KEYSPACE=${KEYSPACE:-1000000}
@@ -45,6 +54,9 @@ OTHER_MAX=${OTHER_MAX:-20}          # % of a core used by others above which a s
 ZRANGE_SIZE=${ZRANGE_SIZE:-1000}    # members in bench:zrange for the zrange test
 BRPOP_ITEMS=${BRPOP_ITEMS:-$REQUESTS}  # items pushed and popped by the brpop test
 BRPOP_CLIENTS=${BRPOP_CLIENTS:-$CLIENTS} # consumers of the brpop test (producers: CLIENTS)
+XADD_KEYS=${XADD_KEYS:-10}          # streams the xadd test appends to (its -r)
+XADD_MAXLEN=${XADD_MAXLEN:-0}       # xadd: 0 = no trimming, N = XADD ... MAXLEN ~ N
+XREADGROUP_NOACK=${XREADGROUP_NOACK:-0} # xreadgroup: 1 = NOACK (no pending entries)
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 KINDS=(redis redoubt)               # A B order within a round
 
@@ -53,14 +65,18 @@ KINDS=(redis redoubt)               # A B order within a round
 read -r -a PIPES <<<"$PIPELINES"
 [[ ${#PIPES[@]} -gt 0 ]] || die "PIPELINES is empty"
 for p in "${PIPES[@]}"; do [[ $p =~ ^[1-9][0-9]*$ ]] || die "bad pipeline depth '$p'"; done
-for v in ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS CLIENTS; do
+for v in ZRANGE_SIZE BRPOP_ITEMS BRPOP_CLIENTS CLIENTS XADD_KEYS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
+[[ $XADD_MAXLEN =~ ^(0|[1-9][0-9]*)$ ]] || die "XADD_MAXLEN must be 0 or a positive integer"
+[[ $XREADGROUP_NOACK == 0 || $XREADGROUP_NOACK == 1 ]] || die "XREADGROUP_NOACK must be 0 or 1"
 
 # redis-benchmark's own test order (pops after pushes); unknown names run last, as given.
-# zrange and brpop are this script's own tests (see the header), not redis-benchmark -t names.
+# zrange, xadd, xreadgroup and brpop are this script's own tests (see the header), not
+# redis-benchmark -t names.
 CANONICAL=(ping_inline ping_mbulk ping set get incr lpush rpush lpop rpop sadd hset spop zadd
-  zpopmin zrange evalsha lrange lrange_100 lrange_300 lrange_500 lrange_600 mset brpop)
+  zpopmin zrange evalsha lrange lrange_100 lrange_300 lrange_500 lrange_600 mset xadd xreadgroup
+  brpop)
 IFS=',' read -r -a REQ_TESTS <<<"${TESTS,,}"
 TOKENS=()
 for c in "${CANONICAL[@]}"; do
@@ -92,6 +108,9 @@ probe_cmds() {
     zrange) printf '%s\n' "ZADD __probe:zr 1 a 2 b" "ZRANGE __probe:zr 0 9 WITHSCORES" ;;
     evalsha) printf '%s\n' "SCRIPT LOAD $EVAL_SCRIPT" "EVALSHA $EVAL_SHA 1 __probe:ev" ;;
     brpop) printf '%s\n' "LPUSH __probe:bq v" "BRPOP __probe:bq 1" ;;
+    xadd) echo "XADD __probe:st ${XADD_TRIM[*]} * f v" ;;
+    xreadgroup) printf '%s\n' "XADD __probe:xg 1-0 f v" "XGROUP CREATE __probe:xg g 0" \
+      "XREADGROUP GROUP g c COUNT 1 ${XRG_NOACK[*]} STREAMS __probe:xg >" ;;
     lrange*) printf '%s\n' "LPUSH __probe:lr v" "LRANGE __probe:lr 0 99" ;;
     mset) echo "MSET __probe:a 1 __probe:b 2" ;;
     *) ;; # unknown to the probe: judged by the run itself
@@ -145,11 +164,27 @@ EVAL_SCRIPT="return(redis.call('incr',KEYS[1]))"
 EVAL_SHA=$(printf '%s' "$EVAL_SCRIPT" | sha1sum | cut -d' ' -f1)
 EVAL_TITLE="EVALSHA (INCR script)"
 BRPOP_TITLE="BRPOP<-LPUSH items"
+# xadd: XADD_TRIM is empty or (MAXLEN ~ N); xreadgroup: XRG_NOACK is empty or (NOACK).
+XADD_KEY="bench:st:__rand_int__"
+XADD_TRIM=()
+((XADD_MAXLEN == 0)) || XADD_TRIM=(MAXLEN '~' "$XADD_MAXLEN")
+XADD_TITLE="XADD${XADD_TRIM[*]:+ ${XADD_TRIM[*]}} * f v"
+XRG_KEY=bench:xrg
+# Entries in bench:xrg: redis-benchmark -n REQUESTS -P depth sends at most REQUESTS + depth - 1
+# commands, so this many are never all read; the same at every depth, so only the depth differs.
+XRG_FILL=$REQUESTS
+for p in "${PIPES[@]}"; do
+  ((REQUESTS + CLIENTS * p <= XRG_FILL)) || XRG_FILL=$((REQUESTS + CLIENTS * p))
+done
+XRG_NOACK=()
+((XREADGROUP_NOACK == 0)) || XRG_NOACK=(NOACK)
+XRG_TITLE="XREADGROUP COUNT 1${XRG_NOACK[*]:+ ${XRG_NOACK[*]}} >"
 PRODUCER_TITLE="LPUSH producer"
 
 # gen_fill TYPE KEY COUNT: RESP on stdout that adds COUNT elements to KEY, 1000 per command.
 #   list    LPUSH KEY <DATASIZE bytes>...      set     SADD KEY fill:NNNNNNNNNNNN...
 #   zset    ZADD KEY i fill:NNNNNNNNNNNN...    zrange  ZADD KEY i member:NNNNNN...  (i = 0..COUNT-1)
+#   stream  XADD KEY <i+1>-0 f v               (one entry per command)
 gen_fill() {
   python3 - "$1" "$2" "$3" "$DATASIZE" <<'PY'
 import sys
@@ -160,6 +195,9 @@ def cmd(args):
 val = b"x" * dsize
 for lo in range(0, count, 1000):
     hi = min(count, lo + 1000)
+    if typ == "stream":
+        out.write(b"".join(cmd([b"XADD", key, b"%d-0" % (i + 1), b"f", b"v"]) for i in range(lo, hi)))
+        continue
     if typ == "list":
         args = [b"LPUSH", key] + [val] * (hi - lo)
     elif typ == "set":
@@ -176,7 +214,8 @@ PY
 # prepare_test TOKEN: sets up the keys TOKEN needs on the server at SRV_PORT, before its timed run.
 #   lpop, rpop, spop, zpopmin: top the popped key up to REQUESTS elements, so that it never runs
 #     empty (redis-benchmark alone pops more than its push tests leave there);
-#   zrange: bench:zrange with exactly ZRANGE_SIZE members;  brpop: an empty bench:bq.
+#   zrange: bench:zrange with exactly ZRANGE_SIZE members;  brpop: an empty bench:bq;
+#   xreadgroup: a new bench:xrg of XRG_FILL entries, with group g at 0.
 # Logs what it did to prefill.txt; on failure prints why and returns 1.
 prepare_test() {
   local token=$1 type key size_cmd target have need now out
@@ -186,13 +225,14 @@ prepare_test() {
     zpopmin) type=zset key=myzset size_cmd=ZCARD target=$REQUESTS ;;
     zrange) type=zrange key=$ZRANGE_KEY size_cmd=ZCARD target=$ZRANGE_SIZE ;;
     brpop) type="" key=$BQ_KEY ;;
+    xreadgroup) type=stream key=$XRG_KEY size_cmd=XLEN target=$XRG_FILL ;;
     evalsha)
       out=$(cli "$SRV_PORT" SCRIPT LOAD "$EVAL_SCRIPT" 2>&1)
       [[ $out == "$EVAL_SHA" ]] || { echo "SCRIPT LOAD -> $out"; return 1; }
       return 0 ;;
     *) return 0 ;;
   esac
-  if [[ $token == zrange || $token == brpop ]]; then
+  if [[ $token == zrange || $token == brpop || $token == xreadgroup ]]; then
     out=$(cli "$SRV_PORT" DEL "$key" 2>&1) || { echo "DEL $key failed: $out"; return 1; }
     [[ -n $type ]] || return 0
   fi
@@ -208,8 +248,17 @@ prepare_test() {
   now=$(cli "$SRV_PORT" "$size_cmd" "$key" 2>&1)
   [[ $now =~ ^[0-9]+$ && $now -ge $target ]] ||
     { echo "filling $key: $size_cmd is '$now', expected >= $target"; return 1; }
+  if [[ $token == xreadgroup ]]; then
+    out=$(cli "$SRV_PORT" XGROUP CREATE "$key" g 0 2>&1)
+    [[ $out == OK ]] || { echo "XGROUP CREATE $key g 0 -> $out"; return 1; }
+  fi
   printf '%s %s -P %s %s: %s had %s elements, filled to %s\n' "$CUR_ROUND" "$CUR_KIND" \
     "$CUR_PIPE" "$token" "$key" "$have" "$now" >>"$RUN_DIR/prefill.txt"
+}
+
+# xrg_lag: entries of bench:xrg not yet delivered to group g (XINFO GROUPS' lag).
+xrg_lag() {
+  cli "$SRV_PORT" XINFO GROUPS "$XRG_KEY" 2>&1 | awk 'prev == "lag" { print; exit } { prev = $0 }'
 }
 
 # run_brpop PIPE OUT ERR: the producer/consumer test against SRV_PORT. N = BRPOP_ITEMS rounded down
@@ -301,7 +350,7 @@ run_brpop() {
 run_instance() {
   local round=$1 pipe=$2 kind=$3 token status detail rc out err t0 t1 c0 c1 b0 b1 cpu other wall
   local dead=""
-  local prefix line rows args
+  local prefix line rows args keyspace lag
   CUR_ROUND=$round CUR_PIPE=$pipe CUR_KIND=$kind
   wait_quiet
   start_server "$kind" "$RUN_DIR/logs/$kind-r$round-P$pipe.log"
@@ -323,9 +372,14 @@ run_instance() {
         "$(csv_quote "$detail")" "$EMPTY_ROW" >>"$RAW"
       continue
     fi
+    keyspace=$KEYSPACE
     case $token in
       zrange) args=(ZRANGE "$ZRANGE_KEY" 0 9 WITHSCORES) ;;
       evalsha) args=(EVALSHA "$EVAL_SHA" 1 "ev:__rand_int__") ;;
+      xadd)
+        keyspace=$XADD_KEYS
+        args=(XADD "$XADD_KEY" "${XADD_TRIM[@]}" '*' f v) ;;
+      xreadgroup) args=(XREADGROUP GROUP g c COUNT 1 "${XRG_NOACK[@]}" STREAMS "$XRG_KEY" '>') ;;
       *) args=(-t "$token") ;;
     esac
     out=$RUN_DIR/rb/$kind-r$round-P$pipe-$token.csv
@@ -339,7 +393,7 @@ run_instance() {
     else
       {
         time timeout --foreground -k 5 "$TEST_TIMEOUT" taskset -c "$CLIENT_CPU" redis-benchmark \
-          -h 127.0.0.1 -p "$SRV_PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$KEYSPACE" -d "$DATASIZE" \
+          -h 127.0.0.1 -p "$SRV_PORT" -c "$CLIENTS" -n "$REQUESTS" -r "$keyspace" -d "$DATASIZE" \
           -P "$pipe" --csv "${args[@]}" >"$out" 2>"$err" </dev/null
       } 2>"$out.time" || rc=$?
     fi
@@ -371,6 +425,14 @@ run_instance() {
     elif [[ $rc != 0 ]]; then
       status=error
       detail="redis-benchmark exit $rc: $(head -c 200 "$err")"
+    elif [[ $token == xreadgroup ]]; then # every read must have delivered an entry
+      lag=$(xrg_lag)
+      printf '%s %s -P %s %s: after the run %s has %s entries not yet delivered\n' "$round" \
+        "$kind" "$pipe" "$token" "$XRG_KEY" "$lag" >>"$RUN_DIR/prefill.txt"
+      if ! [[ $lag =~ ^[1-9][0-9]*$ ]]; then
+        status=error
+        detail="$XRG_KEY drained (XINFO GROUPS lag '$lag'): some reads returned nothing"
+      fi
     fi
     prefix="$round,$pipe,$kind,$token"
     rows=0
@@ -381,6 +443,8 @@ run_instance() {
         # a custom command is titled with its command line; use a stable name instead
         [[ $token != zrange ]] || line="\"$ZRANGE_TITLE\",${line#*\",}"
         [[ $token != evalsha ]] || line="\"$EVAL_TITLE\",${line#*\",}"
+        [[ $token != xadd ]] || line="\"$XADD_TITLE\",${line#*\",}"
+        [[ $token != xreadgroup ]] || line="\"$XRG_TITLE\",${line#*\",}"
         printf '%s,ok,,%s,%s,%s,%s\n' "$prefix" "$cpu" "$other" "$wall" "$line" >>"$RAW"
         rows=$((rows + 1))
       done <"$out"
@@ -630,7 +694,7 @@ RAW=$RUN_DIR/raw.csv
 REPORT=$RUN_DIR/report.txt
 echo "round,pipeline,server,token,status,detail,server_cpu_pct,other_cpu_pct,wall_s,test,rps,avg_ms,min_ms,p50_ms,p95_ms,p99_ms,max_ms" >"$RAW"
 
-SCRIPT_CMD="ROUNDS=$ROUNDS REQUESTS=$REQUESTS TESTS=$TESTS PIPELINES='$PIPELINES' CLIENTS=$CLIENTS KEYSPACE=$KEYSPACE DATASIZE=$DATASIZE ZRANGE_SIZE=$ZRANGE_SIZE BRPOP_ITEMS=$BRPOP_ITEMS BRPOP_CLIENTS=$BRPOP_CLIENTS bench/vs-redis.sh"
+SCRIPT_CMD="ROUNDS=$ROUNDS REQUESTS=$REQUESTS TESTS=$TESTS PIPELINES='$PIPELINES' CLIENTS=$CLIENTS KEYSPACE=$KEYSPACE DATASIZE=$DATASIZE ZRANGE_SIZE=$ZRANGE_SIZE BRPOP_ITEMS=$BRPOP_ITEMS BRPOP_CLIENTS=$BRPOP_CLIENTS XADD_KEYS=$XADD_KEYS XADD_MAXLEN=$XADD_MAXLEN XREADGROUP_NOACK=$XREADGROUP_NOACK bench/vs-redis.sh"
 BENCH_CMD="taskset -c $CLIENT_CPU redis-benchmark -h 127.0.0.1 -p <port> -c $CLIENTS -n $REQUESTS -r $KEYSPACE -d $DATASIZE -P <$(
   IFS='|'
   echo "${PIPES[*]}"
@@ -655,6 +719,19 @@ LOAD_START=$(loadavg)
       evalsha)
         echo "  evalsha: <same options> EVALSHA <sha1 of \"$EVAL_SCRIPT\"> 1 ev:__rand_int__  (instead of -t;" \
           "the script is loaded with SCRIPT LOAD first)" ;;
+      xadd)
+        trim="no trimming"
+        ((XADD_MAXLEN == 0)) || trim="trimmed to about $XADD_MAXLEN"
+        echo "  xadd: <same options, but -r $XADD_KEYS> XADD $XADD_KEY" \
+          "${XADD_TRIM[*]:+${XADD_TRIM[*]} }* f v  (instead of -t; auto IDs onto $XADD_KEYS streams" \
+          "of ~$((REQUESTS / XADD_KEYS)) entries each by the end, $trim)" ;;
+      xreadgroup)
+        if ((XREADGROUP_NOACK)); then pel="NOACK: nothing stays pending"
+        else pel="every entry read stays pending, so the PEL grows to $REQUESTS entries"; fi
+        echo "  xreadgroup: <same options> XREADGROUP GROUP g c COUNT 1" \
+          "${XRG_NOACK[*]:+${XRG_NOACK[*]} }STREAMS $XRG_KEY >  (instead of -t; $XRG_KEY pre-filled" \
+          "with $XRG_FILL entries \"f v\", never drained; group g created at 0;" \
+          "$pel)" ;;
       brpop)
         echo "  brpop: consumers <...> -c $BRPOP_CLIENTS -n N -P <depth> BRPOP $BQ_KEY 0, then once they" \
           "are blocked producers <...> -c $CLIENTS -n N -P <depth> LPUSH $BQ_KEY <$DATASIZE bytes>;" \
