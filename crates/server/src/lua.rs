@@ -961,16 +961,23 @@ const BINDER: &str = "redoubt.fcall_binder";
 
 /// Sets the globals `KEYS` and `ARGV` a script reads.
 fn set_keys_and_args(lua: &Lua, keys: &[&[u8]], args: &[&[u8]]) -> mlua::Result<()> {
-    let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
-        let t = lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, a) in items.iter().enumerate() {
-            t.raw_set(i + 1, lua.create_string(a)?)?;
-        }
-        Ok(t)
-    };
-    let g = lua.globals();
-    g.raw_set("KEYS", to_table(keys)?)?;
-    g.raw_set("ARGV", to_table(args)?)
+    // One protected call for both tables (mlua's table and string API protects every step).
+    // SAFETY: exec_raw runs the closure in protected mode on the main state; it holds no Rust
+    // value that needs dropping, every push is balanced by a rawseti or rawset, and at most
+    // three slots are used at a time (exec_raw checks for them).
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            for (name, items) in [(c"KEYS", keys), (c"ARGV", args)] {
+                ffi::lua_pushstring(l, name.as_ptr());
+                ffi::lua_createtable(l, c_int::try_from(items.len()).unwrap_or(c_int::MAX), 0);
+                for (i, item) in items.iter().enumerate() {
+                    ffi::lua_pushlstring(l, item.as_ptr().cast(), item.len());
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+                ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+            }
+        })
+    }
 }
 
 /// The heap limit of a detached run (see `run_detached`).

@@ -38,8 +38,23 @@ pub fn shard_of(key: &[u8]) -> usize {
 /// Locked shards, through which a command reads and writes the keys it declared.
 pub struct View<'a> {
     guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
-    all: bool,
+    /// When every shard is locked: the shards, whose locks this view holds without guards
+    /// (taking and releasing them is then 64 plain lock operations, with no guard list to
+    /// build and drop: a script takes them all for every call).
+    all: Option<&'a [Mutex<Shard>]>,
     databases: usize,
+}
+
+impl Drop for View<'_> {
+    fn drop(&mut self) {
+        if let Some(shards) = self.all {
+            for m in shards {
+                // SAFETY: this view locked every shard (`Keyspace::hold_all`) and leaked the
+                // guards; nothing else unlocks them.
+                unsafe { m.force_unlock() };
+            }
+        }
+    }
 }
 
 impl Keyspace {
@@ -64,7 +79,7 @@ impl Keyspace {
     pub fn lock_shard(&self, shard: usize) -> View<'_> {
         let mut guards = SmallVec::new();
         guards.push((shard, self.shards[shard].lock()));
-        View { guards, all: false, databases: self.databases }
+        View { guards, all: None, databases: self.databases }
     }
 
     /// Locks the shards of all the given keys, in ascending order.
@@ -76,7 +91,7 @@ impl Keyspace {
             return self.lock_all();
         }
         let guards = ids.into_iter().map(|i| (i, self.shards[i].lock())).collect();
-        View { guards, all: false, databases: self.databases }
+        View { guards, all: None, databases: self.databases }
     }
 
     /// Like [`Keyspace::lock_keys`] (or [`Keyspace::lock_all`] when `keys` is `None`), but
@@ -110,13 +125,23 @@ impl Keyspace {
                 }
             }
         }
-        Some(View { guards, all, databases: self.databases })
+        if all {
+            return Some(self.hold_all(guards.into_iter().map(|(_, g)| g)));
+        }
+        Some(View { guards, all: None, databases: self.databases })
     }
 
     /// Locks every shard, in ascending order.
     pub fn lock_all(&self) -> View<'_> {
-        let guards = self.shards.iter().enumerate().map(|(i, m)| (i, m.lock())).collect();
-        View { guards, all: true, databases: self.databases }
+        self.hold_all(self.shards.iter().map(|m| m.lock()))
+    }
+
+    /// A view over every shard from a guard of each.
+    fn hold_all<'a>(&'a self, guards: impl Iterator<Item = MutexGuard<'a, Shard>>) -> View<'a> {
+        for g in guards {
+            MutexGuard::leak(g);
+        }
+        View { guards: SmallVec::new(), all: Some(&self.shards), databases: self.databases }
     }
 }
 
@@ -128,13 +153,15 @@ impl<'a> View<'a> {
 
     /// Whether every shard is locked.
     pub fn is_all(&self) -> bool {
-        self.all
+        self.all.is_some()
     }
 
     /// The shard guard for shard index `i`, if this view holds it.
     fn shard(&mut self, i: usize) -> Option<&mut Shard> {
-        if self.all {
-            return Some(&mut self.guards[i].1);
+        if let Some(shards) = self.all {
+            // SAFETY: this view holds every shard's lock, and `&mut self` makes the borrow
+            // exclusive.
+            return Some(unsafe { &mut *shards[i].data_ptr() });
         }
         self.guards.iter_mut().find(|(idx, _)| *idx == i).map(|(_, g)| &mut **g)
     }
@@ -152,17 +179,22 @@ impl<'a> View<'a> {
 
     /// Every locked shard.
     pub fn shards_mut(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
-        self.guards.iter_mut().map(|(_, g)| &mut **g)
+        self.indexed_shards_mut().map(|(_, s)| s)
     }
 
     /// Every locked shard, with its index.
     pub fn indexed_shards_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> + use<'_, 'a> {
-        self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
+        let all = self.all.unwrap_or(&[]);
+        // SAFETY: as in `shard`; each shard is yielded once.
+        let held = all.iter().enumerate().map(|(i, m)| (i, unsafe { &mut *m.data_ptr() }));
+        held.chain(self.guards.iter_mut().map(|(i, g)| (*i, &mut **g)))
     }
 
     /// Total keys in database `db` across the locked shards.
     pub fn db_len(&self, db: usize) -> usize {
-        self.guards.iter().map(|(_, g)| g.dbs[db].len()).sum()
+        // SAFETY: as in `shard`, reading only.
+        let held: usize = self.all.unwrap_or(&[]).iter().map(|m| unsafe { (&*m.data_ptr()).dbs[db].len() }).sum();
+        held + self.guards.iter().map(|(_, g)| g.dbs[db].len()).sum::<usize>()
     }
 }
 
