@@ -343,7 +343,7 @@ pub(crate) fn entry_len_at(buf: &[u8], pos: usize) -> usize {
 }
 
 /// Start of the entry that ends just before `end`, read from its back-length.
-fn prev_start(buf: &[u8], end: usize) -> usize {
+pub(crate) fn prev_start(buf: &[u8], end: usize) -> usize {
     let (mut val, mut shift, mut n) = (0usize, 0u32, 0usize);
     loop {
         let b = buf[end - 1 - n];

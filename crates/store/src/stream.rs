@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::list::{alloc_size, elem_at, entry_len_at, lp_append, lp_append_int, lp_int_len, lp_len, Elem};
+use crate::list::{alloc_size, elem_at, entry_len_at, lp_append, lp_append_int, lp_int_len, lp_len, prev_start, Elem};
 
 /// Entry flags (`STREAM_ITEM_FLAG_*`).
 const FLAG_DELETED: i64 = 1;
@@ -251,6 +251,26 @@ impl Node {
             lp_append_int(b, 2 * n as i64 + 4);
         }
         self.live += 1;
+    }
+
+    /// The last live entry's ID, found by walking back from the node's end: each entry ends
+    /// with its element count (Redis's `lp-count`), so this costs one step per entry passed,
+    /// not a scan of the node.
+    fn last_live(&self, master_id: StreamId) -> Option<StreamId> {
+        let (n, _, first) = self.master();
+        let mut end = self.buf.len();
+        while end > first {
+            let mut p = prev_start(&self.buf, end);
+            for _ in 0..int_at(&self.buf, p) {
+                p = prev_start(&self.buf, p);
+            }
+            let s = self.slot(master_id, n, p);
+            if s.flags & FLAG_DELETED == 0 {
+                return Some(s.id);
+            }
+            end = p;
+        }
+        None
     }
 
     /// Marks the entry at `s` deleted (flags 0/2 become 1/3: still one byte).
@@ -518,6 +538,9 @@ impl Stream {
 
     /// The first or last live entry's ID.
     pub fn edge(&self, last: bool) -> Option<StreamId> {
+        if last {
+            return self.nodes.iter().rev().filter(|(_, n)| n.live > 0).find_map(|(m, n)| n.last_live(*m));
+        }
         let mut found = None;
         self.range(StreamId::ZERO, StreamId::MAX, last, |id, _| {
             found = Some(id);
@@ -709,6 +732,29 @@ mod tests {
             s.append(StreamId::new(i, 0), &[b"f", i.to_string().as_bytes()], 4096, 100);
         }
         s
+    }
+
+    #[test]
+    fn last_live_entry_is_found_walking_back() {
+        // Mixed entry shapes (master fields and others), then deletions from the end.
+        let mut s = Stream::new();
+        for i in 1..=250u64 {
+            let v = i.to_string();
+            let pairs: Vec<&[u8]> =
+                if i % 3 == 0 { vec![b"other", v.as_bytes(), b"x", b""] } else { vec![b"f", v.as_bytes()] };
+            s.append(StreamId::new(i, i % 5), &pairs, 4096, 100);
+        }
+        let mut i = 250;
+        while !s.is_empty() {
+            assert_eq!(s.edge(true), ids(&s, true).first().copied(), "after deleting down to {i}");
+            // Delete the last entry, and every seventh entry below it, to leave holes.
+            s.delete(StreamId::new(i, i % 5));
+            if i > 7 {
+                s.delete(StreamId::new(i - 7, (i - 7) % 5));
+            }
+            i -= 1;
+        }
+        assert_eq!(s.edge(true), None);
     }
 
     #[test]
