@@ -209,6 +209,8 @@ const STOP_CHECK_EVERY: c_int = 100_000;
 thread_local! {
     /// Checks (see `stop_hook`) a detached run may still make before it is stopped.
     static BUDGET: std::cell::Cell<u64> = const { std::cell::Cell::new(u64::MAX) };
+    /// `stop_hook` tightened a hook on this thread: the next script re-arms its interpreter's.
+    static TIGHTENED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The registry key (a light userdata) of the interpreter's main thread.
@@ -242,6 +244,7 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua
     if !KILL.load(Ordering::Acquire) && !exhausted {
         return;
     }
+    TIGHTENED.with(|t| t.set(true));
     // SAFETY: called by Lua with a valid state and stack room (LUA_MINSTACK) for a hook;
     // no Rust value with a destructor is alive across lua_error.
     unsafe {
@@ -883,10 +886,14 @@ fn execute(
 ) -> Outcome {
     KILL.store(false, Ordering::Release);
     WROTE.store(false, Ordering::Release);
-    RUNNING_SINCE.store(crate::unix_ms(), Ordering::Release);
-    if let Err(e) = arm_stop_hook(&vm.lua) {
-        RUNNING_SINCE.store(0, Ordering::Release);
-        return Outcome { result: Err(e), origin: None, resp3: false };
+    // The command's own clock reading (unix ms) is when the script starts.
+    RUNNING_SINCE.store(now.max(1), Ordering::Release);
+    // The hook was armed when the interpreter was made; only a stop tightens it.
+    if TIGHTENED.with(|t| t.replace(false)) {
+        if let Err(e) = arm_stop_hook(&vm.lua) {
+            RUNNING_SINCE.store(0, Ordering::Release);
+            return Outcome { result: Err(e), origin: None, resp3: false };
+        }
     }
     let call = RefCell::new(Call {
         shared,
