@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use std::ffi::c_int;
 
@@ -33,6 +33,8 @@ use crate::Shared;
 #[derive(Default)]
 pub struct Scripts {
     bodies: parking_lot::Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// SCRIPT FLUSHes so far: a worker that has seen fewer drops its compiled scripts.
+    flushes: AtomicU64,
 }
 
 /// The reply to commands refused while a script runs past `busy-reply-threshold`.
@@ -125,6 +127,8 @@ struct Vm {
     /// Lua's `xpcall` and the error handler scripts run under.
     xpcall: mlua::Function,
     handler: mlua::Function,
+    /// `Scripts::flushes` when `compiled` was last emptied.
+    flushes: u64,
 }
 
 thread_local! {
@@ -1011,6 +1015,14 @@ pub(crate) fn library_may_grow(len: usize) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Makes room for `more` bytes at the end of a library's result, as `library_may_grow`
+/// allows: a result that would pass the memory limit, or an allocation that fails, is the
+/// "not enough memory" error rather than an abort of the server.
+pub(crate) fn library_reserve(out: &mut Vec<u8>, more: usize) -> Result<(), &'static str> {
+    library_may_grow(out.len().saturating_add(more))?;
+    out.try_reserve(more).map_err(|_| "not enough memory")
+}
+
 /// Whether `msg` is one of `library_may_grow`'s refusals (raised without a position).
 pub(crate) fn is_library_stop(msg: &str) -> bool {
     msg == KILLED || msg == "not enough memory"
@@ -1079,11 +1091,16 @@ pub(crate) fn run_script(
             let started = new_vm().and_then(|lua| {
                 let xpcall: mlua::Function = lua.globals().raw_get("xpcall")?;
                 let handler = lua.create_function(error_handler)?;
-                Ok(Vm { lua, compiled: HashMap::new(), xpcall, handler })
+                Ok(Vm { lua, compiled: HashMap::new(), xpcall, handler, flushes: 0 })
             });
             *vm = Some(started.map_err(|e| CmdError::new(format!("ERR Lua interpreter failed to start: {e}")))?);
         }
         let vm = vm.as_mut().expect("created above");
+        let flushes = shared.scripts.flushes.load(Ordering::Acquire);
+        if vm.flushes != flushes {
+            vm.compiled.clear();
+            vm.flushes = flushes;
+        }
         let (sha, func) = match target {
             Target::Script { sha, body } => {
                 let func = match vm.compiled.get(sha) {
@@ -1223,6 +1240,7 @@ pub fn script(shared: &Shared, s: &mut Session, sub: &str, argv: &[&[u8]]) -> Cm
                 Some(_) => return Err(CmdError::fixed("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
             }
             shared.scripts.bodies.lock().clear();
+            shared.scripts.flushes.fetch_add(1, Ordering::AcqRel);
             s.out.ok();
         }
         "kill" => {

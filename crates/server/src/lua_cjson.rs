@@ -297,7 +297,8 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for chunk in s.chunks(64 << 10) {
-        crate::lua::library_may_grow(out.len())?;
+        // The most the chunk can become: six bytes (\u00XX) per input byte, and the quote.
+        crate::lua::library_reserve(out, 6 * chunk.len() + 1)?;
         let mut plain = 0;
         for (i, &c) in chunk.iter().enumerate() {
             let escaped: &[u8] = match c {

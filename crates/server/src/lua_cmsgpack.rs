@@ -170,6 +170,7 @@ unsafe fn encode_value(l: *mut lua_State, level: usize, out: &mut Vec<u8>) -> Re
             ffi::LUA_TSTRING => {
                 let mut len = 0;
                 let p = ffi::lua_tolstring(l, -1, &mut len) as *const u8;
+                crate::lua::library_reserve(out, len + 5).map_err(Failure::Plain)?;
                 encode_str(std::slice::from_raw_parts(p, len), out);
             }
             ffi::LUA_TBOOLEAN => out.push(if ffi::lua_toboolean(l, -1) != 0 { 0xc3 } else { 0xc2 }),
