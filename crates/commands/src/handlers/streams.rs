@@ -1437,11 +1437,15 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         out.bulk(b"consumers");
         out.array(g.consumers.len());
         for (cname, c) in &g.consumers {
-            map(out, 4);
+            // Redis 7.2's fields: seen-time is the last attempt, active-time the last
+            // successful read or claim (-1 if none).
+            map(out, 5);
             out.bulk(b"name");
             out.bulk(cname);
             out.bulk(b"seen-time");
             out.int(c.seen_time);
+            out.bulk(b"active-time");
+            out.int(c.active_time);
             out.bulk(b"pel-count");
             out.int(c.pending.len() as i64);
             out.bulk(b"pending");
@@ -1493,13 +1497,17 @@ pub fn xinfo_consumers(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     let out = &mut *ctx.out;
     out.array(g.consumers.len());
     for (cname, c) in &g.consumers {
-        map(out, 3);
+        // Redis 7.2's fields: idle since the last attempted interaction, inactive since the
+        // last successful one (-1 if none).
+        map(out, 4);
         out.bulk(b"name");
         out.bulk(cname);
         out.bulk(b"pending");
         out.int(c.pending.len() as i64);
         out.bulk(b"idle");
         out.int((now - c.seen_time).max(0));
+        out.bulk(b"inactive");
+        out.int(if c.active_time < 0 { -1 } else { (now - c.active_time).max(0) });
     }
     Ok(())
 }
