@@ -206,6 +206,41 @@ fn stream_scenario(server: &Server) -> Vec<(String, String)> {
     out
 }
 
+/// A stream that expires unblocks its XREADGROUP clients with an error, as a deleted one;
+/// an XREAD client stays blocked until its timeout. Once by active expiry (nothing touches
+/// the key), once by lazy expiry (a command reads the key after it expired, with active
+/// expiry too slow to get there first: `hz 1`).
+fn stream_expiry_scenario(server: &Server) -> Vec<(String, String)> {
+    let mut admin = server.conn();
+    let mut out = Vec::new();
+    let (mut group_reader, mut reader) = (server.conn(), server.conn());
+    for (key, hz) in [("active", "10"), ("lazy", "1")] {
+        admin.cmd(&["CONFIG", "SET", "hz", hz]).unwrap();
+        admin.cmd(&["XGROUP", "CREATE", key, "g", "$", "MKSTREAM"]).unwrap();
+        group_reader.send(&["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", key, ">"]).unwrap();
+        reader.send(&["XREAD", "BLOCK", "400", "STREAMS", key, "$"]).unwrap();
+        wait_blocked(&mut admin, 2);
+        admin.cmd(&["PEXPIRE", key, "100"]).unwrap();
+        if key == "lazy" {
+            // Reads the key until it has expired (lazy expiry deletes it on that access).
+            poll_until(Duration::from_secs(5), "the key to expire", || {
+                (admin.cmd(&["EXISTS", key]).unwrap() == b":0\r\n").then_some(())
+            });
+        }
+        out.push((format!("{key}: group reader"), text(group_reader.read_reply_raw().unwrap())));
+        out.push((format!("{key}: reader"), text(reader.read_reply_raw().unwrap())));
+    }
+    out
+}
+
+#[test]
+fn an_expired_stream_unblocks_group_readers_as_redis() {
+    let want = stream_expiry_scenario(&Server::redis());
+    assert_eq!(want[0].1, "-UNBLOCKED the stream key no longer exists\r\n", "the reference");
+    let got = stream_expiry_scenario(&Server::redoubt());
+    assert_eq!(want, got);
+}
+
 #[test]
 fn stream_blocking_matches_redis() {
     let want = stream_scenario(&Server::redis());

@@ -42,6 +42,9 @@ struct Inner {
 pub struct Registry {
     inner: Mutex<Inner>,
     count: AtomicUsize,
+    /// Blocked XREADGROUP clients: while there are any, the keyspace records expired keys,
+    /// since an expired stream unblocks them (with an error, as a deleted one).
+    group_readers: AtomicUsize,
 }
 
 impl Registry {
@@ -52,6 +55,20 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether any client is blocked in XREADGROUP.
+    pub fn has_group_readers(&self) -> bool {
+        self.group_readers.load(Ordering::Relaxed) > 0
+    }
+
+    /// Counts a blocked XREADGROUP client in (`delta` 1) or out (-1); called under `inner`.
+    fn count_group_reader(&self, w: &Waiter, delta: isize) {
+        if w.cmd.name == "xreadgroup" {
+            let now = self.group_readers.load(Ordering::Relaxed).saturating_add_signed(delta);
+            self.group_readers.store(now, Ordering::Relaxed);
+            store::db::record_expired_for_readers(now > 0);
+        }
     }
 
     /// Blocks a client: appends it to the queue of each of its keys (or, with `front`, puts
@@ -68,7 +85,10 @@ impl Registry {
                 }
             }
         }
-        if inner.waiters.insert(w.id, w).is_none() {
+        self.count_group_reader(&w, 1);
+        if let Some(old) = inner.waiters.insert(w.id, w) {
+            self.count_group_reader(&old, -1);
+        } else {
             self.count.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -82,6 +102,7 @@ impl Registry {
     fn remove_locked(&self, inner: &mut Inner, id: u64) -> Option<Waiter> {
         let w = inner.waiters.remove(&id)?;
         self.count.fetch_sub(1, Ordering::Relaxed);
+        self.count_group_reader(&w, -1);
         for key in &w.keys {
             let k = (w.db, key.clone());
             if let Some(q) = inner.by_key.get_mut(&k) {

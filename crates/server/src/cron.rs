@@ -16,16 +16,28 @@ pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String>
     std::thread::Builder::new().name("cron".into()).spawn(move || run(shared)).map_err(|e| e.to_string())
 }
 
-/// Publishes `expired` events for keys the active cycle removed (when enabled).
+/// Publishes `expired` events for keys the active cycle removed (when enabled), and hands
+/// them to a worker to unblock the XREADGROUP clients waiting on them.
 fn publish_expired(shared: &Shared) {
-    let flags = shared.settings().notify_flags;
-    if !commands::notify::wanted(flags, commands::notify::EXPIRED) {
+    if !store::db::recording_expired() {
         return;
     }
+    let wanted = commands::notify::wanted(shared.settings().notify_flags, commands::notify::EXPIRED);
+    let mut ready = Vec::new();
     for i in 0..store::keyspace::SHARDS {
         let mut view = shared.keyspace.lock_shard(i);
         let events = crate::dispatch::expired_events(&mut view);
-        crate::dispatch::publish_events(shared, &events);
+        if wanted {
+            crate::dispatch::publish_events(shared, &events);
+        }
+        if shared.blocking.has_group_readers() {
+            ready.extend(events.into_iter().map(|e| (e.db, e.key)));
+        }
+    }
+    if !ready.is_empty() {
+        if let Some(w) = shared.workers.read().first() {
+            w.send(crate::worker::Msg::Ready(ready));
+        }
     }
 }
 

@@ -571,8 +571,15 @@ pub(crate) fn run_handler(
     local.stats.dirty += ctx.dirty;
     // Published while the shard locks are held, so events on one key keep their order.
     let mut events = ctx.events;
-    if commands::notify::wanted(local.cmd_settings.notify_flags, commands::notify::EXPIRED) {
-        events.splice(0..0, expired_events(view));
+    if store::db::recording_expired() {
+        let expired = expired_events(view);
+        if shared.blocking.has_group_readers() {
+            // An expired stream unblocks its XREADGROUP clients, as a deleted one.
+            local.ready.extend(expired.iter().map(|e| (e.db, e.key.clone())));
+        }
+        if commands::notify::wanted(local.cmd_settings.notify_flags, commands::notify::EXPIRED) {
+            events.splice(0..0, expired);
+        }
     }
     publish_events(shared, &events);
     if ctx.dirty > 0 && !shared.blocking.is_empty() {

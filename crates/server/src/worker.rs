@@ -45,6 +45,9 @@ pub enum Msg {
     /// The reply of a blocked client's command (it was served, unblocked or timed out): send
     /// it and resume reading the client's commands.
     Unblock(u64, Vec<u8>),
+    /// Keys (database, key) that changed outside any worker (active expiry): serve the
+    /// clients blocked on them.
+    Ready(Vec<(usize, Vec<u8>)>),
 }
 
 /// How other threads reach a worker.
@@ -549,6 +552,10 @@ impl Worker {
                 Msg::Deliver(id, bytes) => self.deliver(id, |s| s.out.raw(&bytes)),
                 Msg::Pubsub(id) => self.deliver(id, crate::pubsub::flush_inbox),
                 Msg::Unblock(id, reply) => self.unblock(id, &reply),
+                Msg::Ready(keys) => {
+                    self.local.ready.extend(keys);
+                    dispatch::serve_blocked(&self.shared, &mut self.local);
+                }
             }
         }
     }

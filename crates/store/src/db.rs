@@ -8,13 +8,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::entry::{Entry, NewValue};
 
-/// Whether expired keys are recorded for `expired` keyspace events (set from the
-/// `notify-keyspace-events` configuration; off by default so expiry costs nothing extra).
+/// Whether expired keys are recorded: for `expired` keyspace events (set from the
+/// `notify-keyspace-events` configuration) or for clients blocked in XREADGROUP, which an
+/// expired stream unblocks. Off by default so expiry costs nothing extra.
 static RECORD_EXPIRED: AtomicBool = AtomicBool::new(false);
+static RECORD_FOR_EVENTS: AtomicBool = AtomicBool::new(false);
+static RECORD_FOR_READERS: AtomicBool = AtomicBool::new(false);
 
-/// Turns recording of expired keys on or off.
+/// Turns recording of expired keys for keyspace events on or off.
 pub fn record_expired(on: bool) {
-    RECORD_EXPIRED.store(on, Ordering::Relaxed);
+    RECORD_FOR_EVENTS.store(on, Ordering::Relaxed);
+    RECORD_EXPIRED.store(on || RECORD_FOR_READERS.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Turns recording of expired keys for blocked XREADGROUP clients on or off.
+pub fn record_expired_for_readers(on: bool) {
+    RECORD_FOR_READERS.store(on, Ordering::Relaxed);
+    RECORD_EXPIRED.store(on || RECORD_FOR_EVENTS.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Whether expired keys are being recorded (see [`Db::take_expired_keys`]).
+pub fn recording_expired() -> bool {
+    RECORD_EXPIRED.load(Ordering::Relaxed)
 }
 use crate::hash_key;
 use crate::table::Table;
