@@ -19,7 +19,7 @@ pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String>
 /// Publishes `expired` events for keys the active cycle removed (when enabled), and hands
 /// them to a worker to unblock the XREADGROUP clients waiting on them.
 fn publish_expired(shared: &Shared) {
-    if !store::db::recording_expired() {
+    if !store::db::recording_expired() || !store::db::expired_pending() {
         return;
     }
     let wanted = commands::notify::wanted(shared.settings().notify_flags, commands::notify::EXPIRED);

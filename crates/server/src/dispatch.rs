@@ -571,7 +571,7 @@ pub(crate) fn run_handler(
     local.stats.dirty += ctx.dirty;
     // Published while the shard locks are held, so events on one key keep their order.
     let mut events = ctx.events;
-    if store::db::recording_expired() {
+    if store::db::recording_expired() && store::db::expired_pending() {
         let expired = expired_events(view);
         if shared.blocking.has_group_readers() {
             // An expired stream unblocks its XREADGROUP clients, as a deleted one.

@@ -4,7 +4,7 @@
 //! never returned by a lookup (it is deleted on access, "lazy expiry", and counted in
 //! `expired`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::entry::{Entry, NewValue};
 
@@ -30,6 +30,15 @@ pub fn record_expired_for_readers(on: bool) {
 /// Whether expired keys are being recorded (see [`Db::take_expired_keys`]).
 pub fn recording_expired() -> bool {
     RECORD_EXPIRED.load(Ordering::Relaxed)
+}
+
+/// Keys recorded as expired and not yet taken, in every database: while it is 0, nobody
+/// needs to look through the databases for them.
+static EXPIRED_PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any database holds keys recorded as expired (see [`Db::take_expired_keys`]).
+pub fn expired_pending() -> bool {
+    EXPIRED_PENDING.load(Ordering::Relaxed) > 0
 }
 use crate::hash_key;
 use crate::table::Table;
@@ -173,6 +182,7 @@ impl Db {
             self.expired += 1;
             if RECORD_EXPIRED.load(Ordering::Relaxed) {
                 self.expired_keys.push(key.to_vec());
+                EXPIRED_PENDING.fetch_add(1, Ordering::Relaxed);
             }
             return None;
         }
@@ -259,6 +269,7 @@ impl Db {
         if expired {
             self.expired += 1;
             if RECORD_EXPIRED.load(Ordering::Relaxed) {
+                EXPIRED_PENDING.fetch_add(1, Ordering::Relaxed);
                 self.expired_keys.push(old.key().to_vec());
             }
         }
@@ -405,6 +416,7 @@ impl Db {
         for e in &deleted {
             self.forget(e);
             if record {
+                EXPIRED_PENDING.fetch_add(1, Ordering::Relaxed);
                 self.expired_keys.push(e.key().to_vec());
             }
         }
@@ -424,6 +436,9 @@ impl Db {
 
     /// Takes the keys recorded as expired (for keyspace events).
     pub fn take_expired_keys(&mut self) -> Vec<Vec<u8>> {
+        if !self.expired_keys.is_empty() {
+            EXPIRED_PENDING.fetch_sub(self.expired_keys.len(), Ordering::Relaxed);
+        }
         std::mem::take(&mut self.expired_keys)
     }
 
@@ -434,6 +449,15 @@ impl Db {
         std::mem::swap(&mut self.used, &mut other.used);
         self.expire_cursor = 0;
         other.expire_cursor = 0;
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Keys recorded and never taken no longer count as pending.
+        if !self.expired_keys.is_empty() {
+            EXPIRED_PENDING.fetch_sub(self.expired_keys.len(), Ordering::Relaxed);
+        }
     }
 }
 
