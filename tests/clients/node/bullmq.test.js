@@ -32,9 +32,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -47,124 +45,13 @@ try {
 }
 const { Queue, Worker, QueueEvents, QueueEventsProducer, FlowProducer } = bullmq;
 
-const WORKSPACE = path.resolve(__dirname, '..', '..', '..');
-const REDOUBT = process.env.REDOUBT_BIN || path.join(WORKSPACE, 'target', 'debug', 'redoubt-server');
-const REDIS = process.env.REDIS_SERVER_BIN || 'redis-server';
+const { serversUnderTest, startServer, stopServer } = require('./servers');
 
 // Jobs in the main scenario. 10,000 takes well under two minutes per server on
 // a two-core machine with a debug build of redoubt-server.
 const JOBS = Number(process.env.BULLMQ_JOBS || 10_000);
 
-const SERVERS = [
-  {
-    name: 'redis-server',
-    binary: REDIS,
-    args: (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-  },
-  {
-    name: 'redoubt-server',
-    binary: REDOUBT,
-    args: (port) => ['--port', String(port), '--bind', '127.0.0.1'],
-  },
-].filter((s) => !process.env.BULLMQ_SERVERS || process.env.BULLMQ_SERVERS.split(',').includes(s.name));
-
-if (!fs.existsSync(REDOUBT) && SERVERS.some((s) => s.name === 'redoubt-server')) {
-  console.error(
-    `redoubt-server binary is missing: ${REDOUBT} does not exist ` +
-      '(run `cargo build -p redoubt-server` or set REDOUBT_BIN)',
-  );
-  process.exit(1);
-}
-if (SERVERS.some((s) => s.name === 'redis-server') && spawnSync(REDIS, ['--version']).status !== 0) {
-  console.error(
-    `redis-server is missing: \`${REDIS} --version\` failed ` +
-      '(Debian: apt-get install redis-server, or set REDIS_SERVER_BIN); the BullMQ tests run against it too',
-  );
-  process.exit(1);
-}
-
-// ---------------------------------------------------------------------------
-// Servers
-// ---------------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// Resolves once the server answers PING; rejects if it exits or takes > 10 s.
-function waitReady(child, port, name) {
-  const deadline = Date.now() + 10_000;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (child.exitCode !== null) {
-        reject(new Error(`${name} exited with code ${child.exitCode}`));
-        return;
-      }
-      const sock = net.connect(port, '127.0.0.1');
-      let buf = '';
-      const retry = () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`${name} did not answer on port ${port}`));
-        else setTimeout(attempt, 20);
-      };
-      sock.on('connect', () => sock.write('PING\r\n'));
-      sock.on('data', (d) => {
-        buf += d;
-        if (buf.includes('+PONG\r\n')) {
-          sock.destroy();
-          resolve();
-        }
-      });
-      sock.on('error', retry);
-      sock.setTimeout(1000, retry);
-    };
-    attempt();
-  });
-}
-
-// Servers still running if this process exits early (the `after` hooks stop
-// them normally).
-const running = new Set();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-async function startServer(server, workdir) {
-  let lastError;
-  for (let i = 0; i < 5; i++) {
-    const port = await freePort();
-    const child = spawn(server.binary, server.args(port), {
-      cwd: workdir,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    running.add(child);
-    child.once('exit', () => running.delete(child));
-    try {
-      await waitReady(child, port, server.name);
-      return { child, port };
-    } catch (err) {
-      lastError = err;
-      child.kill('SIGKILL');
-    }
-  }
-  throw lastError;
-}
-
-async function stopServer(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
+const SERVERS = serversUnderTest('BULLMQ_SERVERS', 'BullMQ');
 
 // ---------------------------------------------------------------------------
 // Helpers
