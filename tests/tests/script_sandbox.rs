@@ -492,12 +492,28 @@ fn ask(server: &Server, args: &[&str]) -> String {
 fn kill(server: &Server, body: &str) -> String {
     let mut runner = server.conn();
     runner.send(&["EVAL", body, "0"]).unwrap();
-    // NOTBUSY until the script runs; then OK.
+    // NOTBUSY until the script runs; then OK. A SCRIPT KILL sent on a connection that the
+    // script's own worker serves waits until the script has ended: those connections are
+    // kept and their replies read below, so that no late SCRIPT KILL reaches a later script.
+    let mut waiting = Vec::new();
     poll_until(Duration::from_secs(20), "SCRIPT KILL to be taken", || {
-        (ask(server, &["SCRIPT", "KILL"]) == "+OK\r\n").then_some(())
+        let mut c = Conn::connect(server.port()).ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        match c.cmd(&["SCRIPT", "KILL"]) {
+            Ok(r) => (text(&r) == "+OK\r\n").then_some(()),
+            Err(_) => {
+                waiting.push(c);
+                None
+            }
+        }
     });
     runner.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let reply = text(&runner.read_reply_raw().unwrap());
+    for mut c in waiting {
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let late = text(&c.read_reply_raw().unwrap());
+        assert!(late == "+OK\r\n" || late.starts_with("-NOTBUSY"), "a late SCRIPT KILL: {late}");
+    }
     assert_eq!(ask(server, &["PING"]), "+PONG\r\n", "{:?} after killing {body}", server.kind());
     reply
 }
