@@ -45,7 +45,7 @@ try {
 }
 const { Queue, Worker, QueueEvents, QueueEventsProducer, FlowProducer } = bullmq;
 
-const { serversUnderTest, startServer, stopServer } = require('./servers');
+const { serversUnderTest, startServer, stopServer, withDeadline } = require('./harness');
 
 // Jobs in the main scenario. 10,000 takes well under two minutes per server on
 // a two-core machine with a debug build of redoubt-server.
@@ -57,28 +57,6 @@ const SERVERS = serversUnderTest('BULLMQ_SERVERS', 'BullMQ');
 // Helpers
 // ---------------------------------------------------------------------------
 
-// Races `promise` against a deadline; on timeout the error carries `diagnose()`.
-async function withDeadline(promise, ms, what, diagnose) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(async () => {
-      let detail = '';
-      if (diagnose) {
-        try {
-          detail = `; ${await diagnose()}`;
-        } catch (err) {
-          detail = `; (diagnostics failed: ${err.message})`;
-        }
-      }
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}${detail}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // A counter whose `reached` promise resolves when it gets to `target`.
 function counter(target) {

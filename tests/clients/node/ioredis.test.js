@@ -10,9 +10,7 @@
 
 const { describe, it, before, after, beforeEach } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -24,57 +22,9 @@ try {
   process.exit(1);
 }
 
-const WORKSPACE = path.resolve(__dirname, '..', '..', '..');
-const BINARY = process.env.REDOUBT_BIN || path.join(WORKSPACE, 'target', 'debug', 'redoubt-server');
-if (!fs.existsSync(BINARY)) {
-  console.error(
-    `redoubt-server binary is missing: ${BINARY} does not exist ` +
-      '(run `cargo build -p redoubt-server` or set REDOUBT_BIN)',
-  );
-  process.exit(1);
-}
+const { serversUnderTest, startServer, stopServer } = require('./harness');
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// Resolves once the server answers PING; rejects if it exits or takes > 10 s.
-function waitReady(child, port) {
-  const deadline = Date.now() + 10_000;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (child.exitCode !== null) {
-        reject(new Error(`redoubt-server exited with code ${child.exitCode}`));
-        return;
-      }
-      const sock = net.connect(port, '127.0.0.1');
-      let buf = '';
-      const retry = () => {
-        sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`redoubt-server did not answer on port ${port}`));
-        else setTimeout(attempt, 20);
-      };
-      sock.on('connect', () => sock.write('PING\r\n'));
-      sock.on('data', (d) => {
-        buf += d;
-        if (buf.includes('+PONG\r\n')) {
-          sock.destroy();
-          resolve();
-        }
-      });
-      sock.on('error', retry);
-      sock.setTimeout(1000, retry);
-    };
-    attempt();
-  });
-}
+const [REDOUBT] = serversUnderTest(null, 'ioredis', ['redoubt-server']);
 
 describe('ioredis against redoubt-server', () => {
   let child;
@@ -84,23 +34,7 @@ describe('ioredis against redoubt-server', () => {
 
   before(async () => {
     workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'redoubt-node-'));
-    let lastError;
-    for (let i = 0; i < 5; i++) {
-      port = await freePort();
-      child = spawn(BINARY, ['--port', String(port), '--bind', '127.0.0.1'], {
-        cwd: workdir,
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      try {
-        await waitReady(child, port);
-        lastError = null;
-        break;
-      } catch (err) {
-        lastError = err;
-        child.kill('SIGKILL');
-      }
-    }
-    if (lastError) throw lastError;
+    ({ child, port } = await startServer(REDOUBT, workdir));
     redis = new Redis({
       host: '127.0.0.1',
       port,
@@ -113,13 +47,7 @@ describe('ioredis against redoubt-server', () => {
 
   after(async () => {
     if (redis) redis.disconnect();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopServer(child);
     fs.rmSync(workdir, { recursive: true, force: true });
   });
 

@@ -71,7 +71,7 @@ try {
   process.exit(1);
 }
 
-const { serversUnderTest, startServer, stopServer } = require('./servers');
+const { serversUnderTest, startServer, stopServer, withDeadline } = require('./harness');
 
 // Messages per publisher in the churn scenario (the others use fewer).
 const MESSAGES = Number(process.env.PUBSUB_MESSAGES || 5_000);
@@ -85,27 +85,9 @@ const SERVERS = serversUnderTest('PUBSUB_SERVERS', 'pub/sub');
 // Helpers
 // ---------------------------------------------------------------------------
 
-// Races `promise` against a deadline; on timeout the error carries `diagnose()`.
-async function withDeadline(promise, ms, what, diagnose) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(async () => {
-      let detail = '';
-      if (diagnose) {
-        try {
-          detail = `; ${await diagnose()}`;
-        } catch (err) {
-          detail = `; (diagnostics failed: ${err.message})`;
-        }
-      }
-      reject(new Error(`timed out after ${ms} ms waiting for ${what} (seed ${SEED})${detail}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+// `withDeadline`, with the run's seed in the error (to replay it with PUBSUB_SEED).
+function deadline(promise, ms, what, diagnose) {
+  return withDeadline(promise, ms, `${what} (seed ${SEED})`, diagnose);
 }
 
 // A condition that is re-checked whenever `bump()` is called.
@@ -129,7 +111,7 @@ class Signal {
       waiter.resolve = resolve;
     });
     this.waiters.push(waiter);
-    return withDeadline(promise, WAIT_MS, what, diagnose).finally(() => {
+    return deadline(promise, WAIT_MS, what, diagnose).finally(() => {
       this.waiters = this.waiters.filter((w) => w !== waiter);
     });
   }
@@ -625,7 +607,7 @@ class Publisher {
           }),
         );
       }
-      await withDeadline(Promise.all(batch), WAIT_MS, `${this.label}'s batch of ${n} publishes`);
+      await deadline(Promise.all(batch), WAIT_MS, `${this.label}'s batch of ${n} publishes`);
       if (progress) progress.bump();
     }
   }
@@ -701,7 +683,7 @@ function expectedState(subscribers, q) {
 async function assertPubsubState(askers, subscribers, q, where) {
   const expected = expectedState(subscribers, q);
   for (const [lib, client, label] of askers) {
-    const actual = await withDeadline(pubsubState(lib, client, q), WAIT_MS, `PUBSUB through ${label}`);
+    const actual = await deadline(pubsubState(lib, client, q), WAIT_MS, `PUBSUB through ${label}`);
     assert.deepEqual(actual, expected, `PUBSUB through ${label} ${where} (seed ${SEED})`);
   }
 }
@@ -787,7 +769,7 @@ async function churn({ churners, publishing, minRounds, steps, pool, check }) {
   let rounds = 0;
   let actions = 0;
   while (!over || rounds < minRounds) {
-    await withDeadline(
+    await deadline(
       Promise.all(
         churners.map(async (c, k) => {
           for (let j = 0; j < steps; j++) {

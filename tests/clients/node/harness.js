@@ -1,7 +1,7 @@
-// Starting and stopping the servers the client suites run against: redis-server
-// (the reference, which shows the tests themselves are right) and redoubt-server
-// ($REDOUBT_BIN or target/debug/redoubt-server at the workspace root), each on a
-// free loopback port.
+// What the Node client suites share: starting and stopping the servers they run
+// against, redis-server (the reference, which shows the tests themselves are
+// right) and redoubt-server ($REDOUBT_BIN or target/debug/redoubt-server at the
+// workspace root), each on a free loopback port; and waits with a deadline.
 'use strict';
 
 const { spawn, spawnSync } = require('node:child_process');
@@ -17,7 +17,7 @@ const REDIS = process.env.REDIS_SERVER_BIN || 'redis-server';
 // variable `only` (e.g. BULLMQ_SERVERS=redoubt-server). Exits with a message
 // naming what is missing if a server's binary is not there; `suite` names the
 // tests in that message.
-function serversUnderTest(only, suite) {
+function serversUnderTest(only, suite, names = ['redis-server', 'redoubt-server']) {
   const servers = [
     {
       name: 'redis-server',
@@ -29,7 +29,9 @@ function serversUnderTest(only, suite) {
       binary: REDOUBT,
       args: (port) => ['--port', String(port), '--bind', '127.0.0.1'],
     },
-  ].filter((s) => !process.env[only] || process.env[only].split(',').includes(s.name));
+  ]
+    .filter((s) => names.includes(s.name))
+    .filter((s) => !only || !process.env[only] || process.env[only].split(',').includes(s.name));
   if (!fs.existsSync(REDOUBT) && servers.some((s) => s.name === 'redoubt-server')) {
     console.error(
       `redoubt-server binary is missing: ${REDOUBT} does not exist ` +
@@ -126,4 +128,27 @@ async function stopServer(child) {
   clearTimeout(timer);
 }
 
-module.exports = { serversUnderTest, startServer, stopServer };
+// Races `promise` against a deadline; on timeout the error carries `diagnose()`.
+async function withDeadline(promise, ms, what, diagnose) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(async () => {
+      let detail = '';
+      if (diagnose) {
+        try {
+          detail = `; ${await diagnose()}`;
+        } catch (err) {
+          detail = `; (diagnostics failed: ${err.message})`;
+        }
+      }
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}${detail}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+module.exports = { serversUnderTest, startServer, stopServer, withDeadline };
