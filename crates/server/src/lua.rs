@@ -999,6 +999,9 @@ thread_local! {
     static OUTPUT_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(LUA_MEMORY_LIMIT) };
 }
 
+/// Lua's own text for an allocation that failed, which the Rust libraries raise too.
+const OUT_OF_MEMORY: &str = "not enough memory";
+
 /// Whether a library written in Rust (cjson.encode, cmsgpack.pack) may go on building a
 /// result that has `len` bytes so far; if not, the error to raise. They build it outside
 /// Lua's heap, and a table that holds another many times, which holds another..., encodes
@@ -1010,7 +1013,7 @@ pub(crate) fn library_may_grow(len: usize) -> Result<(), &'static str> {
         return Err(KILLED);
     }
     if len > OUTPUT_LIMIT.with(std::cell::Cell::get) {
-        return Err("not enough memory");
+        return Err(OUT_OF_MEMORY);
     }
     Ok(())
 }
@@ -1020,12 +1023,12 @@ pub(crate) fn library_may_grow(len: usize) -> Result<(), &'static str> {
 /// "not enough memory" error rather than an abort of the server.
 pub(crate) fn library_reserve(out: &mut Vec<u8>, more: usize) -> Result<(), &'static str> {
     library_may_grow(out.len().saturating_add(more))?;
-    out.try_reserve(more).map_err(|_| "not enough memory")
+    out.try_reserve(more).map_err(|_| OUT_OF_MEMORY)
 }
 
 /// Whether `msg` is one of `library_may_grow`'s refusals (raised without a position).
 pub(crate) fn is_library_stop(msg: &str) -> bool {
-    msg == KILLED || msg == "not enough memory"
+    msg == KILLED || msg == OUT_OF_MEMORY
 }
 
 /// Runs a script body once, as EVAL would, in a fresh sandboxed interpreter with `keys` and
