@@ -41,6 +41,7 @@ pub fn expired_pending() -> bool {
     EXPIRED_PENDING.load(Ordering::Relaxed) > 0
 }
 use crate::hash_key;
+use crate::snapshot::Hook;
 use crate::table::Table;
 
 /// A database's slice of the keyspace held by one shard.
@@ -65,6 +66,22 @@ pub struct Db {
     used: usize,
     /// The `allkeys-auto` bookkeeping (idle while another policy is in force).
     auto: AutoState,
+    /// The running snapshot's preserver (see [`crate::snapshot`]).
+    snap: Option<Hook>,
+    /// The mark of settled entries: every entry has it between snapshots.
+    mark: bool,
+}
+
+/// Hands `e` to the running snapshot if it is still unsettled, and settles it: called before
+/// `e` changes or leaves.
+#[inline]
+fn preserve(snap: &Option<Hook>, mark: bool, e: &mut Entry) {
+    if let Some(h) = snap {
+        if e.snap_mark() != mark {
+            h.sink.preserve(h.db, e);
+            e.set_snap_mark(mark);
+        }
+    }
 }
 
 /// Per-database state of the `allkeys-auto` policy (see `access`): the access tick and the
@@ -186,7 +203,9 @@ impl Db {
             }
             return None;
         }
-        self.table.get_mut(hash, key)
+        let e = self.table.get_mut(hash, key)?;
+        preserve(&self.snap, self.mark, e);
+        Some(e)
     }
 
     /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
@@ -223,6 +242,7 @@ impl Db {
     pub fn insert(&mut self, mut entry: Entry) -> Option<Entry> {
         let hash = hash_key(entry.key());
         self.auto_fresh(hash, &mut entry);
+        entry.set_snap_mark(self.mark);
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
@@ -231,7 +251,8 @@ impl Db {
         }
         match self.table.get_mut(hash, entry.key()) {
             Some(slot) => {
-                let old = std::mem::replace(slot, entry);
+                let mut old = std::mem::replace(slot, entry);
+                preserve(&self.snap, self.mark, &mut old);
                 self.forget(&old);
                 Some(old)
             }
@@ -249,6 +270,7 @@ impl Db {
     pub fn upsert(&mut self, mut entry: Entry, now: i64) -> bool {
         let hash = hash_key(entry.key());
         self.auto_fresh(hash, &mut entry);
+        entry.set_snap_mark(self.mark);
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
@@ -264,7 +286,8 @@ impl Db {
         if expired {
             crate::journal::key_added(entry.key());
         }
-        let old = std::mem::replace(slot, entry);
+        let mut old = std::mem::replace(slot, entry);
+        preserve(&self.snap, self.mark, &mut old);
         self.forget(&old);
         if expired {
             self.expired += 1;
@@ -327,7 +350,8 @@ impl Db {
     }
 
     fn delete_hashed(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let old = self.table.remove(hash, key)?;
+        let mut old = self.table.remove(hash, key)?;
+        preserve(&self.snap, self.mark, &mut old);
         self.forget(&old);
         Some(old)
     }
@@ -344,10 +368,13 @@ impl Db {
         let mut old_ttl = false;
         let mut new_bytes = 0;
         let mut new_ttl = false;
-        let found = self.table.update(hash_key(key), key, |old| {
+        let (snap, mark) = (&self.snap, self.mark);
+        let found = self.table.update(hash_key(key), key, |mut old| {
+            preserve(snap, mark, &mut old);
             old_bytes = entry_bytes(&old);
             old_ttl = old.expire_at().is_some();
-            let new = rebuild(old);
+            let mut new = rebuild(old);
+            new.set_snap_mark(mark);
             debug_assert_eq!(new.key(), key);
             new_bytes = entry_bytes(&new);
             new_ttl = new.expire_at().is_some();
@@ -369,6 +396,7 @@ impl Db {
 
     /// Removes every key, returning the old table (so a large one can be freed elsewhere).
     pub fn clear(&mut self) -> Table {
+        self.abandon_snapshot();
         if crate::namespace::enabled() {
             for e in self.table.iter() {
                 crate::namespace::charge(e.key(), -(entry_bytes(e) as i64), -1);
@@ -413,7 +441,8 @@ impl Db {
         }
         let n = deleted.len();
         let record = RECORD_EXPIRED.load(Ordering::Relaxed);
-        for e in &deleted {
+        for e in &mut deleted {
+            preserve(&self.snap, self.mark, e);
             self.forget(e);
             if record {
                 EXPIRED_PENDING.fetch_add(1, Ordering::Relaxed);
@@ -444,11 +473,50 @@ impl Db {
 
     /// Swaps the whole contents with another database (SWAPDB).
     pub fn swap_contents(&mut self, other: &mut Db) {
+        self.abandon_snapshot();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
         std::mem::swap(&mut self.used, &mut other.used);
         self.expire_cursor = 0;
         other.expire_cursor = 0;
+    }
+}
+
+impl Db {
+    /// The snapshot starts (every shard is locked): every entry becomes unsettled.
+    pub(crate) fn begin_snapshot(&mut self, hook: Hook) {
+        assert!(self.snap.is_none(), "a snapshot is already running");
+        self.mark = !self.mark;
+        self.snap = Some(hook);
+    }
+
+    /// This database's walk is over: every entry is settled.
+    pub(crate) fn end_snapshot(&mut self) {
+        self.snap = None;
+    }
+
+    /// The whole table is about to leave or move: the snapshot cannot stay point-in-time.
+    fn abandon_snapshot(&mut self) {
+        if let Some(h) = &self.snap {
+            h.sink.abandon();
+        }
+    }
+
+    /// One walker step: SCAN step at `cursor`, handing each unsettled entry to `visit` and
+    /// settling it. Returns the next cursor.
+    pub(crate) fn settle_step(&mut self, cursor: u64, visit: &mut impl FnMut(&Entry)) -> u64 {
+        let mark = self.mark;
+        self.table.scan_step_remove(
+            cursor,
+            |e| {
+                if e.snap_mark() != mark {
+                    visit(e);
+                    e.set_snap_mark(mark);
+                }
+                false
+            },
+            |_| {},
+        )
     }
 }
 

@@ -24,6 +24,8 @@ const HAS_EXPIRE: u32 = 1 << 28;
 const IS_OBJECT: u32 = 1 << 29;
 /// A string that must not report the `int` encoding (e.g. an INCRBYFLOAT result).
 const PLAIN: u32 = 1 << 30;
+/// The snapshot mark (see [`crate::snapshot`]): compared with its database's current mark.
+const SNAP_MARK: u32 = 1 << 31;
 const CLOCK_MASK: u32 = (1 << 24) - 1;
 const KIND_SHIFT: u32 = 24;
 
@@ -289,6 +291,18 @@ impl Entry {
     /// Marks the string as exempt from the `int` encoding.
     pub fn set_plain(&mut self, plain: bool) {
         let meta = if plain { self.meta() | PLAIN } else { self.meta() & !PLAIN };
+        self.set_meta(meta);
+    }
+
+    /// The snapshot mark: the entry is part of the running snapshot's output (or outside it)
+    /// when this equals its database's mark.
+    pub fn snap_mark(&self) -> bool {
+        self.meta() & SNAP_MARK != 0
+    }
+
+    /// Sets the snapshot mark.
+    pub fn set_snap_mark(&mut self, mark: bool) {
+        let meta = if mark { self.meta() | SNAP_MARK } else { self.meta() & !SNAP_MARK };
         self.set_meta(meta);
     }
 

@@ -7,6 +7,7 @@
 //! * [`db`]: one logical database (SELECT n) within a shard, with lazy expiry;
 //! * [`keyspace`]: the shards, their locks and the lock-ordering rule;
 //! * [`expire`]: the active expiry cycle;
+//! * [`snapshot`]: point-in-time snapshots without fork (copy-before-write of entries);
 //! * [`glob`]: Redis's glob matcher.
 
 pub mod access;
@@ -22,6 +23,7 @@ pub mod memory;
 pub mod namespace;
 pub mod object;
 pub mod set;
+pub mod snapshot;
 pub mod stream;
 pub mod table;
 pub mod zset;
