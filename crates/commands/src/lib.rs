@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod lcs;
 pub mod notify;
 pub mod numfmt;
+pub mod serial;
 pub mod table;
 
 use resp::ReplyBuf;
@@ -50,6 +51,9 @@ pub struct Settings {
     pub stream_node_max_entries: u64,
     /// `notify-keyspace-events` as flags (see [`notify`]).
     pub notify_flags: u32,
+    /// `rdb-version`: the RDB version DUMP payloads and snapshots are written for (11 is
+    /// Redis 7.2's; 10 writes only what Redis 7.0 reads).
+    pub rdb_version: u16,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             stream_node_max_bytes: 4096,
             stream_node_max_entries: 100,
             notify_flags: 0,
+            rdb_version: 11,
         }
     }
 }

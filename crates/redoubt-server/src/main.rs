@@ -103,10 +103,15 @@ fn main() -> ExitCode {
 fn spawn_signal_watcher(mut signals: signal_hook::iterator::Signals, shared: std::sync::Arc<server::Shared>) {
     use signal_hook::consts::SIGINT;
     let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
+        // A failed final save keeps the server running (as Redis does): the data would
+        // otherwise be lost. The next signal tries again.
+        for sig in signals.forever() {
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
             log_warning!("Received {name} scheduling shutdown...");
-            shared.request_shutdown();
+            if server::persistence::save_before_shutdown(&shared, false, false).is_ok() {
+                shared.request_shutdown();
+                break;
+            }
         }
     });
 }

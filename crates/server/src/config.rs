@@ -130,6 +130,7 @@ pub static PARAMS: &[Param] = &[
     p("port", int(0, 65535), "6379", false),
     p("protected-mode", Kind::Bool, "yes", true),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
+    p("rdb-version", int(10, 11), "11", true),
     p("rdbchecksum", Kind::Bool, "yes", false),
     p("rdbcompression", Kind::Bool, "yes", true),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
@@ -534,6 +535,17 @@ pub struct Settings {
     pub latency_percentiles: Vec<f64>,
     /// (hard, soft, soft seconds) output limits for pub/sub clients.
     pub pubsub_output_limit: [u64; 3],
+    /// `dir` and `dbfilename`: where snapshots are written and loaded from.
+    pub dir: std::path::PathBuf,
+    pub dbfilename: String,
+    /// `save`: (seconds, changes) points; a snapshot starts when any is reached.
+    pub save_points: Vec<(u64, u64)>,
+    pub rdbcompression: bool,
+    /// `stop-writes-on-bgsave-error`: refuse writes with MISCONF while the last snapshot
+    /// failed (and `save` points are set).
+    pub stop_writes_on_bgsave_error: bool,
+    /// `rdb-version`: 11 (Redis 7.2's format) or 10 (what Redis 7.0 reads).
+    pub rdb_version: u16,
 }
 
 /// The access-clock mode the configuration needs (see [`Settings::access`]).
@@ -607,6 +619,39 @@ impl Settings {
                 .filter(|p| (0.0..=100.0).contains(p))
                 .collect(),
             pubsub_output_limit: cobl.get("pubsub").copied().unwrap_or([0, 0, 0]),
+            dir: std::path::PathBuf::from(c.get("dir")),
+            dbfilename: c.get("dbfilename").to_string(),
+            save_points: {
+                let n: Vec<u64> = c.get("save").split_whitespace().filter_map(|w| w.parse().ok()).collect();
+                n.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+            },
+            rdbcompression: c.get("rdbcompression") == "yes",
+            stop_writes_on_bgsave_error: c.get("stop-writes-on-bgsave-error") == "yes",
+            rdb_version: num("rdb-version") as u16,
+        }
+    }
+
+    /// The settings the command handlers read.
+    pub fn command_settings(&self) -> commands::Settings {
+        let policy = &self.maxmemory_policy;
+        let e = self.encodings;
+        commands::Settings {
+            proto_max_bulk_len: self.proto_max_bulk_len,
+            lfu: !matches!(self.access, store::access::Mode::Lru),
+            access: self.access,
+            evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
+            list_max_listpack_size: e[0],
+            hash_max_listpack_entries: e[1] as usize,
+            hash_max_listpack_value: e[2] as usize,
+            set_max_intset_entries: e[3] as usize,
+            set_max_listpack_entries: e[4] as usize,
+            set_max_listpack_value: e[5] as usize,
+            zset_max_listpack_entries: e[6] as usize,
+            zset_max_listpack_value: e[7] as usize,
+            stream_node_max_bytes: e[8] as usize,
+            stream_node_max_entries: e[9] as u64,
+            notify_flags: self.notify_flags,
+            rdb_version: self.rdb_version,
         }
     }
 }

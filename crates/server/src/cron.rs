@@ -71,6 +71,7 @@ fn run(shared: Arc<Shared>) {
         // With a memory limit, eviction continues in the background when the commands' own
         // time budgets were not enough.
         let settings = shared.settings();
+        crate::persistence::cron(&shared, &settings);
         if settings.maxmemory > 0 {
             crate::evict::perform(&shared, &settings, &mut pool, Some(period / 4));
         }

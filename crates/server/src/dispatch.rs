@@ -58,25 +58,7 @@ impl WorkerLocal {
         }
         self.settings = shared.settings();
         self.settings_gen = gen;
-        let policy = &self.settings.maxmemory_policy;
-        let e = self.settings.encodings;
-        self.cmd_settings = commands::Settings {
-            proto_max_bulk_len: self.settings.proto_max_bulk_len,
-            lfu: !matches!(self.settings.access, store::access::Mode::Lru),
-            access: self.settings.access,
-            evicts_by_access: policy.ends_with("lfu") || policy.ends_with("lru"),
-            list_max_listpack_size: e[0],
-            hash_max_listpack_entries: e[1] as usize,
-            hash_max_listpack_value: e[2] as usize,
-            set_max_intset_entries: e[3] as usize,
-            set_max_listpack_entries: e[4] as usize,
-            set_max_listpack_value: e[5] as usize,
-            zset_max_listpack_entries: e[6] as usize,
-            zset_max_listpack_value: e[7] as usize,
-            stream_node_max_bytes: e[8] as usize,
-            stream_node_max_entries: e[9] as u64,
-            notify_flags: self.settings.notify_flags,
-        };
+        self.cmd_settings = self.settings.command_settings();
     }
 }
 
@@ -183,7 +165,8 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     crate::worker::bump(&s.info.tot_cmds, 1);
     let checked = generic_checks(spec, cmd, sub, argv, s)
         .or_else(|| busy_check(shared, local, spec, argv))
-        .or_else(|| oom_check(shared, local, s, spec, argv));
+        .or_else(|| oom_check(shared, local, s, spec, argv))
+        .or_else(|| misconf_check(shared, local, s, spec));
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
@@ -478,6 +461,20 @@ fn oom_check(
     keys.dedup();
     let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     crate::namespaces::gate(shared, &local.settings, &mut local.evict_pool, &keys)
+}
+
+/// Redis's disk-error gate: while the last snapshot failed (and `stop-writes-on-bgsave-error`
+/// is on with `save` points set), write commands and EXECs of transactions that write get
+/// MISCONF. Reads, PING and INFO keep answering.
+fn misconf_check(shared: &Shared, local: &WorkerLocal, s: &Session, spec: &CommandSpec) -> Option<CmdError> {
+    let writes = match &s.multi {
+        Some(m) if spec.name == "exec" => m.queued.iter().any(|q| q.spec().has(flags::WRITE)),
+        _ => spec.has(flags::WRITE),
+    };
+    if !writes {
+        return None;
+    }
+    crate::persistence::misconf(shared, &local.settings)
 }
 
 /// Runs an admitted command, against `held` (EXEC's locks) or the shards it locks itself.

@@ -25,6 +25,7 @@ mod memory_cmds;
 mod multi;
 pub mod namespaces;
 pub mod notify;
+pub mod persistence;
 pub mod pubsub;
 mod server_cmds;
 mod session;
@@ -90,6 +91,10 @@ pub struct Shared {
     pub scripts: lua::Scripts,
     /// FUNCTION libraries.
     pub functions: lua_functions::Functions,
+    /// Snapshots: the disk, the running one, the last outcome.
+    pub persistence: persistence::Persistence,
+    /// This state's own handle, for work a command hands to a new thread (BGSAVE).
+    me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
 
 impl Shared {
@@ -122,7 +127,14 @@ impl Shared {
             namespaces_pending: AtomicBool::new(false),
             scripts: lua::Scripts::default(),
             functions: lua_functions::Functions::default(),
+            persistence: persistence::Persistence::new(Arc::new(persist::disk::OsDisk)),
+            me: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A counted handle to this state (it lives in an `Arc` from [`start`] on).
+    pub fn handle(&self) -> Option<Arc<Shared>> {
+        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The current settings.
@@ -216,12 +228,14 @@ fn record_events(flags: u32) {
 /// Starts the server's threads and returns once it accepts connections.
 pub fn start(config: Config) -> Result<Running, String> {
     let shared = Arc::new(Shared::new(config));
+    let _ = shared.me.set(Arc::downgrade(&shared));
     let settings = shared.settings();
     record_events(settings.notify_flags);
     record_access(&settings);
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
     namespaces::apply(&shared, &settings.namespaces);
+    persistence::load_at_startup(&shared, &settings)?;
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();

@@ -88,6 +88,36 @@ pub struct Functions {
     registry: RwLock<Registry>,
 }
 
+impl Functions {
+    /// Compiles and installs a library (FUNCTION LOAD, or a snapshot's library); returns its
+    /// name. Without `replace`, a library of that name must not exist.
+    pub fn install(&self, code: &[u8], replace: bool) -> CmdResult<String> {
+        let (name, at) = parse_shebang(code)?;
+        let exists = CmdError::new(format!("ERR Library '{name}' already exists"));
+        if !replace && self.registry.read().libraries.contains_key(&name) {
+            return Err(exists);
+        }
+        let lib = validate(code, at)?;
+        let mut reg = self.registry.write();
+        if reg.libraries.contains_key(&name) && !replace {
+            return Err(exists);
+        }
+        for f in lib.functions.keys() {
+            if reg.owners.get(f).is_some_and(|owner| *owner != name) {
+                return Err(CmdError::new(format!("ERR Function {f} already exists")));
+            }
+        }
+        reg.remove(&name);
+        reg.insert(name.clone(), lib);
+        Ok(name)
+    }
+
+    /// Every library's code, in name order (what a snapshot saves).
+    pub fn codes(&self) -> Vec<Vec<u8>> {
+        self.registry.read().libraries.values().map(|l| l.code.clone()).collect()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing and loading
 
@@ -352,24 +382,7 @@ fn load(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
         }
         i += 1;
     }
-    let code = argv[argv.len() - 1];
-    let (name, at) = parse_shebang(code)?;
-    let exists = CmdError::new(format!("ERR Library '{name}' already exists"));
-    if !replace && shared.functions.registry.read().libraries.contains_key(&name) {
-        return Err(exists);
-    }
-    let lib = validate(code, at)?;
-    let mut reg = shared.functions.registry.write();
-    if reg.libraries.contains_key(&name) && !replace {
-        return Err(exists);
-    }
-    for f in lib.functions.keys() {
-        if reg.owners.get(f).is_some_and(|owner| *owner != name) {
-            return Err(CmdError::new(format!("ERR Function {f} already exists")));
-        }
-    }
-    reg.remove(&name);
-    reg.insert(name.clone(), lib);
+    let name = shared.functions.install(argv[argv.len() - 1], replace)?;
     s.out.bulk(name.as_bytes());
     Ok(())
 }

@@ -94,6 +94,8 @@ pub fn run(
             s.out.bulk_i64(us % 1_000_000);
             Ok(())
         }
+        ("save", _) => crate::persistence::save_command(shared, s),
+        ("bgsave", _) => crate::persistence::bgsave_command(shared, s, argv, held.is_some()),
         ("lastsave", _) => {
             s.out.int(shared.lastsave.load(Ordering::Relaxed));
             Ok(())
@@ -1003,6 +1005,11 @@ fn shutdown(shared: &Shared, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::fixed("ERR No shutdown in progress."));
     }
     log_warning!("User requested shutdown...");
+    let has = |w: &str| argv[1..].iter().any(|a| is(a, w));
+    let saved = crate::persistence::save_before_shutdown(shared, has("save"), has("nosave"));
+    if saved.is_err() && !has("force") {
+        return Err(CmdError::fixed("ERR Errors trying to SHUTDOWN. Check logs."));
+    }
     shared.request_shutdown();
     // Like Redis, a successful SHUTDOWN closes the connection without a reply.
     Ok(())

@@ -102,6 +102,26 @@ pub fn fresh(mode: Mode, now_ms: i64) -> u32 {
     }
 }
 
+/// The clock of a key restored with RESTORE's IDLETIME or FREQ (Redis's `objectSetLRUOrLFU`):
+/// FREQ sets the counter under LFU, IDLETIME backdates the access under LRU; each is ignored
+/// under the other policies, which start the key fresh.
+pub fn restored(mode: Mode, now_ms: i64, idle_secs: Option<u64>, freq: Option<u8>) -> u32 {
+    match (mode, idle_secs, freq) {
+        (Mode::Lfu { .. }, _, Some(f)) => (minutes(now_ms) << 8) | u32::from(f),
+        (Mode::Lru, Some(idle), _) => {
+            // Redis's rule: an idle time reaching past the clock's start lands half-way round
+            // the 24-bit clock, so the key stays very idle.
+            let now = crate::entry::lru_clock(now_ms);
+            let max = CLOCK_MASK;
+            match u32::try_from(idle).ok().and_then(|i| now.checked_sub(i)) {
+                Some(at) => at,
+                None => (now + max / 2) % max,
+            }
+        }
+        _ => fresh(mode, now_ms),
+    }
+}
+
 /// The clock after an access at `now_ms`. `coin` is a uniform random number in [0, 1).
 pub fn touched(mode: Mode, clock: u32, now_ms: i64, coin: f64) -> u32 {
     match mode {

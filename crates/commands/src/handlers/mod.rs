@@ -1,6 +1,7 @@
 //! Keyspace command handlers, one module per group, plus the value helpers they share.
 
 pub mod bitmaps;
+pub mod dump;
 pub mod expire;
 pub mod hashes;
 pub mod keys;

@@ -1,0 +1,120 @@
+//! Loading an RDB file (our snapshots, or a `dump.rdb` written by Redis 6.2 to 7.2) into an
+//! empty keyspace at startup.
+//!
+//! Every record is checked as it is read (lengths against the bytes present, the CRC-64 at
+//! the end, values through the same builders RESTORE uses), so a damaged file stops the load
+//! with a message that says where and why, instead of loading part of it silently. Keys whose
+//! TTL has already passed are skipped, as a Redis primary does.
+
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use store::Keyspace;
+
+use crate::disk::Disk;
+
+/// What a load found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub keys: u64,
+    /// Keys skipped because their TTL had passed.
+    pub expired: u64,
+    /// FUNCTION libraries' code, for the server to install.
+    pub functions: Vec<Vec<u8>>,
+    /// Auxiliary fields (`redis-ver`, `ctime`, ...).
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    pub bytes: u64,
+}
+
+/// Why a load failed.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read.
+    Io(io::Error),
+    /// The file is damaged or not an RDB file: the byte offset reached and the reason.
+    Corrupt { offset: u64, reason: String },
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Io(e) => write!(f, "cannot read the file: {e}"),
+            LoadError::Corrupt { offset, reason } => write!(f, "the file is damaged near byte {offset}: {reason}"),
+        }
+    }
+}
+
+/// Counts bytes as the reader consumes them (for progress and error offsets).
+struct Counted<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Loads `path` into `ks`, which should be empty. Returns `Ok(None)` when there is no file.
+/// `progress(bytes, keys)` is called every 100,000 keys.
+pub fn load(
+    disk: &dyn Disk,
+    path: &Path,
+    ks: &Keyspace,
+    settings: &commands::Settings,
+    now: i64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Option<Loaded>, LoadError> {
+    let file = match disk.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LoadError::Io(e)),
+    };
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Counted { inner: BufReader::with_capacity(1 << 16, file), read: read.clone() };
+    let offset = || read.load(std::sync::atomic::Ordering::Relaxed);
+    let corrupt = |reason: String| LoadError::Corrupt { offset: offset(), reason };
+    let mut reader = rdb::FileReader::new(counted).map_err(|e| corrupt(e.to_string()))?;
+    let mut out = Loaded::default();
+    let mut db = 0usize;
+    while let Some(record) = reader.next().map_err(|e| corrupt(e.to_string()))? {
+        match record {
+            rdb::Record::Aux { key, value } => out.aux.push((key, value)),
+            rdb::Record::SelectDb(n) => {
+                db = usize::try_from(n).ok().filter(|&n| n < ks.databases()).ok_or_else(|| {
+                    corrupt(format!(
+                        "the file has database {n}, but this server has {} (raise `databases`)",
+                        ks.databases()
+                    ))
+                })?;
+            }
+            rdb::Record::ResizeDb { .. } => {}
+            rdb::Record::Function(code) => out.functions.push(code),
+            rdb::Record::Key { key, value, expire_ms, idle_secs, freq } => {
+                if expire_ms.is_some_and(|at| at <= now) {
+                    out.expired += 1;
+                    continue;
+                }
+                let clock = store::access::restored(settings.access, now, idle_secs, freq);
+                let entry = commands::serial::value_entry(&key, value, expire_ms, clock, settings)
+                    .map_err(|why| corrupt(format!("key {:?}: {why}", String::from_utf8_lossy(&key))))?;
+                let mut view = ks.lock_key(&key);
+                if view.db(db, &key).insert(entry).is_some() {
+                    return Err(corrupt(format!(
+                        "key {:?} appears twice in database {db}",
+                        String::from_utf8_lossy(&key)
+                    )));
+                }
+                out.keys += 1;
+                if out.keys % 100_000 == 0 {
+                    progress(offset(), out.keys);
+                }
+            }
+        }
+    }
+    out.bytes = offset();
+    Ok(Some(out))
+}

@@ -1,0 +1,394 @@
+//! Snapshots, RDB files and DUMP/RESTORE, checked against a real redis-server:
+//!
+//! * a `dump.rdb` written by redis-server loads into Redoubt with every key, type, value and
+//!   TTL identical (compared key by key through both servers);
+//! * DUMP payloads move both ways (Redis → Redoubt, and Redoubt → Redis with `rdb-version 10`,
+//!   since the reference server is Redis 7.0), and RESTORE's errors are Redis's byte for byte;
+//! * a Redoubt snapshot reloads into Redoubt and loads into redis-server;
+//! * BGSAVE under a stream of transactions is point-in-time (every transaction is in the
+//!   snapshot whole or not at all);
+//! * a snapshot that cannot be written turns writes into MISCONF while reads and PING keep
+//!   answering, and the node recovers by itself when the disk works again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use redoubt_tests::resp::is_error;
+use redoubt_tests::util::{info, poll_until, TempDir};
+use redoubt_tests::value::{must_decode, Value};
+use redoubt_tests::{Conn, Server};
+
+fn cmd(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
+    c.cmd(args)
+        .unwrap_or_else(|e| panic!("{:?}: {e}", args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()))
+}
+
+fn run(c: &mut Conn, line: &str) -> Vec<u8> {
+    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+    let reply = cmd(c, &args);
+    assert!(!is_error(&reply), "{line}: {}", String::from_utf8_lossy(&reply));
+    reply
+}
+
+fn bulk(reply: &[u8]) -> Vec<u8> {
+    match must_decode(reply) {
+        Value::Bulk(b) => b,
+        other => panic!("expected a bulk string, got {other:?}"),
+    }
+}
+
+/// Fills `c` with keys of every type and encoding a Redis 7 file can hold: integer, short,
+/// compressible and binary strings; small and multi-node lists, one with a huge element;
+/// intsets, small and large sets; small and large hashes; sorted sets with special scores;
+/// streams with deletions, consumer groups, pending entries and an empty stream; TTLs;
+/// keys in another database.
+fn populate(c: &mut Conn) {
+    for line in [
+        "SET s:int 12345",
+        "SET s:neg -42",
+        "SET s:big 1099511627776",
+        "SET s:small hello",
+        "RPUSH l:small a b c 1 2 -3",
+        "SADD st:ints 1 2 3 -5 100000",
+        "SADD st:small a b c",
+        "HSET h:small f1 v1 f2 2",
+        "ZADD z:small 1 a 2.5 b -inf c +inf d 0 e",
+        "XADD x:s 1-1 f v",
+        "XADD x:s 1-2 f v2 g w",
+        "XADD x:s 2-0 a b",
+        "XDEL x:s 1-2",
+        "XGROUP CREATE x:s g1 0",
+        "XGROUP CREATE x:s g2 $",
+        "XREADGROUP GROUP g1 alice COUNT 1 STREAMS x:s >",
+        "XREADGROUP GROUP g1 bob COUNT 5 STREAMS x:s >",
+        "XGROUP CREATECONSUMER x:s g2 carol",
+        "XGROUP CREATE x:empty g 0 MKSTREAM",
+        "SET e:ttl v PX 100000000",
+        "HSET e:hash f v",
+        "PEXPIRE e:hash 200000000",
+        "SELECT 3",
+        "SET db3:key in-three",
+        "SELECT 0",
+    ] {
+        run(c, line);
+    }
+    let long = "compressible-".repeat(100);
+    cmd(c, &[b"SET", b"s:long", long.as_bytes()]);
+    cmd(c, &[b"SET", b"s:bin", b"\x00\xff\r\n\x01binary"]);
+    for i in 0..1000 {
+        let v = format!("element-{i}");
+        cmd(c, &[b"RPUSH", b"l:big", v.as_bytes()]);
+        cmd(c, &[b"SADD", b"st:big", v.as_bytes()]);
+        cmd(c, &[b"HSET", b"h:big", format!("field-{i}").as_bytes(), v.as_bytes()]);
+        cmd(c, &[b"ZADD", b"z:big", format!("{}.25", i as f64 - 500.0).as_bytes(), v.as_bytes()]);
+        cmd(c, &[b"XADD", b"x:big", b"*", b"n", i.to_string().as_bytes()]);
+    }
+    for i in 0..600 {
+        cmd(c, &[b"SADD", b"st:bigints", (i * 7).to_string().as_bytes()]);
+    }
+    cmd(c, &[b"RPUSH", b"l:huge", b"x", "y".repeat(20_000).as_bytes(), b"z"]);
+    cmd(c, &[b"HSET", b"h:longval", b"f", "v".repeat(100).as_bytes()]);
+}
+
+/// Every key of database `db` (sorted).
+fn keys(c: &mut Conn, db: usize) -> Vec<Vec<u8>> {
+    run(c, &format!("SELECT {db}"));
+    let Value::Array(items) = must_decode(&run(c, "KEYS *")) else { panic!("KEYS") };
+    let mut out: Vec<Vec<u8>> = items.iter().map(|v| v.as_bytes().expect("key").to_vec()).collect();
+    out.sort();
+    out
+}
+
+/// A comparable picture of one key: its type, value (order-insensitive where the type is)
+/// and whether it has a TTL (TTLs are compared within a second by [`assert_same_data`]).
+fn picture(c: &mut Conn, key: &[u8]) -> (String, Vec<Vec<u8>>, i64) {
+    let ty = String::from_utf8_lossy(&cmd(c, &[b"TYPE", key])).trim().trim_start_matches('+').to_string();
+    let mut value = match ty.as_str() {
+        "string" => vec![cmd(c, &[b"GET", key])],
+        "list" => vec![cmd(c, &[b"LRANGE", key, b"0", b"-1"])],
+        "zset" => vec![cmd(c, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"])],
+        "set" => flat(&cmd(c, &[b"SMEMBERS", key])),
+        "hash" => {
+            let items = flat(&cmd(c, &[b"HGETALL", key]));
+            items.chunks(2).map(|p| [p[0].clone(), b"=".to_vec(), p[1].clone()].concat()).collect()
+        }
+        "stream" => stream_picture(c, key),
+        other => panic!("unexpected type {other}"),
+    };
+    if matches!(ty.as_str(), "set" | "hash") {
+        value.sort();
+    }
+    let pttl = match must_decode(&cmd(c, &[b"PTTL", key])) {
+        Value::Int(n) => n,
+        other => panic!("PTTL {other:?}"),
+    };
+    (ty, value, pttl)
+}
+
+fn flat(reply: &[u8]) -> Vec<Vec<u8>> {
+    match must_decode(reply) {
+        Value::Array(items) => items.iter().map(|v| v.as_bytes().expect("string").to_vec()).collect(),
+        other => panic!("expected an array, got {other:?}"),
+    }
+}
+
+/// Entries, the groups' summary fields and each group's pending summary (no idle times,
+/// which move with the clock).
+fn stream_picture(c: &mut Conn, key: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![cmd(c, &[b"XRANGE", key, b"-", b"+"]), cmd(c, &[b"XLEN", key])];
+    let info = must_decode(&cmd(c, &[b"XINFO", b"STREAM", key]));
+    for field in ["length", "last-generated-id", "max-deleted-entry-id", "entries-added", "groups"] {
+        out.push(format!("{field}={:?}", info.get(field)).into_bytes());
+    }
+    let Value::Array(groups) = must_decode(&cmd(c, &[b"XINFO", b"GROUPS", key])) else { panic!("XINFO GROUPS") };
+    for g in &groups {
+        let name = g.get("name").and_then(Value::as_bytes).expect("group name").to_vec();
+        for field in ["name", "consumers", "pending", "last-delivered-id", "entries-read", "lag"] {
+            out.push(format!("{field}={:?}", g.get(field)).into_bytes());
+        }
+        out.push(cmd(c, &[b"XPENDING", key, &name]));
+        let Value::Array(consumers) = must_decode(&cmd(c, &[b"XINFO", b"CONSUMERS", key, &name])) else {
+            panic!("XINFO CONSUMERS")
+        };
+        for cons in &consumers {
+            out.push(format!("consumer {:?} pending {:?}", cons.get("name"), cons.get("pending")).into_bytes());
+        }
+    }
+    out
+}
+
+/// Asserts that `a` and `b` hold the same keys with the same values in databases 0 and 3,
+/// and the same TTLs within a second.
+fn assert_same_data(a: &mut Conn, b: &mut Conn) {
+    for db in [0, 3] {
+        let ka = keys(a, db);
+        assert!(!ka.is_empty(), "database {db} is empty");
+        assert_eq!(ka, keys(b, db), "keys of database {db}");
+        for key in &ka {
+            let (ta, va, pa) = picture(a, key);
+            let (tb, vb, pb) = picture(b, key);
+            let name = String::from_utf8_lossy(key);
+            assert_eq!(ta, tb, "type of {name}");
+            assert_eq!(va, vb, "value of {name}");
+            assert_eq!(pa < 0, pb < 0, "TTL presence of {name}: {pa} vs {pb}");
+            assert!((pa - pb).abs() < 1000, "TTL of {name}: {pa} vs {pb}");
+        }
+    }
+    run(a, "SELECT 0");
+    run(b, "SELECT 0");
+}
+
+#[test]
+fn a_redis_dump_rdb_loads_with_every_key_type_value_and_ttl() {
+    let redis = Server::redis();
+    let mut r = redis.conn();
+    populate(&mut r);
+    let library = "#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+    cmd(&mut r, &[b"FUNCTION", b"LOAD", library.as_bytes()]);
+    run(&mut r, "SAVE");
+    let dir = redis.dir().display().to_string();
+    let ours = Server::redoubt_with_args(&["--dir", &dir, "--dbfilename", "dump.rdb"]);
+    let mut o = ours.conn();
+    assert_same_data(&mut r, &mut o);
+    assert_eq!(run(&mut o, "FCALL f 0"), b":1\r\n", "the file's function library loads too");
+    let expected = keys(&mut r, 0).len() + keys(&mut r, 3).len();
+    assert_eq!(info(&mut o, "persistence")["rdb_last_load_keys_loaded"], expected.to_string());
+}
+
+#[test]
+fn dump_payloads_move_both_ways_between_redis_and_redoubt() {
+    let redis = Server::redis();
+    let ours = Server::redoubt_with_args(&["--rdb-version", "10"]);
+    let (mut r, mut o) = (redis.conn(), ours.conn());
+    populate(&mut r);
+    // Redis → Redoubt.
+    for db in [0, 3] {
+        for key in keys(&mut r, db) {
+            let payload = bulk(&cmd(&mut r, &[b"DUMP", &key]));
+            let pttl = must_decode(&cmd(&mut r, &[b"PTTL", &key])).as_int().expect("PTTL").max(0);
+            run(&mut o, &format!("SELECT {db}"));
+            let reply = cmd(&mut o, &[b"RESTORE", &key, pttl.to_string().as_bytes(), &payload]);
+            assert_eq!(reply, b"+OK\r\n", "RESTORE {}", String::from_utf8_lossy(&key));
+        }
+    }
+    assert_same_data(&mut r, &mut o);
+    // Redoubt → Redis, into a fresh Redis.
+    let redis2 = Server::redis();
+    let mut r2 = redis2.conn();
+    for db in [0, 3] {
+        for key in keys(&mut o, db) {
+            let payload = bulk(&cmd(&mut o, &[b"DUMP", &key]));
+            let pttl = must_decode(&cmd(&mut o, &[b"PTTL", &key])).as_int().expect("PTTL").max(0);
+            run(&mut r2, &format!("SELECT {db}"));
+            let reply = cmd(&mut r2, &[b"RESTORE", &key, pttl.to_string().as_bytes(), &payload]);
+            assert_eq!(reply, b"+OK\r\n", "Redis RESTORE of our {}", String::from_utf8_lossy(&key));
+        }
+    }
+    assert_same_data(&mut r2, &mut o);
+}
+
+/// Runs `args` on both servers and asserts the raw replies are identical.
+fn same(r: &mut Conn, o: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
+    let (a, b) = (cmd(r, args), cmd(o, args));
+    let shown: Vec<_> = args.iter().map(|a| String::from_utf8_lossy(a).chars().take(40).collect::<String>()).collect();
+    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "{shown:?}");
+    a
+}
+
+#[test]
+fn restore_options_and_errors_match_redis() {
+    let redis = Server::redis();
+    let ours = Server::redoubt();
+    let (mut r, mut o) = (redis.conn(), ours.conn());
+    run(&mut r, "RPUSH src a b c");
+    let payload = bulk(&cmd(&mut r, &[b"DUMP", b"src"]));
+    let mut bad_crc = payload.clone();
+    *bad_crc.last_mut().expect("payload") ^= 1;
+    let mut newer = payload.clone();
+    let at = newer.len() - 10;
+    newer[at] = 12;
+    for c in [&mut r, &mut o] {
+        run(c, "SET taken x");
+    }
+    let p = payload.as_slice();
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![b"DUMP", b"missing"],
+        vec![b"RESTORE", b"k1", b"0", p],
+        vec![b"LRANGE", b"k1", b"0", b"-1"],
+        vec![b"RESTORE", b"k1", b"0", p],
+        vec![b"RESTORE", b"taken", b"0", p],
+        vec![b"RESTORE", b"taken", b"0", p, b"REPLACE"],
+        vec![b"TYPE", b"taken"],
+        vec![b"RESTORE", b"k2", b"-1", p],
+        vec![b"RESTORE", b"k2", b"x", p],
+        vec![b"RESTORE", b"k2", b"0", b"short"],
+        vec![b"RESTORE", b"k2", b"0", &bad_crc],
+        vec![b"RESTORE", b"k2", b"0", &newer],
+        vec![b"RESTORE", b"k2", b"0", p, b"IDLETIME", b"-1"],
+        vec![b"RESTORE", b"k2", b"0", p, b"IDLETIME", b"x"],
+        vec![b"RESTORE", b"k2", b"0", p, b"FREQ", b"256"],
+        vec![b"RESTORE", b"k2", b"0", p, b"IDLETIME", b"1", b"FREQ", b"1"],
+        vec![b"RESTORE", b"k2", b"0", p, b"IDLETIME"],
+        vec![b"RESTORE", b"k2", b"0", p, b"BOGUS"],
+        vec![b"RESTORE", b"k2", b"0", p, b"IDLETIME", b"1000"],
+        vec![b"OBJECT", b"IDLETIME", b"k2"],
+        // An absolute TTL in the past: nothing is created, and REPLACE deletes the old key.
+        vec![b"RESTORE", b"k3", b"1", p, b"ABSTTL"],
+        vec![b"EXISTS", b"k3"],
+        vec![b"RESTORE", b"k1", b"1", p, b"ABSTTL", b"REPLACE"],
+        vec![b"EXISTS", b"k1"],
+        vec![b"RESTORE", b"k4", b"4102444800000", p, b"ABSTTL"],
+        vec![b"PEXPIRETIME", b"k4"],
+        vec![b"RESTORE"],
+        vec![b"DUMP"],
+    ];
+    for args in &cases {
+        same(&mut r, &mut o, args);
+    }
+}
+
+#[test]
+fn a_snapshot_reloads_here_and_loads_into_redis() {
+    let ours = Server::redoubt_with_args(&["--rdb-version", "10"]);
+    let mut o = ours.conn();
+    populate(&mut o);
+    run(&mut o, "SAVE");
+    let dir = ours.dir().display().to_string();
+    let again = Server::redoubt_with_args(&["--dir", &dir]);
+    let mut a = again.conn();
+    assert_same_data(&mut o, &mut a);
+    let redis = Server::redis_with_args(&["--dir", &dir]);
+    let mut r = redis.conn();
+    assert_same_data(&mut o, &mut r);
+}
+
+#[test]
+fn bgsave_is_point_in_time_under_concurrent_transactions() {
+    let ours = Server::redoubt();
+    let mut o = ours.conn();
+    for i in 0..20_000 {
+        cmd(&mut o, &[b"SET", format!("filler:{i}").as_bytes(), b"some value to write"]);
+    }
+    run(&mut o, "MSET a 0 b 0");
+    let port = ours.port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut w = Conn::connect(port).expect("writer connects");
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for line in ["MULTI", "INCR a", "INCR b", "DEL filler:1", "EXEC"] {
+                    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+                    w.cmd(&args).expect("transaction");
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    for _ in 0..3 {
+        run(&mut o, "BGSAVE");
+        poll_until(Duration::from_secs(30), "BGSAVE to finish", || {
+            (info(&mut o, "persistence")["rdb_bgsave_in_progress"] == "0").then_some(())
+        });
+        assert_eq!(info(&mut o, "persistence")["rdb_last_bgsave_status"], "ok");
+        let dir = ours.dir().display().to_string();
+        let copy = Server::redoubt_with_args(&["--dir", &dir]);
+        let mut c = copy.conn();
+        let (a, b) = (bulk(&run(&mut c, "GET a")), bulk(&run(&mut c, "GET b")));
+        assert_eq!(a, b, "the snapshot holds both INCRs of every transaction or neither");
+        let n: usize = match must_decode(&run(&mut c, "DBSIZE")) {
+            Value::Int(n) => n as usize,
+            other => panic!("DBSIZE {other:?}"),
+        };
+        assert!(n >= 20_000, "the snapshot holds the keyspace ({n} keys)");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let transactions = writer.join().expect("writer");
+    assert!(transactions > 0);
+}
+
+#[test]
+fn a_failing_disk_refuses_writes_with_misconf_and_recovers_by_itself() {
+    let scratch = TempDir::new("misconf");
+    let missing = scratch.path().join("not-there");
+    let ours = Server::redoubt_with_args(&["--save", "1 1"]);
+    let mut o = ours.conn();
+    run(&mut o, "SET k v");
+    cmd(&mut o, &[b"CONFIG", b"SET", b"dir", missing.display().to_string().as_bytes()]);
+    // SAVE fails: the directory does not exist.
+    assert_eq!(cmd(&mut o, &[b"SAVE"]), b"-ERR\r\n");
+    assert_eq!(info(&mut o, "persistence")["rdb_last_bgsave_status"], "err");
+    let refused = cmd(&mut o, &[b"SET", b"k", b"w"]);
+    assert!(refused.starts_with(b"-MISCONF "), "{}", String::from_utf8_lossy(&refused));
+    assert_eq!(run(&mut o, "GET k"), b"$1\r\nv\r\n", "reads keep working");
+    assert_eq!(run(&mut o, "PING"), b"+PONG\r\n");
+    assert!(!info(&mut o, "persistence").is_empty());
+    // The disk comes back: the schedule retries on its own and writes are accepted again.
+    std::fs::create_dir_all(&missing).expect("create dir");
+    poll_until(Duration::from_secs(30), "the schedule's retry to succeed", || {
+        (info(&mut o, "persistence")["rdb_last_bgsave_status"] == "ok").then_some(())
+    });
+    assert_eq!(run(&mut o, "SET k w"), b"+OK\r\n");
+    assert!(missing.join("dump.rdb").exists());
+    let log = ours.log_tail();
+    assert!(log.contains("Snapshot failed"), "the failure is logged: {log}");
+}
+
+#[test]
+fn shutdown_saves_and_a_restart_loads() {
+    let mut ours = Server::redoubt_with_args(&["--save", "3600 1"]);
+    let mut o = ours.conn();
+    populate(&mut o);
+    let before: BTreeSet<Vec<u8>> = keys(&mut o, 0).into_iter().collect();
+    run(&mut o, "SELECT 0");
+    let _ = o.cmd(&["SHUTDOWN"]);
+    ours.wait_exit(Duration::from_secs(30)).expect("the server exits after saving");
+    assert!(ours.dir().join("dump.rdb").exists());
+    let dir = ours.dir().display().to_string();
+    let again = Server::redoubt_with_args(&["--dir", &dir]);
+    let mut a = again.conn();
+    let after: BTreeSet<Vec<u8>> = keys(&mut a, 0).into_iter().collect();
+    assert_eq!(before, after);
+}
