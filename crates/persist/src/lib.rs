@@ -5,7 +5,8 @@
 //! Where things live:
 //! * [`disk`]: the storage trait, the real filesystem and the fault-injecting backend;
 //! * [`snapshot`]: writing a snapshot while clients keep writing;
-//! * [`load`]: reading an RDB file into the keyspace at startup.
+//! * [`load`]: reading an RDB file into the keyspace at startup;
+//! * [`sched`]: the snapshot writer's CPU priority.
 //!
 //! The file format is Redis's RDB (version 11, or 10 with `rdb-version 10`), so a snapshot
 //! loads into Redis and a Redis `dump.rdb` loads here; `docs/persistence-format.md` describes
@@ -13,4 +14,5 @@
 
 pub mod disk;
 pub mod load;
+pub mod sched;
 pub mod snapshot;

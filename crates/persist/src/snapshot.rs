@@ -13,7 +13,8 @@
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,9 +25,14 @@ use store::{Entry, Keyspace};
 
 use crate::disk::{Disk, DiskFile};
 
-/// SCAN steps the walker takes per lock: short enough to keep lock holds in the tens of
-/// microseconds.
-const BUCKETS_PER_STEP: usize = 32;
+/// SCAN steps the walker takes per lock: a few microseconds of copying, so a worker rarely
+/// finds a shard held by the walker (and never for long).
+const BUCKETS_PER_STEP: usize = 8;
+
+/// When the writer has received nothing for this long and no worker has stepped the walk in
+/// the meantime, the workers are idle: it steps the walk itself for up to [`IDLE_BURST`].
+const IDLE_STEP: std::time::Duration = std::time::Duration::from_micros(200);
+const IDLE_BURST: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Which access data a snapshot keeps with each key (Redis saves it under LRU and LFU
 /// policies only).
@@ -53,13 +59,39 @@ pub struct Job {
     pub access: AccessData,
     /// Number of databases (`databases`).
     pub databases: usize,
+    /// Bytes of copied entries the writer may lag behind: above it workers stop stepping the
+    /// walk and the writer leaves idle priority until it has caught up (entries clients are
+    /// about to change are always taken: a write cannot wait). This bounds a snapshot's extra
+    /// memory; the server sets it to a small share of the dataset.
+    pub queue_limit: usize,
 }
 
-/// Progress of the running snapshot, readable from other threads (INFO).
-#[derive(Debug, Default)]
+/// The running snapshot as other threads see it: its progress (INFO) and its walk, which
+/// workers advance between events ([`Progress::step`]).
+#[derive(Default)]
 pub struct Progress {
     pub keys: AtomicU64,
     pub bytes: AtomicU64,
+    /// Whether `walk` is set (checked first: one relaxed load when no snapshot runs).
+    walking: AtomicBool,
+    walk: parking_lot::RwLock<Option<Arc<Walk>>>,
+}
+
+impl Progress {
+    /// Advances the running snapshot's walk by one step, if one runs and needs it. Call it
+    /// holding no shard lock. Returns whether a step was taken.
+    pub fn step(&self, ks: &Keyspace) -> bool {
+        if !self.walking.load(Ordering::Relaxed) {
+            return false;
+        }
+        let walk = self.walk.read().clone();
+        walk.is_some_and(|w| w.step(ks))
+    }
+
+    fn publish(&self, walk: Option<Arc<Walk>>) {
+        self.walking.store(walk.is_some(), Ordering::Relaxed);
+        *self.walk.write() = walk;
+    }
 }
 
 /// A finished snapshot.
@@ -68,6 +100,8 @@ pub struct Written {
     pub keys: u64,
     pub bytes: u64,
     pub millis: u64,
+    /// The most memory (roughly) that copied entries waiting to be written held at once.
+    pub peak_queued: u64,
 }
 
 /// Why a snapshot failed.
@@ -100,36 +134,148 @@ struct Record {
     freq: Option<u8>,
 }
 
-fn encode(db: usize, e: &Entry, opts: &rdb::WriteOptions, access: AccessData, now: i64) -> Record {
-    let value = commands::serial::entry_value(e);
-    let mut body = Vec::new();
-    let kind = rdb::write_value(&mut body, &value, opts);
-    let (idle, freq) = match access {
-        AccessData::None => (None, None),
-        AccessData::Idle => (Some(store::access::idle_ms(e.clock(), now) / 1000), None),
-        AccessData::Freq { decay_minutes } => {
-            (None, Some(store::access::lfu_counter(e.clock(), now, decay_minutes).min(255) as u8))
-        }
-    };
-    Record { db, key: e.key().to_vec(), kind, body, expire_ms: e.expire_at(), idle, freq }
+/// One key copied out of the keyspace, not yet encoded (the walker copies under the shard
+/// lock and encodes after releasing it, so the lock is held as briefly as possible).
+struct Copied {
+    db: usize,
+    key: Vec<u8>,
+    value: rdb::Value,
+    expire_ms: Option<i64>,
+    clock: u32,
 }
 
-/// Receives the entries clients are about to change.
-struct Sink {
+fn copy(db: usize, e: &Entry) -> Copied {
+    Copied {
+        db,
+        key: e.key().to_vec(),
+        value: commands::serial::entry_value(e),
+        expire_ms: e.expire_at(),
+        clock: e.clock(),
+    }
+}
+
+fn encode(c: Copied, opts: &rdb::WriteOptions, access: AccessData, now: i64) -> Record {
+    let mut body = Vec::new();
+    let kind = rdb::write_value(&mut body, &c.value, opts);
+    let (idle, freq) = match access {
+        AccessData::None => (None, None),
+        AccessData::Idle => (Some(store::access::idle_ms(c.clock, now) / 1000), None),
+        AccessData::Freq { decay_minutes } => {
+            (None, Some(store::access::lfu_counter(c.clock, now, decay_minutes).min(255) as u8))
+        }
+    };
+    Record { db: c.db, key: c.key, kind, body, expire_ms: c.expire_ms, idle, freq }
+}
+
+/// The running snapshot's walk, shared by every thread that can advance it.
+///
+/// Workers call [`Walk::step`] between events: they hold no shard locks there, and a step
+/// copies a few buckets' entries under one shard lock (microseconds), so no client ever waits
+/// on a thread that the scheduler has put aside while holding a lock. The snapshot thread
+/// only encodes and writes what arrives on the channel, holding no shard lock, so it can run
+/// at a low priority; it steps itself only when no worker has (an idle server).
+/// Entries clients are about to change come through the same channel ([`Preserver`]).
+pub struct Walk {
+    pos: Mutex<Pos>,
+    databases: usize,
+    tx: mpsc::Sender<Record>,
+    /// How records are encoded.
     opts: rdb::WriteOptions,
     access: AccessData,
     now: i64,
-    queue: Mutex<Vec<Record>>,
+    /// Bytes copied and not yet written: workers stop stepping above `queue_limit`.
+    queued: AtomicUsize,
+    /// See [`Job::queue_limit`].
+    queue_limit: usize,
+    /// The most `queued` reached (reported with the outcome).
+    peak_queued: AtomicUsize,
+    /// Every database's walk has ended: nothing more will be sent.
+    finished: AtomicBool,
     abandoned: AtomicBool,
+    /// Steps taken (for the snapshot thread to notice idle workers).
+    steps: AtomicU64,
+    /// The writer thread's priority: raised while the queue is over its limit.
+    writer: crate::sched::Priority,
 }
 
-impl Preserver for Sink {
-    fn preserve(&self, db: usize, entry: &Entry) {
-        if self.abandoned.load(Ordering::Relaxed) {
-            return;
+/// Where the walk is.
+#[derive(Default)]
+struct Pos {
+    shard: usize,
+    db: usize,
+    cursor: u64,
+}
+
+/// The smallest queue limit (see [`Job::queue_limit`]).
+pub const MIN_QUEUE_LIMIT: usize = 1 << 20;
+
+/// A record's memory while queued: its bytes plus the record, the channel slot and two
+/// allocations' headers (roughly).
+fn record_size(r: &Record) -> usize {
+    r.key.len() + r.body.len() + 128
+}
+
+impl Walk {
+    /// Takes one step of the walk if nobody else is stepping and the writer keeps up.
+    /// Returns whether it did. Call it holding no shard lock.
+    pub fn step(&self, ks: &Keyspace) -> bool {
+        if self.finished.load(Ordering::Acquire) || self.queued.load(Ordering::Relaxed) > self.queue_limit {
+            return false;
         }
-        let record = encode(db, entry, &self.opts, self.access, self.now);
-        self.queue.lock().push(record);
+        let Some(mut pos) = self.pos.try_lock() else { return false };
+        if self.finished.load(Ordering::Acquire) {
+            return false;
+        }
+        let (shard, db) = (pos.shard, pos.db);
+        let writing = !self.abandoned.load(Ordering::Relaxed);
+        let mut copied = Vec::new();
+        pos.cursor = ks.snapshot_step(shard, db, pos.cursor, BUCKETS_PER_STEP, |e| {
+            if writing {
+                copied.push(copy(db, e));
+            }
+        });
+        for c in copied {
+            self.send(c);
+        }
+        if pos.cursor == 0 {
+            ks.end_snapshot_db(shard, db);
+            pos.db += 1;
+            if pos.db == self.databases {
+                pos.db = 0;
+                pos.shard += 1;
+            }
+            if pos.shard == SHARDS {
+                self.finished.store(true, Ordering::Release);
+            }
+        }
+        self.steps.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the walk has ended.
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Encodes `c` (on the calling thread: a worker, in its measured step) and queues it.
+    fn send(&self, c: Copied) {
+        let r = encode(c, &self.opts, self.access, self.now);
+        let size = record_size(&r);
+        let queued = self.queued.fetch_add(size, Ordering::Relaxed) + size;
+        self.peak_queued.fetch_max(queued, Ordering::Relaxed);
+        if queued > self.queue_limit {
+            self.writer.raise();
+        }
+        // The receiver lives until the walk has finished and the channel is drained.
+        let _ = self.tx.send(r);
+    }
+}
+
+impl Preserver for Walk {
+    fn preserve(&self, db: usize, entry: &Entry) {
+        if !self.abandoned.load(Ordering::Relaxed) {
+            self.send(copy(db, entry));
+        }
     }
 
     fn abandon(&self) {
@@ -183,7 +329,13 @@ pub fn write(
         return Err(io("renaming the temporary file to", e));
     }
     disk.sync_dir(dir).map_err(|e| io("syncing the directory of", e))?;
-    Ok(Written { keys: progress.keys.load(Ordering::Relaxed), bytes, millis: started.elapsed().as_millis() as u64 })
+    let (bytes, peak_queued) = bytes;
+    Ok(Written {
+        keys: progress.keys.load(Ordering::Relaxed),
+        bytes,
+        millis: started.elapsed().as_millis() as u64,
+        peak_queued,
+    })
 }
 
 /// A fresh temporary file name in `dir` (unique per process and snapshot).
@@ -199,7 +351,7 @@ fn write_to(
     job: &Job,
     progress: &Progress,
     now: i64,
-) -> Result<u64, SaveError> {
+) -> Result<(u64, u64), SaveError> {
     let io = |what: &str| {
         let name = tmp.display().to_string();
         let what = what.to_string();
@@ -211,23 +363,38 @@ fn write_to(
         .map_err(io("writing"))?;
     let mut out = Out { w, db: None, keys: 0 };
     header(&mut out, job).map_err(io("writing"))?;
-    let sink = Arc::new(Sink {
+    let (tx, rx) = mpsc::channel();
+    let walk = Arc::new(Walk {
+        pos: Mutex::new(Pos::default()),
+        databases: job.databases,
+        tx,
         opts: opts.clone(),
         access: job.access,
         now,
-        queue: Mutex::new(Vec::new()),
+        queued: AtomicUsize::new(0),
+        queue_limit: job.queue_limit.max(MIN_QUEUE_LIMIT),
+        peak_queued: AtomicUsize::new(0),
+        finished: AtomicBool::new(false),
         abandoned: AtomicBool::new(false),
+        steps: AtomicU64::new(0),
+        writer: crate::sched::Priority::default(),
     });
-    ks.begin_snapshot(sink.clone());
-    let walked = walk(ks, &mut out, &sink, job, progress, now, &opts);
-    if sink.abandoned.load(Ordering::Relaxed) {
+    ks.begin_snapshot(walk.clone());
+    progress.publish(Some(walk.clone()));
+    // After taking every lock at normal priority (an idle-priority thread holding some of them
+    // could be kept off the CPU by the very workers waiting for them).
+    walk.writer.lower_self();
+    let written = write_records(ks, &walk, &rx, &mut out, progress);
+    progress.publish(None);
+    walk.writer.relax();
+    if walk.abandoned.load(Ordering::Relaxed) {
         return Err(SaveError::Abandoned);
     }
-    walked.map_err(io("writing"))?;
+    written.map_err(io("writing"))?;
     let buffered = out.w.finish().map_err(io("writing"))?;
     let mut file = buffered.into_inner().map_err(|e| io("writing")(e.into_error()))?;
     file.sync().map_err(io("syncing"))?;
-    Ok(progress.bytes.load(Ordering::Relaxed))
+    Ok((progress.bytes.load(Ordering::Relaxed), walk.peak_queued.load(Ordering::Relaxed) as u64))
 }
 
 fn header(out: &mut Out, job: &Job) -> io::Result<()> {
@@ -240,49 +407,42 @@ fn header(out: &mut Out, job: &Job) -> io::Result<()> {
     Ok(())
 }
 
-/// Walks every database of every shard, writing what the walker and the clients hand over.
-/// After an I/O error or an abandon, keeps walking without writing, so every entry ends
-/// settled (the keyspace's invariant between snapshots).
-fn walk(
+/// Writes what the walk and the clients hand over until the walk has finished and the
+/// channel is empty. Steps the walk itself when no worker has for [`IDLE_STEP`] (the workers
+/// are idle). After an I/O error or an abandon it keeps consuming without writing, so the walk
+/// ends and every entry is settled (the keyspace's invariant between snapshots).
+fn write_records(
     ks: &Keyspace,
+    walk: &Walk,
+    rx: &mpsc::Receiver<Record>,
     out: &mut Out,
-    sink: &Sink,
-    job: &Job,
     progress: &Progress,
-    now: i64,
-    opts: &rdb::WriteOptions,
 ) -> io::Result<()> {
     let mut failed: Option<io::Error> = None;
-    let mut chunk = Vec::new();
-    for shard in 0..SHARDS {
-        for db in 0..job.databases {
-            let mut cursor = 0;
-            loop {
-                let writing = failed.is_none() && !sink.abandoned.load(Ordering::Relaxed);
-                cursor = ks.snapshot_step(shard, db, cursor, BUCKETS_PER_STEP, |e| {
-                    if writing {
-                        chunk.push(encode(db, e, opts, job.access, now));
-                    }
-                });
-                let preserved = std::mem::take(&mut *sink.queue.lock());
-                if failed.is_none() {
-                    if let Err(e) = drain(out, chunk.drain(..).chain(preserved), progress) {
+    let mut seen_steps = u64::MAX;
+    loop {
+        let finished = walk.finished();
+        match rx.recv_timeout(IDLE_STEP) {
+            Ok(r) => {
+                if walk.queued.fetch_sub(record_size(&r), Ordering::Relaxed) < walk.queue_limit / 4 {
+                    walk.writer.relax();
+                }
+                if failed.is_none() && !walk.abandoned.load(Ordering::Relaxed) {
+                    if let Err(e) = drain(out, std::iter::once(r), progress) {
                         failed = Some(e);
                     }
                 }
-                chunk.clear();
-                if cursor == 0 {
-                    break;
-                }
             }
-            ks.end_snapshot_db(shard, db);
+            // Finished before this wait, and nothing arrived: everything sent was written.
+            Err(_) if finished => break,
+            Err(_) => {
+                if walk.steps.load(Ordering::Relaxed) == seen_steps {
+                    let burst = Instant::now();
+                    while burst.elapsed() < IDLE_BURST && walk.step(ks) {}
+                }
+                seen_steps = walk.steps.load(Ordering::Relaxed);
+            }
         }
-    }
-    // Entries preserved after their database's walk ended cannot exist (its hook is gone),
-    // but a client may have queued one while the last walk step ran.
-    let rest = std::mem::take(&mut *sink.queue.lock());
-    if failed.is_none() {
-        drain(out, rest.into_iter(), progress)?;
     }
     failed.map_or(Ok(()), Err)
 }

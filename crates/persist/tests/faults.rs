@@ -20,6 +20,7 @@ fn job() -> Job {
         functions: Vec::new(),
         access: AccessData::None,
         databases: 2,
+        queue_limit: 0,
     }
 }
 
@@ -32,7 +33,9 @@ fn filled(seed: u32) -> Keyspace {
         let value = match i % 3 {
             0 => rdb::Value::String(format!("v{i}-{seed}").into_bytes()),
             1 => rdb::Value::List((0..(i % 50 + 1)).map(|j| format!("e{j}").into_bytes()).collect()),
-            _ => rdb::Value::Hash((0..(i % 9 + 1)).map(|j| (format!("f{j}").into_bytes(), vec![b'x'; j as usize])).collect()),
+            _ => rdb::Value::Hash(
+                (0..(i % 9 + 1)).map(|j| (format!("f{j}").into_bytes(), vec![b'x'; j as usize])).collect(),
+            ),
         };
         let expire = (i % 7 == 0).then_some(NOW + 1_000_000);
         let e = commands::serial::value_entry(key.as_bytes(), value, expire, 0, &s).expect("valid value");
@@ -64,15 +67,18 @@ fn save(disk: &dyn Disk, ks: &Keyspace, dir: &Path) -> Result<snapshot::Written,
 
 fn loaded(dir: &Path) -> Picture {
     let ks = Keyspace::new(2);
-    let found = persist::load::load(&OsDisk, &dir.join("dump.rdb"), &ks, &commands::Settings::default(), NOW, |_, _| {})
-        .expect("the snapshot loads");
+    let found =
+        persist::load::load(&OsDisk, &dir.join("dump.rdb"), &ks, &commands::Settings::default(), NOW, |_, _| {})
+            .expect("the snapshot loads");
     assert!(found.is_some(), "a snapshot file exists");
     picture(&ks)
 }
 
 fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }

@@ -117,7 +117,10 @@ fn job(shared: &Shared, settings: &Settings) -> Job {
         ("aof-base".to_string(), "0".to_string()),
         ("redoubt-ver".to_string(), crate::VERSION.to_string()),
     ];
-    Job { settings: cmd, aux, functions: shared.functions.codes(), access, databases: settings.databases }
+    // A snapshot's copies may use up to 2% of the dataset's memory before it takes CPU time
+    // from clients to catch up (persist::snapshot::Job::queue_limit).
+    let queue_limit = (store::memory::used() / 50) as usize;
+    Job { settings: cmd, aux, functions: shared.functions.codes(), access, databases: settings.databases, queue_limit }
 }
 
 /// Claims the right to run a snapshot; false if one is running.
@@ -149,7 +152,13 @@ fn run(shared: &Shared, settings: &Settings, why: &str) -> Result<(), SaveError>
     let secs = (unix_ms() - p.started_ms.load(Ordering::Relaxed)) / 1000;
     match &result {
         Ok(w) => {
-            log_notice!("Snapshot done: {} keys, {} bytes in {} ms", w.keys, w.bytes, w.millis);
+            log_notice!(
+                "Snapshot done: {} keys, {} bytes in {} ms (copies waiting to be written peaked at {} bytes)",
+                w.keys,
+                w.bytes,
+                w.millis,
+                w.peak_queued
+            );
             p.dirty_at_save.store(dirty_before, Ordering::Relaxed);
             shared.lastsave.store(unix_ms() / 1000, Ordering::Relaxed);
             if !p.last_ok.swap(true, Ordering::Relaxed) {
@@ -202,7 +211,23 @@ pub fn save_now(shared: &Shared, why: &str) -> Result<(), String> {
     let settings = shared.settings();
     loop {
         if claim(shared) {
-            return run(shared, &settings, why).map_err(|e| e.to_string());
+            // On its own (lower-priority) thread like BGSAVE; this thread only waits.
+            return std::thread::scope(|scope| {
+                let worker = std::thread::Builder::new().name("snapshot".into()).spawn_scoped(scope, || {
+                    store::memory::register_thread();
+                    let result = run(shared, &settings, why).map_err(|e| e.to_string());
+                    store::memory::retire_thread();
+                    result
+                });
+                match worker {
+                    Ok(handle) => handle.join().unwrap_or_else(|_| Err("the snapshot thread panicked".into())),
+                    Err(e) => {
+                        let p = &shared.persistence;
+                        p.in_progress.store(false, Ordering::Release);
+                        Err(format!("cannot start the snapshot thread: {e}"))
+                    }
+                }
+            });
         }
         let p = &shared.persistence;
         let mut n = p.finished.lock();

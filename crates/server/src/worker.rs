@@ -230,6 +230,8 @@ struct Worker {
     recently_busy: bool,
     /// When this worker last merged its statistics into the shared totals.
     last_merge: std::time::Instant,
+    /// When this worker last advanced a running snapshot's walk.
+    last_snapshot_step: std::time::Instant,
 }
 
 /// Starts worker `id` on its listeners.
@@ -279,10 +281,15 @@ pub fn prepare(
         last_idle_check: 0,
         recently_busy: false,
         last_merge: std::time::Instant::now(),
+        last_snapshot_step: std::time::Instant::now(),
     };
     let handle = WorkerHandle { waker, inbox };
     Ok((handle, Prepared(Box::new(worker))))
 }
+
+/// A worker advances a running snapshot at most this often: one step copies a few buckets
+/// (a few microseconds), so the walk takes a bounded share of a busy worker's time.
+const SNAPSHOT_STEP_EVERY: std::time::Duration = std::time::Duration::from_micros(100);
 
 impl Worker {
     fn run(&mut self) {
@@ -308,10 +315,17 @@ impl Worker {
             self.resume_paused();
             self.expire_blocked();
             self.close_idle();
+            let now = std::time::Instant::now();
+            // A running snapshot advances a few buckets at a time on the workers, between
+            // events (see persist::snapshot::Walk), spaced so it costs a bounded share of time.
+            if now.duration_since(self.last_snapshot_step) >= SNAPSHOT_STEP_EVERY
+                && self.shared.persistence.progress.step(&self.shared.keyspace)
+            {
+                self.last_snapshot_step = now;
+            }
             store::memory::publish();
             // Publish statistics at most every millisecond (INFO merges its own worker's
             // counters first, so they are never stale for the caller).
-            let now = std::time::Instant::now();
             if now.duration_since(self.last_merge) >= std::time::Duration::from_millis(1) {
                 self.shared.stats.merge(&mut self.local.stats);
                 self.last_merge = now;
