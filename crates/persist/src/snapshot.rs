@@ -2,14 +2,22 @@
 //! without stopping clients.
 //!
 //! The keyspace's copy-before-write walk ([`store::snapshot`]) decides what goes in; this
-//! module turns entries into RDB records and writes them. Entries the walker visits are
-//! encoded under their shard's lock, a few buckets at a time; entries a client is about to
-//! change are encoded by that client's thread ([`Sink::preserve`]) and queued. The writer
-//! drains both to `temp-<pid>-<n>.rdb`, syncs it and renames it over the target, so a crash
-//! or a disk error at any point leaves the previous snapshot untouched.
+//! module turns entries into RDB records and writes them.
 //!
-//! Memory: one walker chunk plus the queue of preserved records, each bounded by what
-//! clients change during the snapshot; nothing is copied in bulk.
+//! * **Who does what.** Workers advance the walk between events ([`Progress::step`], a few
+//!   buckets copied under one shard lock, then encoded outside it), and encode the entries
+//!   their clients are about to change ([`Walk`] as the keyspace's `Preserver`). Both go down
+//!   one channel to the snapshot thread, which only writes, holding no shard lock, at idle
+//!   priority ([`crate::sched`]): on a busy core it takes the time the workers leave, and no
+//!   client ever waits for it. When the workers are idle it steps the walk itself.
+//! * **Memory.** Records waiting to be written are bounded by [`Job::queue_limit`]: above it,
+//!   workers stop stepping and the writer gets normal priority until it has caught up.
+//!   Nothing is copied in bulk.
+//! * **Files.** Records go to `temp-<pid>-<n>.rdb`, which is synced and then renamed over the
+//!   target (and the directory synced), so a crash or a disk error at any point leaves the
+//!   previous snapshot untouched and no temporary file behind.
+//! * **Order.** Records of different databases interleave (each run starts with SELECTDB); a
+//!   key appears once, with its value at the snapshot's start.
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
