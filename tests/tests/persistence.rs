@@ -392,3 +392,67 @@ fn shutdown_saves_and_a_restart_loads() {
     let after: BTreeSet<Vec<u8>> = keys(&mut a, 0).into_iter().collect();
     assert_eq!(before, after);
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a `size` tmpfs at `path`. Needs root; without it the test fails, naming the
+    /// requirement, unless `REDOUBT_SKIP_ROOT_TESTS` is set.
+    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs { path: path.to_path_buf() }),
+            other => {
+                let why = format!("cannot mount a tmpfs at {} ({other:?}): this test needs root", path.display());
+                if std::env::var_os("REDOUBT_SKIP_ROOT_TESTS").is_some() {
+                    eprintln!("skipped (REDOUBT_SKIP_ROOT_TESTS): {why}");
+                    return None;
+                }
+                panic!("{why}; run as root, or set REDOUBT_SKIP_ROOT_TESTS=1 to skip it");
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns() {
+    let scratch = TempDir::new("disk-full");
+    let Some(disk) = Tmpfs::mount(&scratch.path().join("mnt"), "1m") else { return };
+    // Leave about 100 KB free, less than the snapshot needs.
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![7u8; 900 * 1024]).expect("fill the tmpfs");
+    let dir = disk.path.display().to_string();
+    let ours = Server::redoubt_with_args(&["--dir", &dir, "--save", "1 1", "--rdbcompression", "no"]);
+    let mut o = ours.conn();
+    for i in 0..2000 {
+        cmd(&mut o, &[b"SET", format!("key:{i}").as_bytes(), &[b'x'; 200]]);
+    }
+    assert_eq!(cmd(&mut o, &[b"SAVE"]), b"-ERR\r\n", "the snapshot does not fit");
+    assert_eq!(info(&mut o, "persistence")["rdb_last_bgsave_status"], "err");
+    let refused = cmd(&mut o, &[b"SET", b"key:0", b"new"]);
+    assert!(refused.starts_with(b"-MISCONF "), "{}", String::from_utf8_lossy(&refused));
+    assert_eq!(run(&mut o, "PING"), b"+PONG\r\n");
+    assert_eq!(bulk(&run(&mut o, "GET key:1")), vec![b'x'; 200], "reads keep working");
+    let leftovers: Vec<_> = std::fs::read_dir(&disk.path).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("filler")], "no partial file is left on the full disk");
+    // Space comes back: the schedule's retry succeeds and writes are accepted again.
+    std::fs::remove_file(&filler).expect("free the space");
+    poll_until(Duration::from_secs(30), "the retried snapshot to succeed", || {
+        (info(&mut o, "persistence")["rdb_last_bgsave_status"] == "ok").then_some(())
+    });
+    assert_eq!(run(&mut o, "SET key:0 new"), b"+OK\r\n");
+    assert!(ours.log_tail().contains("No space left on device"), "the log says why: {}", ours.log_tail());
+}

@@ -54,6 +54,8 @@ pub struct Settings {
     /// `rdb-version`: the RDB version DUMP payloads and snapshots are written for (11 is
     /// Redis 7.2's; 10 writes only what Redis 7.0 reads).
     pub rdb_version: u16,
+    /// `rdbcompression`: LZF for long strings in snapshots and DUMP payloads.
+    pub rdb_compression: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             stream_node_max_entries: 100,
             notify_flags: 0,
             rdb_version: 11,
+            rdb_compression: true,
         }
     }
 }

@@ -35,7 +35,7 @@ pub fn write_options(s: &Settings, max_version: u16) -> rdb::WriteOptions {
         zset_max_listpack_value: s.zset_max_listpack_value,
         stream_node_max_entries: s.stream_node_max_entries as usize,
         stream_node_max_bytes: s.stream_node_max_bytes,
-        compress: true,
+        compress: s.rdb_compression,
         max_version,
         ..rdb::WriteOptions::default()
     }

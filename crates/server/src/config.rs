@@ -652,6 +652,7 @@ impl Settings {
             stream_node_max_entries: e[9] as u64,
             notify_flags: self.notify_flags,
             rdb_version: self.rdb_version,
+            rdb_compression: self.rdbcompression,
         }
     }
 }
