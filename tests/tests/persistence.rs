@@ -456,3 +456,23 @@ fn a_full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns() {
     assert_eq!(run(&mut o, "SET key:0 new"), b"+OK\r\n");
     assert!(ours.log_tail().contains("No space left on device"), "the log says why: {}", ours.log_tail());
 }
+
+#[test]
+fn a_namespace_can_stay_out_of_snapshots() {
+    let config = "cache match cache:* persist no; sessions match sess:*";
+    let ours = Server::redoubt_with_args(&["--namespace", config]);
+    let mut o = ours.conn();
+    assert!(
+        String::from_utf8_lossy(&run(&mut o, "CONFIG GET namespace")).contains("persist no"),
+        "CONFIG GET shows the option"
+    );
+    run(&mut o, "MSET cache:1 a cache:2 b sess:1 c other d");
+    assert!(String::from_utf8_lossy(&bulk(&run(&mut o, "INFO namespaces"))).contains("persist=no"));
+    run(&mut o, "SAVE");
+    let dir = ours.dir().display().to_string();
+    let again = Server::redoubt_with_args(&["--dir", &dir]);
+    let mut a = again.conn();
+    let mut left: Vec<Vec<u8>> = flat(&run(&mut a, "KEYS *"));
+    left.sort();
+    assert_eq!(left, [b"other".to_vec(), b"sess:1".to_vec()]);
+}

@@ -238,7 +238,7 @@ impl Walk {
         let writing = !self.abandoned.load(Ordering::Relaxed);
         let mut copied = Vec::new();
         pos.cursor = ks.snapshot_step(shard, db, pos.cursor, BUCKETS_PER_STEP, |e| {
-            if writing {
+            if writing && store::namespace::persisted(e.key()) {
                 copied.push(copy(db, e));
             }
         });
@@ -281,7 +281,7 @@ impl Walk {
 
 impl Preserver for Walk {
     fn preserve(&self, db: usize, entry: &Entry) {
-        if !self.abandoned.load(Ordering::Relaxed) {
+        if !self.abandoned.load(Ordering::Relaxed) && store::namespace::persisted(entry.key()) {
             self.send(copy(db, entry));
         }
     }

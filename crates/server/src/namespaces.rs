@@ -72,6 +72,7 @@ pub fn parse_spec(words: &[String]) -> Result<Spec, String> {
         limit: None,
         evict: Evict::Inherit,
         default: false,
+        persist: true,
     };
     let mut i = 0;
     while i < opts.len() {
@@ -87,6 +88,13 @@ pub fn parse_spec(words: &[String]) -> Result<Spec, String> {
             ("match", Some(p)) if !p.is_empty() => spec.patterns.push(Pattern::new(p.as_bytes())),
             ("reserve", Some(v)) => spec.reserve = Some(parse_amount(v)?),
             ("limit", Some(v)) => spec.limit = Some(parse_amount(v)?),
+            ("persist", Some(v)) => {
+                spec.persist = match v.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("persist takes yes or no, not '{v}'")),
+                }
+            }
             ("evict", Some(v)) => {
                 spec.evict = match v.to_ascii_lowercase().as_str() {
                     "none" => Evict::None,
@@ -119,6 +127,9 @@ pub fn format_spec(s: &Spec) -> String {
     }
     if let Some(l) = s.limit {
         let _ = write!(out, " limit {}", format_amount(l));
+    }
+    if !s.persist {
+        out.push_str(" persist no");
     }
     match &s.evict {
         Evict::Inherit => {}
@@ -301,6 +312,7 @@ fn describe(t: &Table, i: usize, maxmemory: u64, global_policy: &str) -> Vec<(&'
         ("reserve", reserve.to_string()),
         ("evict", policy_of(s, global_policy).unwrap_or_else(|| "none".into())),
         ("match", if s.default { "(default)".into() } else { patterns.join(" ") }),
+        ("persist", if s.persist { "yes" } else { "no" }.into()),
         ("hits", c.hits.load(Ordering::Relaxed).to_string()),
         ("misses", c.misses.load(Ordering::Relaxed).to_string()),
         ("evicted_keys", c.evicted.load(Ordering::Relaxed).to_string()),

@@ -90,6 +90,9 @@ pub struct Spec {
     pub evict: Evict,
     /// Catches the keys no other namespace matches.
     pub default: bool,
+    /// Whether snapshots include its keys (`persist no`: a pure cache, rebuilt after a
+    /// restart, costs no disk and no snapshot time).
+    pub persist: bool,
 }
 
 impl Spec {
@@ -102,6 +105,7 @@ impl Spec {
             limit: None,
             evict: Evict::Inherit,
             default: true,
+            persist: true,
         }
     }
 }
@@ -193,6 +197,12 @@ pub fn with_table<R>(f: impl FnOnce(&Table) -> R) -> Option<R> {
     (!ptr.is_null()).then(|| f(unsafe { &*ptr }))
 }
 
+/// Whether snapshots include `key` (its namespace does not say `persist no`). The caller holds
+/// the key's shard lock.
+pub fn persisted(key: &[u8]) -> bool {
+    !enabled() || with_table(|t| t.specs[t.index_of(key)].persist).unwrap_or(true)
+}
+
 /// Adds `bytes` and `keys` to the namespace of `key`.
 #[inline]
 pub fn charge(key: &[u8], bytes: i64, keys: i64) {
@@ -232,6 +242,7 @@ mod tests {
             limit: None,
             evict: Evict::None,
             default: false,
+            persist: true,
         }
     }
 
