@@ -476,3 +476,77 @@ fn a_namespace_can_stay_out_of_snapshots() {
     left.sort();
     assert_eq!(left, [b"other".to_vec(), b"sess:1".to_vec()]);
 }
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn clients_get_loading_while_the_snapshot_loads() {
+    let source = Server::redoubt();
+    let mut s = source.conn();
+    for i in 0..2000 {
+        cmd(&mut s, &[b"SET", format!("k{i}").as_bytes(), b"v"]);
+    }
+    run(&mut s, "SAVE");
+    // One millisecond per key: the load takes about two seconds.
+    let port = redoubt_tests::server::free_port().expect("port");
+    let dir = source.dir().display().to_string();
+    let _child = Killed(
+        std::process::Command::new(redoubt_tests::server::redoubt_binary_or_panic())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir", &dir])
+            .args(["--key-load-delay", "1000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redoubt-server"),
+    );
+    let mut c = poll_until(Duration::from_secs(10), "the port to accept", || Conn::connect(port).ok());
+    let first = cmd(&mut c, &[b"GET", b"k1"]);
+    let pong_or_loading = cmd(&mut c, &[b"PING"]);
+    let during = info(&mut c, "persistence");
+    let loading = during["loading"] == "1";
+    if loading {
+        assert_eq!(first, b"-LOADING Redis is loading the dataset in memory\r\n");
+        assert_eq!(pong_or_loading, b"-LOADING Redis is loading the dataset in memory\r\n");
+        assert!(during["loading_total_bytes"].parse::<u64>().expect("total") > 0);
+        assert!(during.contains_key("loading_loaded_perc"), "{during:?}");
+    }
+    poll_until(Duration::from_secs(30), "the load to finish", || {
+        (cmd(&mut c, &[b"PING"]) == b"+PONG\r\n").then_some(())
+    });
+    assert_eq!(run(&mut c, "DBSIZE"), b":2000\r\n");
+    assert_eq!(info(&mut c, "persistence")["loading"], "0");
+    assert!(loading, "the first commands arrived while loading (2,000 keys at 1 ms each)");
+}
+
+#[test]
+fn a_damaged_snapshot_stops_startup_with_the_offset_and_the_reason() {
+    let source = Server::redoubt();
+    let mut s = source.conn();
+    populate(&mut s);
+    run(&mut s, "SAVE");
+    let good = std::fs::read(source.dir().join("dump.rdb")).expect("snapshot");
+    let scratch = TempDir::new("damaged");
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    for (name, bytes) in [("truncated", &good[..good.len() - 100]), ("flipped", &flipped[..])] {
+        std::fs::write(scratch.path().join("dump.rdb"), bytes).expect("write");
+        let out = std::process::Command::new(redoubt_tests::server::redoubt_binary_or_panic())
+            .args(["--port", "0", "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(scratch.path())
+            .output()
+            .expect("run redoubt-server");
+        let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {log}");
+        assert!(log.contains("cannot load") && log.contains("near byte"), "{name}: {log}");
+    }
+}

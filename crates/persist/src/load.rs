@@ -59,7 +59,7 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// Loads `path` into `ks`, which should be empty. Returns `Ok(None)` when there is no file.
-/// `progress(bytes, keys)` is called every 100,000 keys.
+/// `progress(bytes read, keys loaded)` is called after every key.
 pub fn load(
     disk: &dyn Disk,
     path: &Path,
@@ -109,9 +109,7 @@ pub fn load(
                     )));
                 }
                 out.keys += 1;
-                if out.keys % 100_000 == 0 {
-                    progress(offset(), out.keys);
-                }
+                progress(offset(), out.keys);
             }
         }
     }

@@ -102,6 +102,7 @@ pub static PARAMS: &[Param] = &[
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
     p("io-threads", int(1, 128), "1", false),
+    p("key-load-delay", int(0, i32::MAX as i64), "0", true),
     p("latency-monitor-threshold", UINT, "0", true),
     p("latency-tracking", Kind::Bool, "yes", true),
     p("latency-tracking-info-percentiles", Kind::Text, "50 99 99.9", true),
@@ -546,6 +547,9 @@ pub struct Settings {
     pub stop_writes_on_bgsave_error: bool,
     /// `rdb-version`: 11 (Redis 7.2's format) or 10 (what Redis 7.0 reads).
     pub rdb_version: u16,
+    /// `key-load-delay`: microseconds to pause per loaded key (for testing the loading
+    /// state, as Redis's own test suite does; 0 in production).
+    pub key_load_delay_us: u64,
 }
 
 /// The access-clock mode the configuration needs (see [`Settings::access`]).
@@ -628,6 +632,7 @@ impl Settings {
             rdbcompression: c.get("rdbcompression") == "yes",
             stop_writes_on_bgsave_error: c.get("stop-writes-on-bgsave-error") == "yes",
             rdb_version: num("rdb-version") as u16,
+            key_load_delay_us: num("key-load-delay").max(0) as u64,
         }
     }
 

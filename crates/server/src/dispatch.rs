@@ -166,7 +166,11 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     let checked = generic_checks(spec, cmd, sub, argv, s)
         .or_else(|| busy_check(shared, local, spec, argv))
         .or_else(|| oom_check(shared, local, s, spec, argv))
-        .or_else(|| misconf_check(shared, local, s, spec));
+        .or_else(|| misconf_check(shared, local, s, spec))
+        .or_else(|| {
+            let refuse = shared.persistence.loading() && !spec.has(flags::LOADING);
+            refuse.then(|| CmdError::fixed(crate::persistence::LOADING))
+        });
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {

@@ -366,9 +366,11 @@ fn total_system_memory() -> u64 {
 }
 
 fn persistence(shared: &Shared, out: &mut String) {
-    out.push_str("# Persistence\r\nloading:0\r\nasync_loading:0\r\n");
+    let loading = shared.persistence.loading() as u8;
+    let _ = write!(out, "# Persistence\r\nloading:{loading}\r\nasync_loading:0\r\n");
     crate::persistence::info_fields(shared, out);
     out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    crate::persistence::info_loading(shared, out);
 }
 
 fn stats(shared: &Shared, ks: &KeyspaceTotals, out: &mut String) {

@@ -235,7 +235,8 @@ pub fn start(config: Config) -> Result<Running, String> {
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
     namespaces::apply(&shared, &settings.namespaces);
-    persistence::load_at_startup(&shared, &settings)?;
+    // Clients may connect while the snapshot loads: they get -LOADING (INFO shows progress).
+    shared.persistence.begin_loading();
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();
@@ -248,6 +249,12 @@ pub fn start(config: Config) -> Result<Running, String> {
     }
     for worker in prepared {
         threads.push(worker.start()?);
+    }
+    let loaded = persistence::load_at_startup(&shared, &settings);
+    shared.persistence.end_loading();
+    if let Err(e) = loaded {
+        shared.request_shutdown();
+        return Err(e);
     }
     threads.push(cron::spawn(shared.clone())?);
     store::memory::publish();

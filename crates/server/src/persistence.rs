@@ -53,6 +53,12 @@ pub struct Persistence {
     /// What the last load found (INFO's `rdb_last_load_keys_*`).
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
+    /// Startup loading: whether it runs (commands without the `loading` flag get -LOADING),
+    /// when it started (unix seconds), the file's size and the bytes read so far.
+    loading: AtomicBool,
+    loading_since: AtomicI64,
+    loading_total: AtomicU64,
+    loading_read: AtomicU64,
 }
 
 impl Persistence {
@@ -73,7 +79,27 @@ impl Persistence {
             done: Condvar::new(),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
+            loading: AtomicBool::new(false),
+            loading_since: AtomicI64::new(0),
+            loading_total: AtomicU64::new(0),
+            loading_read: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the snapshot is still loading at startup.
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    /// Startup loading begins (before the workers accept connections).
+    pub fn begin_loading(&self) {
+        self.loading_since.store(unix_ms() / 1000, Ordering::Relaxed);
+        self.loading.store(true, Ordering::Release);
+    }
+
+    /// Startup loading is over (done, failed, or there was nothing to load).
+    pub fn end_loading(&self) {
+        self.loading.store(false, Ordering::Release);
     }
 
     /// Whether a snapshot is running.
@@ -86,6 +112,9 @@ impl Persistence {
         self.last_ok.load(Ordering::Relaxed)
     }
 }
+
+/// Redis's reply to commands that cannot run while the dataset loads.
+pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 
 /// The writes gate: MISCONF while the last snapshot failed, if so configured.
 pub fn misconf(shared: &Shared, settings: &Settings) -> Option<CmdError> {
@@ -320,8 +349,26 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
     let path: PathBuf = settings.dir.join(&settings.dbfilename);
     let started = std::time::Instant::now();
     let cmd = settings.command_settings();
-    let progress = |bytes: u64, keys: u64| log_notice!("Loading {}: {keys} keys, {bytes} bytes read", path.display());
-    let loaded = persist::load::load(&*shared.persistence.disk, &path, &shared.keyspace, &cmd, unix_ms(), progress)
+    let p = &shared.persistence;
+    p.loading_total.store(std::fs::metadata(&path).map_or(0, |m| m.len()), Ordering::Relaxed);
+    let delay = std::time::Duration::from_micros(settings.key_load_delay_us);
+    let mut last_log = std::time::Instant::now();
+    let progress = |bytes: u64, keys: u64| {
+        p.loading_read.store(bytes, Ordering::Relaxed);
+        if last_log.elapsed() >= std::time::Duration::from_secs(2) {
+            last_log = std::time::Instant::now();
+            let total = p.loading_total.load(Ordering::Relaxed).max(1);
+            log_notice!(
+                "Loading {}: {keys} keys, {:.1}% of {total} bytes",
+                path.display(),
+                bytes as f64 * 100.0 / total as f64
+            );
+        }
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    };
+    let loaded = persist::load::load(&*p.disk, &path, &shared.keyspace, &cmd, unix_ms(), progress)
         .map_err(|e| load_error(&path, e))?;
     let Some(loaded) = loaded else { return Ok(()) };
     for code in &loaded.functions {
@@ -330,7 +377,6 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
             .install(code, false)
             .map_err(|e| format!("{}: a FUNCTION library in the file failed to load: {}", path.display(), e.text()))?;
     }
-    let p = &shared.persistence;
     p.loaded_keys.store(loaded.keys, Ordering::Relaxed);
     p.loaded_expired.store(loaded.expired, Ordering::Relaxed);
     log_notice!(
@@ -369,5 +415,23 @@ pub fn info_fields(shared: &Shared, out: &mut String) {
         p.saves.load(Ordering::Relaxed),
         p.loaded_expired.load(Ordering::Relaxed),
         p.loaded_keys.load(Ordering::Relaxed),
+    );
+}
+
+/// INFO persistence's loading fields, shown at the end of the section while loading.
+pub fn info_loading(shared: &Shared, out: &mut String) {
+    use std::fmt::Write;
+    let p = &shared.persistence;
+    if !p.loading() {
+        return;
+    }
+    let since = p.loading_since.load(Ordering::Relaxed);
+    let (total, read) = (p.loading_total.load(Ordering::Relaxed), p.loading_read.load(Ordering::Relaxed));
+    let perc = if total > 0 { read as f64 * 100.0 / total as f64 } else { 0.0 };
+    let elapsed = (unix_ms() / 1000 - since).max(0);
+    let eta = if read > 0 { (elapsed as f64 * (total.saturating_sub(read)) as f64 / read as f64) as i64 } else { 1 };
+    let _ = write!(
+        out,
+        "loading_start_time:{since}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:0\r\nloading_loaded_bytes:{read}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
     );
 }
