@@ -195,35 +195,31 @@ fn a_redis_dump_rdb_loads_with_every_key_type_value_and_ttl() {
     assert_eq!(info(&mut o, "persistence")["rdb_last_load_keys_loaded"], expected.to_string());
 }
 
+/// Copies every key of databases 0 and 3 from `from` to `to` with DUMP, PTTL and RESTORE.
+fn copy_by_dump(from: &mut Conn, to: &mut Conn) {
+    for db in [0, 3] {
+        for key in keys(from, db) {
+            let payload = bulk(&cmd(from, &[b"DUMP", &key]));
+            let pttl = must_decode(&cmd(from, &[b"PTTL", &key])).as_int().expect("PTTL").max(0);
+            run(to, &format!("SELECT {db}"));
+            let reply = cmd(to, &[b"RESTORE", &key, pttl.to_string().as_bytes(), &payload]);
+            assert_eq!(reply, b"+OK\r\n", "RESTORE {}", String::from_utf8_lossy(&key));
+        }
+    }
+}
+
 #[test]
 fn dump_payloads_move_both_ways_between_redis_and_redoubt() {
     let redis = Server::redis();
     let ours = Server::redoubt_with_args(&["--rdb-version", "10"]);
     let (mut r, mut o) = (redis.conn(), ours.conn());
     populate(&mut r);
-    // Redis → Redoubt.
-    for db in [0, 3] {
-        for key in keys(&mut r, db) {
-            let payload = bulk(&cmd(&mut r, &[b"DUMP", &key]));
-            let pttl = must_decode(&cmd(&mut r, &[b"PTTL", &key])).as_int().expect("PTTL").max(0);
-            run(&mut o, &format!("SELECT {db}"));
-            let reply = cmd(&mut o, &[b"RESTORE", &key, pttl.to_string().as_bytes(), &payload]);
-            assert_eq!(reply, b"+OK\r\n", "RESTORE {}", String::from_utf8_lossy(&key));
-        }
-    }
+    copy_by_dump(&mut r, &mut o);
     assert_same_data(&mut r, &mut o);
     // Redoubt → Redis, into a fresh Redis.
     let redis2 = Server::redis();
     let mut r2 = redis2.conn();
-    for db in [0, 3] {
-        for key in keys(&mut o, db) {
-            let payload = bulk(&cmd(&mut o, &[b"DUMP", &key]));
-            let pttl = must_decode(&cmd(&mut o, &[b"PTTL", &key])).as_int().expect("PTTL").max(0);
-            run(&mut r2, &format!("SELECT {db}"));
-            let reply = cmd(&mut r2, &[b"RESTORE", &key, pttl.to_string().as_bytes(), &payload]);
-            assert_eq!(reply, b"+OK\r\n", "Redis RESTORE of our {}", String::from_utf8_lossy(&key));
-        }
-    }
+    copy_by_dump(&mut o, &mut r2);
     assert_same_data(&mut r2, &mut o);
 }
 

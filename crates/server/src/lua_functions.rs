@@ -448,47 +448,18 @@ fn list(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Redis's CRC-64 (Jones polynomial, reflected), which DUMP payloads end with.
-fn crc64(data: &[u8]) -> u64 {
-    data.iter().fold(0u64, |crc, &b| {
-        (0..8).fold(crc ^ u64::from(b), |c, _| if c & 1 == 1 { (c >> 1) ^ 0x95ac_9329_ac4b_c9b5 } else { c >> 1 })
-    })
-}
-
-/// RDB's length encoding.
-fn rdb_len(out: &mut Vec<u8>, n: usize) {
-    match n {
-        0..=63 => out.push(n as u8),
-        64..=16383 => out.extend_from_slice(&[0x40 | (n >> 8) as u8, n as u8]),
-        _ if n <= u32::MAX as usize => {
-            out.push(0x80);
-            out.extend_from_slice(&(n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(0x81);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-}
-
 /// Reads an RDB length at `*pos`.
 fn read_rdb_len(data: &[u8], pos: &mut usize) -> Option<usize> {
-    let b = *data.get(*pos)?;
-    let (n, used) = match b >> 6 {
-        0 => (usize::from(b & 0x3f), 1),
-        1 => ((usize::from(b & 0x3f) << 8) | usize::from(*data.get(*pos + 1)?), 2),
-        _ if b == 0x80 => (u32::from_be_bytes(data.get(*pos + 1..*pos + 5)?.try_into().ok()?) as usize, 5),
-        _ if b == 0x81 => (u64::from_be_bytes(data.get(*pos + 1..*pos + 9)?.try_into().ok()?) as usize, 9),
-        _ => return None,
-    };
-    *pos += used;
-    Some(n)
+    let mut src = rdb::SliceSource::new(data.get(*pos..)?);
+    let n = rdb::read_len(&mut src).ok()?;
+    *pos += src.position();
+    usize::try_from(n).ok()
 }
 
 /// The RDB version DUMP payloads carry (Redis 7.0's).
 const RDB_VERSION: u16 = 10;
 /// RDB_OPCODE_FUNCTION2: a library's code follows.
-const OPCODE_FUNCTION: u8 = 245;
+const OPCODE_FUNCTION: u8 = rdb::OPCODE_FUNCTION2;
 
 /// FUNCTION DUMP: every library in Redis's payload format.
 fn dump(shared: &Shared, s: &mut Session) {
@@ -496,11 +467,11 @@ fn dump(shared: &Shared, s: &mut Session) {
     let mut out = Vec::new();
     for lib in reg.libraries.values() {
         out.push(OPCODE_FUNCTION);
-        rdb_len(&mut out, lib.code.len());
+        rdb::write_len(&mut out, lib.code.len() as u64);
         out.extend_from_slice(&lib.code);
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64(&out);
+    let crc = rdb::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     s.out.bulk(&out);
 }
@@ -535,7 +506,7 @@ fn restore(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     let (body, footer) = payload.split_at(payload.len() - 10);
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     let crc = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
-    if version > RDB_VERSION || crc64(&payload[..payload.len() - 8]) != crc {
+    if version > RDB_VERSION || rdb::crc64(&payload[..payload.len() - 8]) != crc {
         return Err(bad);
     }
     let mut libs = Vec::new();
@@ -679,11 +650,5 @@ mod tests {
         assert!(parse_shebang(b"#!lua name=x").unwrap_err().text().contains("Invalid library metadata"));
         assert!(parse_shebang(b"#!lua name=a-b\n").unwrap_err().text().contains("Library names can only"));
         assert!(parse_shebang(b"#!foo name=x\n").unwrap_err().text().contains("Engine 'foo' not found"));
-    }
-
-    #[test]
-    fn crc64_is_redis_jones() {
-        // The check value of Redis's crc64 ("123456789").
-        assert_eq!(crc64(b"123456789"), 0xe9c6_d914_c4b8_d9ca);
     }
 }
