@@ -60,8 +60,7 @@ fn values() -> Vec<(usize, Vec<u8>, rdb::Value, Option<i64>)> {
 
 fn write(dir: &Path, version: u16) {
     let ks = Keyspace::new(2);
-    let mut settings = commands::Settings::default();
-    settings.rdb_version = version;
+    let settings = commands::Settings { rdb_version: version, ..Default::default() };
     for (db, key, value, ttl) in values() {
         let e = commands::serial::value_entry(&key, value, ttl, 0, &settings).expect("valid");
         ks.lock_key(&key).db(db, &key).insert(e);
