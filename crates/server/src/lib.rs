@@ -236,7 +236,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     store::memory::register_thread();
     namespaces::apply(&shared, &settings.namespaces);
     // Clients may connect while the snapshot loads: they get -LOADING (INFO shows progress).
-    shared.persistence.begin_loading();
+    shared.persistence.begin_loading(&settings);
     let threads_wanted = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let listeners = worker::bind_listeners(&settings, threads_wanted)?;
     *shared.listen_addrs.write() = listeners.addrs.clone();

@@ -91,8 +91,12 @@ impl Persistence {
         self.loading.load(Ordering::Acquire)
     }
 
-    /// Startup loading begins (before the workers accept connections).
-    pub fn begin_loading(&self) {
+    /// Startup loading begins (before the workers accept connections): records when, and the
+    /// size of the file about to be loaded.
+    pub fn begin_loading(&self, settings: &Settings) {
+        let size = std::fs::metadata(settings.dir.join(&settings.dbfilename)).map_or(0, |m| m.len());
+        self.loading_total.store(size, Ordering::Relaxed);
+        self.loading_read.store(0, Ordering::Relaxed);
         self.loading_since.store(unix_ms() / 1000, Ordering::Relaxed);
         self.loading.store(true, Ordering::Release);
     }
@@ -350,7 +354,6 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
     let started = std::time::Instant::now();
     let cmd = settings.command_settings();
     let p = &shared.persistence;
-    p.loading_total.store(std::fs::metadata(&path).map_or(0, |m| m.len()), Ordering::Relaxed);
     let delay = std::time::Duration::from_micros(settings.key_load_delay_us);
     let mut last_log = std::time::Instant::now();
     let progress = |bytes: u64, keys: u64| {
