@@ -346,6 +346,32 @@ pub fn write(
     })
 }
 
+/// Removes the temporary files of snapshots whose process is gone (a crash or `kill -9` in
+/// the middle of a snapshot leaves one); returns their names. Files of a live process (another
+/// server sharing `dir`) are left alone.
+pub fn remove_stale_temp_files(disk: &dyn Disk, dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) =
+            name.strip_prefix("temp-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if name.ends_with(".rdb") && !process_alive(pid) && disk.remove(&entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists (and may be signalled).
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// A fresh temporary file name in `dir` (unique per process and snapshot).
 fn temp_path(dir: &Path) -> PathBuf {
     static SEQ: AtomicU64 = AtomicU64::new(0);

@@ -352,6 +352,12 @@ pub fn save_before_shutdown(shared: &Shared, save: bool, nosave: bool) -> Result
 pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), String> {
     let path: PathBuf = settings.dir.join(&settings.dbfilename);
     let started = std::time::Instant::now();
+    for stale in persist::snapshot::remove_stale_temp_files(&*shared.persistence.disk, &settings.dir) {
+        log_notice!(
+            "Removed {}: the temporary file of a snapshot whose server stopped before finishing it",
+            stale.display()
+        );
+    }
     let cmd = settings.command_settings();
     let p = &shared.persistence;
     let delay = std::time::Duration::from_micros(settings.key_load_delay_us);
