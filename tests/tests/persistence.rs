@@ -349,10 +349,15 @@ fn bgsave_is_point_in_time_under_concurrent_transactions() {
 fn a_failing_disk_refuses_writes_with_misconf_and_recovers_by_itself() {
     let scratch = TempDir::new("misconf");
     let missing = scratch.path().join("not-there");
-    let ours = Server::redoubt_with_args(&["--save", "1 1"]);
+    let ours = Server::redoubt_with_args(&["--save", "1 1", "--enable-protected-configs", "yes"]);
     let mut o = ours.conn();
     run(&mut o, "SET k v");
-    cmd(&mut o, &[b"CONFIG", b"SET", b"dir", missing.display().to_string().as_bytes()]);
+    // As Redis, `dir` must exist when set; it then disappears.
+    let refused = cmd(&mut o, &[b"CONFIG", b"SET", b"dir", missing.display().to_string().as_bytes()]);
+    assert_eq!(refused, b"-ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory\r\n");
+    std::fs::create_dir_all(&missing).expect("create dir");
+    assert_eq!(cmd(&mut o, &[b"CONFIG", b"SET", b"dir", missing.display().to_string().as_bytes()]), b"+OK\r\n");
+    std::fs::remove_dir(&missing).expect("remove dir");
     // SAVE fails: the directory does not exist.
     assert_eq!(cmd(&mut o, &[b"SAVE"]), b"-ERR\r\n");
     assert_eq!(info(&mut o, "persistence")["rdb_last_bgsave_status"], "err");
@@ -361,6 +366,13 @@ fn a_failing_disk_refuses_writes_with_misconf_and_recovers_by_itself() {
     assert_eq!(run(&mut o, "GET k"), b"$1\r\nv\r\n", "reads keep working");
     assert_eq!(run(&mut o, "PING"), b"+PONG\r\n");
     assert!(!info(&mut o, "persistence").is_empty());
+    let script = cmd(&mut o, &[b"EVAL", b"return redis.call('SET', 'k', 'x')", b"0"]);
+    assert!(
+        script.starts_with(b"-MISCONF "),
+        "writes inside scripts are refused too: {}",
+        String::from_utf8_lossy(&script)
+    );
+    assert_eq!(cmd(&mut o, &[b"EVAL", b"return redis.call('GET', 'k')", b"0"]), b"$1\r\nv\r\n");
     // The disk comes back: the schedule retries on its own and writes are accepted again.
     std::fs::create_dir_all(&missing).expect("create dir");
     poll_until(Duration::from_secs(30), "the schedule's retry to succeed", || {
@@ -589,4 +601,30 @@ fn kill_9_at_any_moment_of_a_snapshot_leaves_a_whole_snapshot_that_loads() {
         .collect();
     eprintln!("{completed} of 11 killed snapshots had completed");
     assert_eq!(leftovers, Vec::<String>::new(), "startup removes the temporary files of killed snapshots");
+}
+
+#[test]
+fn dir_and_dbfilename_are_protected_and_checked_as_in_redis() {
+    let scratch = TempDir::new("protected");
+    let here = scratch.path().display().to_string();
+    for protected in ["no", "yes"] {
+        let redis = Server::redis_with_args(&["--enable-protected-configs", protected]);
+        let ours = Server::redoubt_with_args(&["--enable-protected-configs", protected]);
+        let (mut r, mut o) = (redis.conn(), ours.conn());
+        for args in [
+            vec!["CONFIG", "SET", "dir", "/nonexistent/dir"],
+            vec!["CONFIG", "SET", "dir", "/etc/hostname"],
+            vec!["CONFIG", "SET", "dbfilename", "a/b.rdb"],
+            vec!["CONFIG", "SET", "dbfilename", "other.rdb"],
+            vec!["CONFIG", "GET", "dbfilename"],
+            vec!["CONFIG", "SET", "dir", &here],
+        ] {
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            same(&mut r, &mut o, &args);
+        }
+        // Each server's own directory unless the SET above was allowed.
+        if protected == "yes" {
+            same(&mut r, &mut o, &[b"CONFIG", b"GET", b"dir"]);
+        }
+    }
 }

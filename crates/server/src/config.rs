@@ -98,6 +98,7 @@ pub static PARAMS: &[Param] = &[
     p("dir", Kind::Text, "", true),
     p("dynamic-hz", Kind::Bool, "yes", true),
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    p("enable-protected-configs", Kind::Enum(&["no", "yes", "local"]), "no", false),
     pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
@@ -158,6 +159,10 @@ pub static PARAMS: &[Param] = &[
     pa("zset-max-listpack-value", "zset-max-ziplist-value", ULONG, "64", true),
 ];
 
+/// Parameters CONFIG SET may change only when `enable-protected-configs` allows it (Redis 7's
+/// protected configs: they decide where the server writes files).
+pub const PROTECTED: &[&str] = &["dbfilename", "dir"];
+
 /// Finds a parameter by name or alias (case-insensitive).
 pub fn find(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
@@ -198,6 +203,12 @@ impl fmt::Display for BadValue {
 
 /// Validates `args` for `param` and returns the canonical text CONFIG GET will show.
 pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
+    if param.name == "dir" {
+        return canonical_dir(args);
+    }
+    if param.name == "dbfilename" && args.iter().any(|a| a.contains('/')) {
+        return Err(BadValue("dbfilename can't be a path, just a filename".into()));
+    }
     let one = || -> Result<&str, BadValue> {
         match args {
             [v] => Ok(v.as_str()),
@@ -250,6 +261,24 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
                 .ok_or_else(|| BadValue("Invalid event class character. Use 'Ag$lshzxeKEtmd'.".into()))
         }
     }
+}
+
+/// `dir` must be an existing directory (Redis changes into it); CONFIG GET then shows its
+/// absolute path, as Redis's does.
+fn canonical_dir(args: &[String]) -> Result<String, BadValue> {
+    let [dir] = args else { return Err(BadValue("wrong number of arguments".into())) };
+    if dir.is_empty() {
+        return Ok(String::new());
+    }
+    let os_text = |e: std::io::Error| {
+        let text = e.to_string();
+        BadValue(text.split(" (os error").next().unwrap_or(&text).to_string())
+    };
+    let path = std::fs::canonicalize(dir).map_err(os_text)?;
+    if !path.is_dir() {
+        return Err(os_text(std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    Ok(path.display().to_string())
 }
 
 fn canonical_save(args: &[String]) -> Result<String, BadValue> {
@@ -525,6 +554,8 @@ pub struct Settings {
     pub tcp_keepalive: u64,
     pub notify_flags: u32,
     pub debug_command: String,
+    /// `enable-protected-configs`: no, yes or local.
+    pub enable_protected_configs: String,
     pub latency_tracking: bool,
     /// Collection encoding thresholds, in this order: list-max-listpack-size,
     /// hash-max-listpack-entries/value, set-max-intset-entries, set-max-listpack-entries/value,
@@ -602,6 +633,7 @@ impl Settings {
             tcp_keepalive: num("tcp-keepalive") as u64,
             notify_flags: crate::notify::parse_flags(c.get("notify-keyspace-events")).unwrap_or(0),
             debug_command: c.get("enable-debug-command").to_string(),
+            enable_protected_configs: c.get("enable-protected-configs").to_string(),
             latency_tracking: c.get("latency-tracking") == "yes",
             busy_poll_us: num("busy-poll-us") as u64,
             encodings: [

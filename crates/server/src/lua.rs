@@ -429,6 +429,11 @@ fn run_command(call: &mut Call<'_, '_>, argv: Vec<Vec<u8>>) -> Result<Vec<u8>, S
     if call.read_only && spec.has(flags::WRITE) {
         return Err("ERR Write commands are not allowed from read-only scripts.".into());
     }
+    if spec.has(flags::WRITE) {
+        if let Some(e) = crate::persistence::misconf(call.shared, &call.local.settings) {
+            return Err(e.text().to_string());
+        }
+    }
     let mut out = ReplyBuf::new(if call.resp3 { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
     match spec.handler {
         Handler::Keyspace(f) => {

@@ -689,6 +689,15 @@ fn config_get(shared: &Shared, s: &mut Session, patterns: &[&[u8]]) {
     }
 }
 
+/// Whether `enable-protected-configs` lets this client change a protected parameter.
+fn protected_allowed(local: &WorkerLocal, s: &Session) -> bool {
+    match local.settings.enable_protected_configs.as_str() {
+        "yes" => true,
+        "local" => s.info.addr.ip().is_loopback(),
+        _ => false,
+    }
+}
+
 fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     if !argv.len().is_multiple_of(2) {
         return Err(SYNTAX);
@@ -708,6 +717,9 @@ fn config_set(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: &
         seen.push(param.name);
         if !param.mutable {
             return Err(fail("can't set immutable config"));
+        }
+        if config::PROTECTED.contains(&param.name) && !protected_allowed(local, s) {
+            return Err(fail("can't set protected config"));
         }
         cfg.set(param, &[args::text(pair[1])]).map_err(|e| fail(&e.0))?;
     }
