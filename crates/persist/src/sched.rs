@@ -1,11 +1,14 @@
 //! The snapshot writer's CPU priority: idle while it keeps up, normal while it lags.
 //!
-//! The writer only encodes and writes (the workers copy entries under the shard locks), so it
+//! The writer only writes (the workers copy and encode the entries, holding the shard locks
+//! only to copy), so it
 //! runs as `SCHED_IDLE`: on a shared core it takes only time the workers leave, and a waking
 //! worker preempts it at once, which keeps request latency flat during a snapshot. When the
 //! queue of copied entries passes its limit (a saturated core starves the writer), the thread
 //! that notices switches the writer to normal scheduling until it has caught up, so a snapshot
-//! always finishes and its memory stays bounded. Linux only; elsewhere these do nothing.
+//! always finishes and its memory stays bounded. A process that could not raise it back (not
+//! root, RLIMIT_NICE below 20) leaves it at normal priority. Linux only; elsewhere these do
+//! nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -17,15 +20,24 @@ pub struct Priority {
 }
 
 impl Priority {
-    /// Makes the calling thread idle-priority and remembers it.
-    pub fn lower_self(&self) {
+    /// Makes the calling thread idle-priority and remembers it; returns whether it did. Only
+    /// when the process may raise it back (root, or an RLIMIT_NICE that allows nice 0): an
+    /// idle thread that cannot be raised could starve on a saturated core while the entries
+    /// clients change pile up for it.
+    pub fn lower_self(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
+            if !can_raise() {
+                return false;
+            }
             // SAFETY: gettid has no arguments and cannot fail.
             let tid = unsafe { libc::gettid() };
             self.tid.store(tid, Ordering::Relaxed);
             set(tid, libc::SCHED_IDLE);
+            true
         }
+        #[cfg(not(target_os = "linux"))]
+        false
     }
 
     /// Gives the thread normal scheduling (from any thread), once until [`Priority::relax`].
@@ -43,6 +55,14 @@ impl Priority {
             set(self.tid.load(Ordering::Relaxed), libc::SCHED_IDLE);
         }
     }
+}
+
+/// Whether this process may move a thread from SCHED_IDLE back to normal scheduling.
+#[cfg(target_os = "linux")]
+fn can_raise() -> bool {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: geteuid cannot fail; getrlimit writes only into `lim`.
+    unsafe { libc::geteuid() == 0 || (libc::getrlimit(libc::RLIMIT_NICE, &mut lim) == 0 && lim.rlim_cur >= 20) }
 }
 
 #[cfg(target_os = "linux")]

@@ -417,7 +417,8 @@ fn write_to(
     progress.publish(Some(walk.clone()));
     // After taking every lock at normal priority (an idle-priority thread holding some of them
     // could be kept off the CPU by the very workers waiting for them).
-    walk.writer.lower_self();
+    // (Without the right to raise it back, it keeps normal priority: see crate::sched.)
+    let _ = walk.writer.lower_self();
     let written = write_records(ks, &walk, &rx, &mut out, progress);
     progress.publish(None);
     walk.writer.relax();
