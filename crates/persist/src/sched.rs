@@ -1,9 +1,9 @@
 //! The snapshot writer's CPU priority: idle while it keeps up, normal while it lags.
 //!
 //! The writer only writes (the workers copy and encode the entries, holding the shard locks
-//! only to copy), so it
-//! runs as `SCHED_IDLE`: on a shared core it takes only time the workers leave, and a waking
-//! worker preempts it at once, which keeps request latency flat during a snapshot. When the
+//! only to copy), so it runs as `SCHED_IDLE`: on a shared core it takes only time the workers
+//! leave, and a waking worker preempts it at once, which keeps request latency flat during a
+//! snapshot. When the
 //! queue of copied entries passes its limit (a saturated core starves the writer), the thread
 //! that notices switches the writer to normal scheduling until it has caught up, so a snapshot
 //! always finishes and its memory stays bounded. A process that could not raise it back (not
