@@ -3,7 +3,7 @@
 //!
 //! A snapshot runs on its own thread ("snapshot") and never blocks clients (see
 //! `persist::snapshot`); at most one runs at a time (`in_progress`). SAVE runs the same
-//! snapshot on the calling worker and answers when it is on disk. A failed snapshot is
+//! snapshot and answers when it is on disk (its worker waits; the others keep serving). A failed snapshot is
 //! logged with what failed and retried by the schedule after [`RETRY_DELAY_MS`], as Redis
 //! does; while the last one failed, writes get MISCONF if `stop-writes-on-bgsave-error` is
 //! on and `save` points are set. Reads, PING and INFO keep answering.
@@ -32,7 +32,7 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 pub struct Persistence {
     pub disk: Arc<dyn Disk>,
     in_progress: AtomicBool,
-    /// BGSAVE SCHEDULE asked for a snapshot while one was running.
+    /// A BGSAVE inside a transaction asked for a snapshot; the cron starts it.
     scheduled: AtomicBool,
     pub progress: Progress,
     /// Keys in the keyspace when the running snapshot started (its expected total).
@@ -133,8 +133,7 @@ fn dirty(shared: &Shared) -> u64 {
 
 /// The snapshot job for the current settings and libraries.
 fn job(shared: &Shared, settings: &Settings) -> Job {
-    let mut cmd = settings.command_settings();
-    cmd.rdb_version = settings.rdb_version;
+    let cmd = settings.command_settings();
     let policy = settings.maxmemory_policy.as_str();
     let access = match settings.access {
         store::access::Mode::Lfu { decay_minutes, .. } if policy.ends_with("lfu") => AccessData::Freq { decay_minutes },
@@ -239,7 +238,7 @@ pub fn start_background(shared: &Arc<Shared>, why: &'static str) -> Result<bool,
     Ok(true)
 }
 
-/// Saves on the calling thread (SAVE, shutdown), after a running background snapshot ends.
+/// Saves and waits for the result (SAVE, shutdown), after a running background snapshot ends.
 pub fn save_now(shared: &Shared, why: &str) -> Result<(), String> {
     let settings = shared.settings();
     loop {
