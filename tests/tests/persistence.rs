@@ -534,6 +534,16 @@ fn clients_get_loading_while_the_snapshot_loads() {
     assert!(loading, "the first commands arrived while loading (2,000 keys at 1 ms each)");
 }
 
+/// Runs `redoubt-server check-rdb FILE`: (exit code, stdout).
+fn check_rdb(file: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(redoubt_tests::server::redoubt_binary_or_panic())
+        .arg("check-rdb")
+        .arg(file)
+        .output()
+        .expect("run redoubt-server check-rdb");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
 fn a_damaged_snapshot_stops_startup_with_the_offset_and_the_reason() {
     let source = Server::redoubt();
@@ -556,7 +566,13 @@ fn a_damaged_snapshot_stops_startup_with_the_offset_and_the_reason() {
         let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {log}");
         assert!(log.contains("cannot load") && log.contains("near byte"), "{name}: {log}");
+        let check = check_rdb(&scratch.path().join("dump.rdb"));
+        assert_eq!(check.0, Some(1), "check-rdb on the {name} file: {}", check.1);
+        assert!(check.1.contains("DAMAGED: the file is damaged near byte"), "{}", check.1);
     }
+    let check = check_rdb(&source.dir().join("dump.rdb"));
+    assert_eq!(check.0, Some(0), "check-rdb on the good file: {}", check.1);
+    assert!(check.1.contains("db 3: 1 keys") && check.1.contains("OK: "), "{}", check.1);
 }
 
 #[test]
