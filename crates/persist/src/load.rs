@@ -146,13 +146,13 @@ fn type_name(v: &rdb::Value) -> &'static str {
 }
 
 /// Reads a whole RDB file without loading it (`redoubt-server check-rdb`): every record is
-/// decoded and every value built as loading would build it, and the checksum verified. On
-/// damage, returns what was read before it with the error.
-pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> Result<Report, (Report, LoadError)> {
+/// decoded and every value built as loading would build it, and the checksum verified.
+/// Returns what was read, and the error that stopped the reading if the file is damaged.
+pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> (Report, Option<LoadError>) {
     let mut report = Report::default();
     let file = match disk.open(path) {
         Ok(f) => f,
-        Err(e) => return Err((report, LoadError::Io(e))),
+        Err(e) => return (report, Some(LoadError::Io(e))),
     };
     let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = Counted { inner: BufReader::with_capacity(1 << 16, file), read: read.clone() };
@@ -160,7 +160,7 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> Result<Report, (Report, 
     let corrupt = |reason: String| LoadError::Corrupt { offset: offset(), reason };
     let mut reader = match rdb::FileReader::new(counted) {
         Ok(r) => r,
-        Err(e) => return Err((report, corrupt(e.to_string()))),
+        Err(e) => return (report, Some(corrupt(e.to_string()))),
     };
     report.version = reader.version();
     let settings = commands::Settings::default();
@@ -169,7 +169,7 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> Result<Report, (Report, 
         let record = match reader.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) => return Err((report, corrupt(e.to_string()))),
+            Err(e) => return (report, Some(corrupt(e.to_string()))),
         };
         match record {
             rdb::Record::Aux { key, value } => report
@@ -181,7 +181,8 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> Result<Report, (Report, 
             rdb::Record::Key { key, value, expire_ms, .. } => {
                 let kind = type_name(&value);
                 if let Err(why) = commands::serial::value_entry(&key, value, None, 0, &settings) {
-                    return Err((report, corrupt(format!("key {:?}: {why}", String::from_utf8_lossy(&key)))));
+                    let error = corrupt(format!("key {:?}: {why}", String::from_utf8_lossy(&key)));
+                    return (report, Some(error));
                 }
                 *report.keys.entry(db).or_default() += 1;
                 *report.types.entry(kind).or_default() += 1;
@@ -190,5 +191,5 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> Result<Report, (Report, 
         }
     }
     report.bytes = offset();
-    Ok(report)
+    (report, None)
 }

@@ -109,10 +109,7 @@ fn check_rdb(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     let now = server::unix_ms();
-    let (report, failure) = match persist::load::check(&persist::disk::OsDisk, std::path::Path::new(file), now) {
-        Ok(r) => (r, None),
-        Err((r, e)) => (r, Some(e)),
-    };
+    let (report, failure) = persist::load::check(&persist::disk::OsDisk, std::path::Path::new(file), now);
     println!("{file}: RDB version {}", report.version);
     for (k, v) in &report.aux {
         println!("  aux {k} = {v}");
