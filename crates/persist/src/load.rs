@@ -44,18 +44,43 @@ impl std::fmt::Display for LoadError {
     }
 }
 
-/// Counts bytes as the reader consumes them (for progress and error offsets).
-struct Counted<R> {
-    inner: R,
-    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// An RDB file being read: its records, with errors that say where the damage is.
+struct Records {
+    reader: rdb::FileReader<BufReader<Box<dyn Read + Send>>>,
 }
 
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
+impl Records {
+    /// Opens `path` and reads its header; `Ok(None)` when there is no such file.
+    fn open(disk: &dyn Disk, path: &Path) -> Result<Option<Records>, LoadError> {
+        let file = match disk.open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LoadError::Io(e)),
+        };
+        let reader = rdb::FileReader::new(BufReader::with_capacity(1 << 16, file))
+            .map_err(|e| LoadError::Corrupt { offset: 0, reason: e.to_string() })?;
+        Ok(Some(Records { reader }))
     }
+
+    /// The next record; `Ok(None)` after the end, with the checksum verified.
+    fn next(&mut self) -> Result<Option<rdb::Record>, LoadError> {
+        self.reader.next().map_err(|e| self.corrupt(e.to_string()))
+    }
+
+    /// Bytes read so far.
+    fn offset(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+
+    /// A damage report at the current position.
+    fn corrupt(&self, reason: String) -> LoadError {
+        LoadError::Corrupt { offset: self.offset(), reason }
+    }
+}
+
+/// A key's name for messages.
+fn shown(key: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(key))
 }
 
 /// Loads `path` into `ks`, which should be empty. Returns `Ok(None)` when there is no file.
@@ -68,24 +93,15 @@ pub fn load(
     now: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Option<Loaded>, LoadError> {
-    let file = match disk.open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LoadError::Io(e)),
-    };
-    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = Counted { inner: BufReader::with_capacity(1 << 16, file), read: read.clone() };
-    let offset = || read.load(std::sync::atomic::Ordering::Relaxed);
-    let corrupt = |reason: String| LoadError::Corrupt { offset: offset(), reason };
-    let mut reader = rdb::FileReader::new(counted).map_err(|e| corrupt(e.to_string()))?;
+    let Some(mut records) = Records::open(disk, path)? else { return Ok(None) };
     let mut out = Loaded::default();
     let mut db = 0usize;
-    while let Some(record) = reader.next().map_err(|e| corrupt(e.to_string()))? {
+    while let Some(record) = records.next()? {
         match record {
             rdb::Record::Aux { key, value } => out.aux.push((key, value)),
             rdb::Record::SelectDb(n) => {
                 db = usize::try_from(n).ok().filter(|&n| n < ks.databases()).ok_or_else(|| {
-                    corrupt(format!(
+                    records.corrupt(format!(
                         "the file has database {n}, but this server has {} (raise `databases`)",
                         ks.databases()
                     ))
@@ -100,20 +116,17 @@ pub fn load(
                 }
                 let clock = store::access::restored(settings.access, now, idle_secs, freq);
                 let entry = commands::serial::value_entry(&key, value, expire_ms, clock, settings)
-                    .map_err(|why| corrupt(format!("key {:?}: {why}", String::from_utf8_lossy(&key))))?;
+                    .map_err(|why| records.corrupt(format!("key {}: {why}", shown(&key))))?;
                 let mut view = ks.lock_key(&key);
                 if view.db(db, &key).insert(entry).is_some() {
-                    return Err(corrupt(format!(
-                        "key {:?} appears twice in database {db}",
-                        String::from_utf8_lossy(&key)
-                    )));
+                    return Err(records.corrupt(format!("key {} appears twice in database {db}", shown(&key))));
                 }
                 out.keys += 1;
-                progress(offset(), out.keys);
+                progress(records.offset(), out.keys);
             }
         }
     }
-    out.bytes = offset();
+    out.bytes = records.offset();
     Ok(Some(out))
 }
 
@@ -146,30 +159,27 @@ fn type_name(v: &rdb::Value) -> &'static str {
 }
 
 /// Reads a whole RDB file without loading it (`redoubt-server check-rdb`): every record is
-/// decoded and every value built as loading would build it, and the checksum verified.
-/// Returns what was read, and the error that stopped the reading if the file is damaged.
+/// decoded and every value built as loading would build it, the checksum verified, and keys
+/// that appear twice in a database found (by a 64-bit hash of each, so a file of any size is
+/// checked in a few bytes per key). Returns what was read, and the error that stopped the
+/// reading if the file is damaged.
 pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> (Report, Option<LoadError>) {
     let mut report = Report::default();
-    let file = match disk.open(path) {
-        Ok(f) => f,
-        Err(e) => return (report, Some(LoadError::Io(e))),
+    let mut records = match Records::open(disk, path) {
+        Ok(Some(r)) => r,
+        Ok(None) => return (report, Some(LoadError::Io(io::ErrorKind::NotFound.into()))),
+        Err(e) => return (report, Some(e)),
     };
-    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = Counted { inner: BufReader::with_capacity(1 << 16, file), read: read.clone() };
-    let offset = || read.load(std::sync::atomic::Ordering::Relaxed);
-    let corrupt = |reason: String| LoadError::Corrupt { offset: offset(), reason };
-    let mut reader = match rdb::FileReader::new(counted) {
-        Ok(r) => r,
-        Err(e) => return (report, Some(corrupt(e.to_string()))),
-    };
-    report.version = reader.version();
+    report.version = records.reader.version();
     let settings = commands::Settings::default();
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut seen = std::collections::HashSet::new();
     let mut db = 0u64;
     loop {
-        let record = match reader.next() {
+        let record = match records.next() {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) => return (report, Some(corrupt(e.to_string()))),
+            Err(e) => return (report, Some(e)),
         };
         match record {
             rdb::Record::Aux { key, value } => report
@@ -181,7 +191,11 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> (Report, Option<LoadErro
             rdb::Record::Key { key, value, expire_ms, .. } => {
                 let kind = type_name(&value);
                 if let Err(why) = commands::serial::value_entry(&key, value, None, 0, &settings) {
-                    let error = corrupt(format!("key {:?}: {why}", String::from_utf8_lossy(&key)));
+                    let error = records.corrupt(format!("key {}: {why}", shown(&key)));
+                    return (report, Some(error));
+                }
+                if !seen.insert(std::hash::BuildHasher::hash_one(&hasher, (db, &key))) {
+                    let error = records.corrupt(format!("key {} appears twice in database {db}", shown(&key)));
                     return (report, Some(error));
                 }
                 *report.keys.entry(db).or_default() += 1;
@@ -190,6 +204,6 @@ pub fn check(disk: &dyn Disk, path: &Path, now: i64) -> (Report, Option<LoadErro
             }
         }
     }
-    report.bytes = offset();
+    report.bytes = records.offset();
     (report, None)
 }

@@ -106,6 +106,7 @@ impl Progress {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
     pub keys: u64,
+    /// Bytes written before the 9-byte trailer (EOF opcode and checksum).
     pub bytes: u64,
     pub millis: u64,
     /// The most memory (roughly) that copied entries waiting to be written held at once.
@@ -415,9 +416,9 @@ fn write_to(
     });
     ks.begin_snapshot(walk.clone());
     progress.publish(Some(walk.clone()));
-    // After taking every lock at normal priority (an idle-priority thread holding some of them
-    // could be kept off the CPU by the very workers waiting for them).
-    // (Without the right to raise it back, it keeps normal priority: see crate::sched.)
+    // Only after taking every lock at normal priority (an idle-priority thread holding some of
+    // them could be kept off the CPU by the very workers waiting for them). Without the right
+    // to raise it back it keeps normal priority (crate::sched).
     let _ = walk.writer.lower_self();
     let written = write_records(ks, &walk, &rx, &mut out, progress);
     progress.publish(None);
@@ -427,9 +428,10 @@ fn write_to(
     }
     written.map_err(io("writing"))?;
     let buffered = out.w.finish().map_err(io("writing"))?;
+    let out_bytes = progress.bytes.load(Ordering::Relaxed);
     let mut file = buffered.into_inner().map_err(|e| io("writing")(e.into_error()))?;
     file.sync().map_err(io("syncing"))?;
-    Ok((progress.bytes.load(Ordering::Relaxed), walk.peak_queued.load(Ordering::Relaxed) as u64))
+    Ok((out_bytes, walk.peak_queued.load(Ordering::Relaxed) as u64))
 }
 
 fn header(out: &mut Out, job: &Job) -> io::Result<()> {
@@ -463,7 +465,7 @@ fn write_records(
                     walk.writer.relax();
                 }
                 if failed.is_none() && !walk.abandoned.load(Ordering::Relaxed) {
-                    if let Err(e) = drain(out, std::iter::once(r), progress) {
+                    if let Err(e) = write_one(out, &r, progress) {
                         failed = Some(e);
                     }
                 }
@@ -482,11 +484,10 @@ fn write_records(
     failed.map_or(Ok(()), Err)
 }
 
-fn drain(out: &mut Out, records: impl Iterator<Item = Record>, progress: &Progress) -> io::Result<()> {
-    for r in records {
-        out.put(&r)?;
-        progress.keys.store(out.keys, Ordering::Relaxed);
-        progress.bytes.fetch_add((r.key.len() + r.body.len() + 2) as u64, Ordering::Relaxed);
-    }
+/// Writes one record and publishes the progress.
+fn write_one(out: &mut Out, r: &Record, progress: &Progress) -> io::Result<()> {
+    out.put(r)?;
+    progress.keys.store(out.keys, Ordering::Relaxed);
+    progress.bytes.store(out.w.bytes_written(), Ordering::Relaxed);
     Ok(())
 }
