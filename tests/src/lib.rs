@@ -8,12 +8,14 @@
 //! - [`resp`]: a small RESP2/RESP3 reply reader and helpers to inspect raw replies;
 //! - [`casefile`]: the parser for the differential case files in `tests/diff/*.txt`;
 //! - [`runner`]: runs the case files against two servers and reports every difference;
+//! - [`dataset`]: a dataset of every type and encoding, and key-by-key comparison;
 //! - [`value`]: decoding a raw reply into a value, for tests that look inside it;
 //! - [`util`]: helpers for the end-to-end tests (scratch directories, `INFO`
 //!   fields, polling with a deadline, bounded child processes, fd limits).
 
 pub mod casefile;
 pub mod conn;
+pub mod dataset;
 pub mod resp;
 pub mod runner;
 pub mod server;

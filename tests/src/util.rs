@@ -197,6 +197,40 @@ pub fn raise_fd_limit(wanted: u64) -> io::Result<u64> {
     Ok(new.cur)
 }
 
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+pub struct Tmpfs {
+    pub path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a `size` tmpfs at `path`. Needs root; without it the test fails, naming the
+    /// requirement, unless `REDOUBT_SKIP_ROOT_TESTS` is set.
+    pub fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs { path: path.to_path_buf() }),
+            other => {
+                let why = format!("cannot mount a tmpfs at {} ({other:?}): this test needs root", path.display());
+                if std::env::var_os("REDOUBT_SKIP_ROOT_TESTS").is_some() {
+                    eprintln!("skipped (REDOUBT_SKIP_ROOT_TESTS): {why}");
+                    return None;
+                }
+                panic!("{why}; run as root, or set REDOUBT_SKIP_ROOT_TESTS=1 to skip it");
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use redoubt_tests::dataset::{assert_same_data, flat, keys, populate};
 use redoubt_tests::resp::is_error;
-use redoubt_tests::util::{info, poll_until, TempDir};
+use redoubt_tests::util::{info, poll_until, TempDir, Tmpfs};
 use redoubt_tests::value::{must_decode, Value};
 use redoubt_tests::{Conn, Server};
 
@@ -35,147 +36,6 @@ fn bulk(reply: &[u8]) -> Vec<u8> {
         Value::Bulk(b) => b,
         other => panic!("expected a bulk string, got {other:?}"),
     }
-}
-
-/// Fills `c` with keys of every type and encoding a Redis 7 file can hold: integer, short,
-/// compressible and binary strings; small and multi-node lists, one with a huge element;
-/// intsets, small and large sets; small and large hashes; sorted sets with special scores;
-/// streams with deletions, consumer groups, pending entries and an empty stream; TTLs;
-/// keys in another database.
-fn populate(c: &mut Conn) {
-    for line in [
-        "SET s:int 12345",
-        "SET s:neg -42",
-        "SET s:big 1099511627776",
-        "SET s:small hello",
-        "RPUSH l:small a b c 1 2 -3",
-        "SADD st:ints 1 2 3 -5 100000",
-        "SADD st:small a b c",
-        "HSET h:small f1 v1 f2 2",
-        "ZADD z:small 1 a 2.5 b -inf c +inf d 0 e",
-        "XADD x:s 1-1 f v",
-        "XADD x:s 1-2 f v2 g w",
-        "XADD x:s 2-0 a b",
-        "XDEL x:s 1-2",
-        "XGROUP CREATE x:s g1 0",
-        "XGROUP CREATE x:s g2 $",
-        "XREADGROUP GROUP g1 alice COUNT 1 STREAMS x:s >",
-        "XREADGROUP GROUP g1 bob COUNT 5 STREAMS x:s >",
-        "XGROUP CREATECONSUMER x:s g2 carol",
-        "XGROUP CREATE x:empty g 0 MKSTREAM",
-        "SET e:ttl v PX 100000000",
-        "HSET e:hash f v",
-        "PEXPIRE e:hash 200000000",
-        "SELECT 3",
-        "SET db3:key in-three",
-        "SELECT 0",
-    ] {
-        run(c, line);
-    }
-    let long = "compressible-".repeat(100);
-    cmd(c, &[b"SET", b"s:long", long.as_bytes()]);
-    cmd(c, &[b"SET", b"s:bin", b"\x00\xff\r\n\x01binary"]);
-    for i in 0..1000 {
-        let v = format!("element-{i}");
-        cmd(c, &[b"RPUSH", b"l:big", v.as_bytes()]);
-        cmd(c, &[b"SADD", b"st:big", v.as_bytes()]);
-        cmd(c, &[b"HSET", b"h:big", format!("field-{i}").as_bytes(), v.as_bytes()]);
-        cmd(c, &[b"ZADD", b"z:big", format!("{}.25", i as f64 - 500.0).as_bytes(), v.as_bytes()]);
-        cmd(c, &[b"XADD", b"x:big", b"*", b"n", i.to_string().as_bytes()]);
-    }
-    for i in 0..600 {
-        cmd(c, &[b"SADD", b"st:bigints", (i * 7).to_string().as_bytes()]);
-    }
-    cmd(c, &[b"RPUSH", b"l:huge", b"x", "y".repeat(20_000).as_bytes(), b"z"]);
-    cmd(c, &[b"HSET", b"h:longval", b"f", "v".repeat(100).as_bytes()]);
-}
-
-/// Every key of database `db` (sorted).
-fn keys(c: &mut Conn, db: usize) -> Vec<Vec<u8>> {
-    run(c, &format!("SELECT {db}"));
-    let Value::Array(items) = must_decode(&run(c, "KEYS *")) else { panic!("KEYS") };
-    let mut out: Vec<Vec<u8>> = items.iter().map(|v| v.as_bytes().expect("key").to_vec()).collect();
-    out.sort();
-    out
-}
-
-/// A comparable picture of one key: its type, value (order-insensitive where the type is)
-/// and whether it has a TTL (TTLs are compared within a second by [`assert_same_data`]).
-fn picture(c: &mut Conn, key: &[u8]) -> (String, Vec<Vec<u8>>, i64) {
-    let ty = String::from_utf8_lossy(&cmd(c, &[b"TYPE", key])).trim().trim_start_matches('+').to_string();
-    let mut value = match ty.as_str() {
-        "string" => vec![cmd(c, &[b"GET", key])],
-        "list" => vec![cmd(c, &[b"LRANGE", key, b"0", b"-1"])],
-        "zset" => vec![cmd(c, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"])],
-        "set" => flat(&cmd(c, &[b"SMEMBERS", key])),
-        "hash" => {
-            let items = flat(&cmd(c, &[b"HGETALL", key]));
-            items.chunks(2).map(|p| [p[0].clone(), b"=".to_vec(), p[1].clone()].concat()).collect()
-        }
-        "stream" => stream_picture(c, key),
-        other => panic!("unexpected type {other}"),
-    };
-    if matches!(ty.as_str(), "set" | "hash") {
-        value.sort();
-    }
-    let pttl = match must_decode(&cmd(c, &[b"PTTL", key])) {
-        Value::Int(n) => n,
-        other => panic!("PTTL {other:?}"),
-    };
-    (ty, value, pttl)
-}
-
-fn flat(reply: &[u8]) -> Vec<Vec<u8>> {
-    match must_decode(reply) {
-        Value::Array(items) => items.iter().map(|v| v.as_bytes().expect("string").to_vec()).collect(),
-        other => panic!("expected an array, got {other:?}"),
-    }
-}
-
-/// Entries, the groups' summary fields and each group's pending summary (no idle times,
-/// which move with the clock).
-fn stream_picture(c: &mut Conn, key: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = vec![cmd(c, &[b"XRANGE", key, b"-", b"+"]), cmd(c, &[b"XLEN", key])];
-    let info = must_decode(&cmd(c, &[b"XINFO", b"STREAM", key]));
-    for field in ["length", "last-generated-id", "max-deleted-entry-id", "entries-added", "groups"] {
-        out.push(format!("{field}={:?}", info.get(field)).into_bytes());
-    }
-    let Value::Array(groups) = must_decode(&cmd(c, &[b"XINFO", b"GROUPS", key])) else { panic!("XINFO GROUPS") };
-    for g in &groups {
-        let name = g.get("name").and_then(Value::as_bytes).expect("group name").to_vec();
-        for field in ["name", "consumers", "pending", "last-delivered-id", "entries-read", "lag"] {
-            out.push(format!("{field}={:?}", g.get(field)).into_bytes());
-        }
-        out.push(cmd(c, &[b"XPENDING", key, &name]));
-        let Value::Array(consumers) = must_decode(&cmd(c, &[b"XINFO", b"CONSUMERS", key, &name])) else {
-            panic!("XINFO CONSUMERS")
-        };
-        for cons in &consumers {
-            out.push(format!("consumer {:?} pending {:?}", cons.get("name"), cons.get("pending")).into_bytes());
-        }
-    }
-    out
-}
-
-/// Asserts that `a` and `b` hold the same keys with the same values in databases 0 and 3,
-/// and the same TTLs within a second.
-fn assert_same_data(a: &mut Conn, b: &mut Conn) {
-    for db in [0, 3] {
-        let ka = keys(a, db);
-        assert!(!ka.is_empty(), "database {db} is empty");
-        assert_eq!(ka, keys(b, db), "keys of database {db}");
-        for key in &ka {
-            let (ta, va, pa) = picture(a, key);
-            let (tb, vb, pb) = picture(b, key);
-            let name = String::from_utf8_lossy(key);
-            assert_eq!(ta, tb, "type of {name}");
-            assert_eq!(va, vb, "value of {name}");
-            assert_eq!(pa < 0, pb < 0, "TTL presence of {name}: {pa} vs {pb}");
-            assert!((pa - pb).abs() < 1000, "TTL of {name}: {pa} vs {pb}");
-        }
-    }
-    run(a, "SELECT 0");
-    run(b, "SELECT 0");
 }
 
 #[test]
@@ -399,40 +259,6 @@ fn shutdown_saves_and_a_restart_loads() {
     let mut a = again.conn();
     let after: BTreeSet<Vec<u8>> = keys(&mut a, 0).into_iter().collect();
     assert_eq!(before, after);
-}
-
-/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
-struct Tmpfs {
-    path: std::path::PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a `size` tmpfs at `path`. Needs root; without it the test fails, naming the
-    /// requirement, unless `REDOUBT_SKIP_ROOT_TESTS` is set.
-    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(path).expect("mount point");
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs { path: path.to_path_buf() }),
-            other => {
-                let why = format!("cannot mount a tmpfs at {} ({other:?}): this test needs root", path.display());
-                if std::env::var_os("REDOUBT_SKIP_ROOT_TESTS").is_some() {
-                    eprintln!("skipped (REDOUBT_SKIP_ROOT_TESTS): {why}");
-                    return None;
-                }
-                panic!("{why}; run as root, or set REDOUBT_SKIP_ROOT_TESTS=1 to skip it");
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
-    }
 }
 
 #[test]

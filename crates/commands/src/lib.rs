@@ -108,6 +108,10 @@ pub struct Ctx<'a> {
     pub ready: Vec<Vec<u8>>,
     /// Whether this run serves a client that blocked earlier (a key it waits on changed).
     pub rerun: bool,
+    /// What the append-only log (and a replica) should run to repeat this command's effect,
+    /// when that is not the command itself (a random pick made explicit); `None` means the
+    /// command as sent, or as the server's log layer rewrites it.
+    pub log_as: Option<Vec<Vec<Vec<u8>>>>,
 }
 
 /// A blocking command's request to wait.
@@ -122,7 +126,23 @@ pub struct Block {
     pub rerun: Option<Vec<Vec<u8>>>,
 }
 
+/// The command clock of a replay of the append-only log: time stands still before every
+/// recorded instant, so nothing expires while the log is replayed (keys expire normally once
+/// loading is over) and commands whose effect depends on the clock are logged with absolute
+/// times.
+pub const REPLAY_NOW: i64 = 0;
+
 impl Ctx<'_> {
+    /// Whether this command is replayed from the append-only log (see [`REPLAY_NOW`]).
+    pub fn replaying(&self) -> bool {
+        self.now == REPLAY_NOW
+    }
+
+    /// Records the commands that repeat this command's effect (see [`Ctx::log_as`]).
+    pub fn log_as(&mut self, cmds: Vec<Vec<Vec<u8>>>) {
+        self.log_as = Some(cmds);
+    }
+
     /// Argument `i` (0 is the command name).
     pub fn arg(&self, i: usize) -> &[u8] {
         self.argv[i]

@@ -231,6 +231,7 @@ use Handler::{Keyspace as K, Server as S};
 static CORE: &[CommandSpec] = &[
     spec!("append", 3, WRITE | DENYOOM | FAST, KEY1, ["@write", "@string", "@fast"], "string", "2.0.0", K(handlers::strings::append), "Appends a string to the value of a key. Creates the key if it doesn't exist.", "O(1)."),
     spec!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY, NO_KEYS, ["@fast", "@connection"], "connection", "1.0.0", S, "Authenticates the connection.", "O(N) where N is the number of passwords defined for the user"),
+    spec!("bgrewriteaof", 1, ADMIN | NOSCRIPT, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Asynchronously rewrites the append-only file to disk.", "O(1)"),
     spec!("bgsave", -1, ADMIN | NOSCRIPT, NO_KEYS, ["@admin", "@slow", "@dangerous"], "server", "1.0.0", S, "Asynchronously saves the database(s) to disk.", "O(1)"),
     spec!("bitcount", -2, READONLY, KEY1, ["@read", "@bitmap", "@slow"], "bitmap", "2.6.0", K(handlers::bitmaps::bitcount), "Counts the number of set bits (population counting) in a string.", "O(N)"),
     spec!("bitfield", -2, WRITE | DENYOOM, KEY1, ["@write", "@bitmap", "@slow"], "bitmap", "3.2.0", K(handlers::bitmaps::bitfield), "Performs arbitrary bitfield integer operations on strings.", "O(1) for each subcommand specified"),

@@ -21,6 +21,10 @@ pub trait DiskFile: Write + Send {
 pub trait Disk: Send + Sync {
     /// Creates (or truncates) `path` for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
+    /// Opens `path` for appending (creating it if missing).
+    fn append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
+    /// Cuts `path` to its first `len` bytes and makes that durable.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Opens `path` for reading.
     fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
     /// Atomically replaces `to` with `from`.
@@ -44,6 +48,16 @@ impl DiskFile for File {
 impl Disk for OsDisk {
     fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         Ok(Box::new(OpenOptions::new().write(true).create(true).truncate(true).open(path)?))
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(OpenOptions::new().append(true).create(true).open(path)?))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(len)?;
+        file.sync_all()
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
@@ -153,6 +167,15 @@ impl Disk for FaultyDisk {
     fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let inner = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
         Ok(Box::new(FaultyFile { inner, fault: self.fault, at: self.at, counts: self.counts.clone(), full: false }))
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        let inner = OpenOptions::new().append(true).create(true).open(path)?;
+        Ok(Box::new(FaultyFile { inner, fault: self.fault, at: self.at, counts: self.counts.clone(), full: false }))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        OsDisk.truncate(path, len)
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {

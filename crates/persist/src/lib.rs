@@ -3,6 +3,7 @@
 //! inject faults.
 //!
 //! Where things live:
+//! * [`aof`]: the append-only log's files, reader and writer thread;
 //! * [`disk`]: the storage trait, the real filesystem and the fault-injecting backend;
 //! * [`snapshot`]: writing a snapshot while clients keep writing;
 //! * [`load`]: reading an RDB file into the keyspace at startup;
@@ -12,6 +13,7 @@
 //! loads into Redis and a Redis `dump.rdb` loads here; `docs/persistence-format.md` describes
 //! it and the auxiliary fields Redoubt adds.
 
+pub mod aof;
 pub mod disk;
 pub mod load;
 pub mod sched;

@@ -91,6 +91,21 @@ pub fn load(
     ks: &Keyspace,
     settings: &commands::Settings,
     now: i64,
+    progress: impl FnMut(u64, u64),
+) -> Result<Option<Loaded>, LoadError> {
+    load_with(disk, path, ks, settings, now, false, progress)
+}
+
+/// [`load`], keeping keys whose TTL has passed when `keep_expired` (the base of an
+/// append-only log: commands after it may still touch them, as they did before they
+/// expired; they expire normally once loading is over).
+pub fn load_with(
+    disk: &dyn Disk,
+    path: &Path,
+    ks: &Keyspace,
+    settings: &commands::Settings,
+    now: i64,
+    keep_expired: bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Option<Loaded>, LoadError> {
     let Some(mut records) = Records::open(disk, path)? else { return Ok(None) };
@@ -110,7 +125,7 @@ pub fn load(
             rdb::Record::ResizeDb { .. } => {}
             rdb::Record::Function(code) => out.functions.push(code),
             rdb::Record::Key { key, value, expire_ms, idle_secs, freq } => {
-                if expire_ms.is_some_and(|at| at <= now) {
+                if !keep_expired && expire_ms.is_some_and(|at| at <= now) {
                     out.expired += 1;
                     continue;
                 }

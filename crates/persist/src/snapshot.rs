@@ -321,9 +321,25 @@ pub fn write(
     progress: &Progress,
     now: i64,
 ) -> Result<Written, SaveError> {
+    write_with_start(disk, ks, dir, file, job, progress, now, &mut || {})
+}
+
+/// [`write`], calling `at_start` at the snapshot's instant, with every shard locked (a
+/// rewrite of the append-only log switches to its new incremental file there).
+#[allow(clippy::too_many_arguments)]
+pub fn write_with_start(
+    disk: &dyn Disk,
+    ks: &Keyspace,
+    dir: &Path,
+    file: &str,
+    job: &Job,
+    progress: &Progress,
+    now: i64,
+    at_start: &mut dyn FnMut(),
+) -> Result<Written, SaveError> {
     let started = Instant::now();
     let tmp = temp_path(dir);
-    let result = write_to(disk, ks, &tmp, job, progress, now);
+    let result = write_to(disk, ks, &tmp, job, progress, now, at_start);
     let bytes = match result {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -386,6 +402,7 @@ fn write_to(
     job: &Job,
     progress: &Progress,
     now: i64,
+    at_start: &mut dyn FnMut(),
 ) -> Result<(u64, u64), SaveError> {
     let io = |what: &str| {
         let name = tmp.display().to_string();
@@ -414,7 +431,7 @@ fn write_to(
         steps: AtomicU64::new(0),
         writer: crate::sched::Priority::default(),
     });
-    ks.begin_snapshot(walk.clone());
+    ks.begin_snapshot_with(walk.clone(), at_start);
     progress.publish(Some(walk.clone()));
     // Only after taking every lock at normal priority (an idle-priority thread holding some of
     // them could be kept off the CPU by the very workers waiting for them). Without the right

@@ -15,6 +15,9 @@ const USAGE: &str = "Usage: redoubt-server [/path/to/redoubt.conf] [options] [-]
        redoubt-server -v or --version
        redoubt-server -h or --help
        redoubt-server check-rdb <file>   (checks a snapshot or a Redis dump.rdb without loading it)
+       redoubt-server check-aof [--fix] <dir|manifest|file>
+                                         (checks an append-only log; --fix cuts a damaged
+                                          incremental file after its last whole command)
 
 Options are configuration directives written as --name value, for example:
        redoubt-server --port 7777
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("check-rdb") => return check_rdb(&args[1..]),
+        Some("check-aof") => return check_aof(&args[1..]),
         _ => {}
     }
     let config = match Config::from_args(&args) {
@@ -129,6 +133,23 @@ fn check_rdb(args: &[String]) -> ExitCode {
             println!("DAMAGED: {e}. The keys above were read before the damage; a server will not start on this file. Restore a good copy.");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `check-aof [--fix] PATH`: reads an append-only log as loading would.
+fn check_aof(args: &[String]) -> ExitCode {
+    let fix = args.iter().any(|a| a == "--fix");
+    let paths: Vec<&String> = args.iter().filter(|a| *a != "--fix").collect();
+    let [path] = paths.as_slice() else {
+        eprintln!("Usage: redoubt-server check-aof [--fix] <appendonlydir | manifest | file>");
+        return ExitCode::from(2);
+    };
+    let (report, ok) = server::aof::check_command(std::path::Path::new(path), fix);
+    print!("{report}");
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -75,6 +75,10 @@ pub static PARAMS: &[Param] = &[
     p("activedefrag", Kind::Bool, "no", true),
     p("activerehashing", Kind::Bool, "yes", true),
     p("always-show-logo", Kind::Bool, "no", false),
+    p("aof-load-truncated", Kind::Bool, "yes", true),
+    p("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
+    p("aof-timestamp-enabled", Kind::Bool, "no", true),
+    p("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     p("appenddirname", Kind::Text, "appendonlydir", false),
     p("appendfilename", Kind::Text, "appendonly.aof", false),
     p("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
@@ -127,6 +131,7 @@ pub static PARAMS: &[Param] = &[
     p("min-replicas-max-lag", UINT, "10", true),
     p("min-replicas-to-write", UINT, "0", true),
     p("namespace", Kind::Namespaces, "", true),
+    p("no-appendfsync-on-rewrite", Kind::Bool, "no", true),
     p("notify-keyspace-events", Kind::NotifyFlags, "", true),
     p("pidfile", Kind::Text, "", false),
     p("port", int(0, 65535), "6379", false),
@@ -146,6 +151,7 @@ pub static PARAMS: &[Param] = &[
     p("set-max-listpack-value", UINT, "64", true),
     p("slowlog-log-slower-than", int(-1, i64::MAX), "10000", true),
     p("slowlog-max-len", ULONG, "128", true),
+    p("stop-writes-on-aof-error", Kind::Bool, "yes", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     p("stream-node-max-bytes", Kind::Memory, "4096", true),
     p("stream-node-max-entries", UINT, "100", true),
@@ -208,6 +214,12 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
     }
     if param.name == "dbfilename" && args.iter().any(|a| a.contains('/')) {
         return Err(BadValue("dbfilename can't be a path, just a filename".into()));
+    }
+    if param.name == "appendfilename" && args.iter().any(|a| a.contains('/')) {
+        return Err(BadValue("appendfilename can't be a path, just a filename".into()));
+    }
+    if param.name == "appenddirname" && args.iter().any(|a| a.contains('/')) {
+        return Err(BadValue("appenddirname can't be a path, just a dirname".into()));
     }
     let one = || -> Result<&str, BadValue> {
         match args {
@@ -576,6 +588,20 @@ pub struct Settings {
     /// `stop-writes-on-bgsave-error`: refuse writes with MISCONF while the last snapshot
     /// failed (and `save` points are set).
     pub stop_writes_on_bgsave_error: bool,
+    /// The append-only log: `appendonly`, `appendfsync` (always, everysec, no), where its
+    /// files live (`dir`/`appenddirname`, named after `appendfilename`), when it is
+    /// compacted (`auto-aof-rewrite-percentage` of growth over the last rewrite, once at
+    /// least `auto-aof-rewrite-min-size`), whether a torn tail is cut at startup
+    /// (`aof-load-truncated`), and whether writes are refused while it cannot be written
+    /// (`stop-writes-on-aof-error`).
+    pub appendonly: bool,
+    pub appendfsync: persist::aof::Fsync,
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub aof_load_truncated: bool,
+    pub stop_writes_on_aof_error: bool,
     /// `rdb-version`: 11 (Redis 7.2's format) or 10 (what Redis 7.0 reads).
     pub rdb_version: u16,
     /// `key-load-delay`: microseconds to pause per loaded key (for testing the loading
@@ -663,6 +689,18 @@ impl Settings {
             },
             rdbcompression: c.get("rdbcompression") == "yes",
             stop_writes_on_bgsave_error: c.get("stop-writes-on-bgsave-error") == "yes",
+            appendonly: c.get("appendonly") == "yes",
+            appendfsync: match c.get("appendfsync") {
+                "always" => persist::aof::Fsync::Always,
+                "no" => persist::aof::Fsync::No,
+                _ => persist::aof::Fsync::EverySec,
+            },
+            appenddirname: c.get("appenddirname").to_string(),
+            appendfilename: c.get("appendfilename").to_string(),
+            auto_aof_rewrite_percentage: num("auto-aof-rewrite-percentage").max(0) as u64,
+            auto_aof_rewrite_min_size: num("auto-aof-rewrite-min-size").max(0) as u64,
+            aof_load_truncated: c.get("aof-load-truncated") == "yes",
+            stop_writes_on_aof_error: c.get("stop-writes-on-aof-error") == "yes",
             rdb_version: num("rdb-version") as u16,
             key_load_delay_us: num("key-load-delay").max(0) as u64,
         }

@@ -18,26 +18,42 @@ pub fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String>
 
 /// Publishes `expired` events for keys the active cycle removed (when enabled), and hands
 /// them to a worker to unblock the XREADGROUP clients waiting on them.
-fn publish_expired(shared: &Shared) {
-    if !store::db::recording_expired() || !store::db::expired_pending() {
+fn publish_expired(shared: &Shared, taken: Vec<commands::notify::Event>) {
+    if taken.is_empty() && (!store::db::recording_expired() || !store::db::expired_pending()) {
         return;
     }
     let wanted = commands::notify::wanted(shared.settings().notify_flags, commands::notify::EXPIRED);
     let mut ready = Vec::new();
-    for i in 0..store::keyspace::SHARDS {
-        let mut view = shared.keyspace.lock_shard(i);
-        let events = crate::dispatch::expired_events(&mut view);
+    let mut deliver = |events: Vec<commands::notify::Event>| {
         if wanted {
             crate::dispatch::publish_events(shared, &events);
         }
         if shared.blocking.has_group_readers() {
             ready.extend(events.into_iter().map(|e| (e.db, e.key)));
         }
+    };
+    deliver(taken);
+    for i in 0..store::keyspace::SHARDS {
+        if !store::db::expired_pending() {
+            break;
+        }
+        let mut view = shared.keyspace.lock_shard(i);
+        let events = crate::dispatch::expired_events(&mut view);
+        log_deletes(shared, &events);
+        drop(view);
+        deliver(events);
     }
     if !ready.is_empty() {
         if let Some(w) = shared.workers.read().first() {
             w.send(crate::worker::Msg::Ready(ready));
         }
+    }
+}
+
+/// Logs keys removed by expiry as DEL (the caller holds their shard's lock).
+fn log_deletes(shared: &Shared, events: &[commands::notify::Event]) {
+    for e in events {
+        crate::aof::log_delete(shared, e.db, &e.key);
     }
 }
 
@@ -53,9 +69,17 @@ fn run(shared: Arc<Shared>) {
         let started = Instant::now();
         if shared.active_expire.load(Ordering::Relaxed) {
             // Like Redis's slow cycle: at most 25% of one core per period.
-            let report = cycle.run(&shared.keyspace, unix_ms(), period / 4);
+            // Expired keys go to the append-only log as DEL under their shard's lock.
+            let mut taken = Vec::new();
+            let report = cycle.run_with(&shared.keyspace, unix_ms(), period / 4, &mut |view| {
+                if shared.aof.active() && store::db::expired_pending() {
+                    let events = crate::dispatch::expired_events(view);
+                    log_deletes(&shared, &events);
+                    taken.extend(events);
+                }
+            });
             if report.expired > 0 {
-                publish_expired(&shared);
+                publish_expired(&shared, taken);
             }
             if report.examined > 0 {
                 let stale = report.expired as u64 * 10_000 / report.examined as u64;
@@ -72,6 +96,7 @@ fn run(shared: Arc<Shared>) {
         // time budgets were not enough.
         let settings = shared.settings();
         crate::persistence::cron(&shared, &settings);
+        crate::aof::cron(&shared, &settings);
         if settings.maxmemory > 0 {
             crate::evict::perform(&shared, &settings, &mut pool, Some(period / 4));
         }

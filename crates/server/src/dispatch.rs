@@ -32,6 +32,11 @@ pub struct WorkerLocal {
     pub cmd_settings: commands::Settings,
     /// Eviction candidates, kept across commands (see `evict`).
     pub evict_pool: crate::evict::Pool,
+    /// Append-only log entries of the running transaction or script (see `aof`).
+    pub aof: crate::aof::Batch,
+    /// This is the client replaying the append-only log at startup: commands run with the
+    /// replay clock, without the gates and bookkeeping a client's commands get.
+    pub replaying: bool,
 }
 
 impl WorkerLocal {
@@ -45,6 +50,8 @@ impl WorkerLocal {
             settings_gen: 0,
             cmd_settings: commands::Settings::default(),
             evict_pool: crate::evict::Pool::default(),
+            aof: crate::aof::Batch::default(),
+            replaying: false,
         };
         w.refresh(shared);
         w
@@ -163,14 +170,17 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
     crate::worker::bump(&s.info.tot_cmds, 1);
+    let replaying = local.replaying;
     let checked = generic_checks(spec, cmd, sub, argv, s)
+        .filter(|_| !replaying)
         .or_else(|| busy_check(shared, local, spec, argv))
         .or_else(|| oom_check(shared, local, s, spec, argv))
         .or_else(|| misconf_check(shared, local, s, spec))
         .or_else(|| {
             let refuse = shared.persistence.loading() && !spec.has(flags::LOADING);
             refuse.then(|| CmdError::fixed(crate::persistence::LOADING))
-        });
+        })
+        .filter(|_| !replaying);
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
@@ -296,6 +306,7 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
         block: None,
         ready: Vec::new(),
         rerun: true,
+        log_as: None,
     };
     let r = f(&mut ctx, &mut view);
     ctx.take_journal();
@@ -304,10 +315,17 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
     }
     local.stats.dirty += ctx.dirty;
     publish_events(shared, &ctx.events);
-    if ctx.dirty > 0 {
-        touch_watched(shared, w.cmd, &argv, w.db);
-    }
+    let (dirty, log_as) = (ctx.dirty, ctx.log_as.take());
     local.ready.extend(ctx.ready.drain(..).map(|k| (w.db, k)));
+    if dirty > 0 {
+        touch_watched(shared, w.cmd, &argv, w.db);
+        if shared.aof.active() {
+            let expired = if store::db::expired_pending() { expired_events(&mut view) } else { Vec::new() };
+            crate::aof::note_expired(local, &expired);
+            crate::aof::note_command(local, &mut view, w.db, w.cmd, &argv, log_as);
+            crate::aof::settle(shared, local);
+        }
+    }
     drop(view);
     if let Err(e) = r {
         out.error(e.text());
@@ -365,7 +383,7 @@ fn run_accounted(
 ) {
     let spec = sub.unwrap_or(cmd);
     let reply_start = s.out.buf.len();
-    let now = start_us / 1000;
+    let now = if local.replaying { commands::REPLAY_NOW } else { start_us / 1000 };
     let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now, held)));
     let result = result.unwrap_or_else(|_| {
         log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
@@ -381,11 +399,17 @@ fn run_accounted(
     let stat = local.stats.command(cmd.name, sub.map(|c| c.name));
     stat.calls += 1;
     stat.usec += duration;
-    if let Err(e) = result {
-        stat.failed += 1;
-        reply_error_bytes(s, local, e.text().as_bytes());
+    match result {
+        Err(e) => {
+            stat.failed += 1;
+            reply_error_bytes(s, local, e.text().as_bytes());
+        }
+        Ok(()) if matches!(spec.handler, Handler::Server) => crate::aof::note_server_command(shared, s.db, spec, argv),
+        Ok(()) => {}
     }
-    after_command(shared, local, s, spec, argv, start_us, duration);
+    if !local.replaying {
+        after_command(shared, local, s, spec, argv, start_us, duration);
+    }
 }
 
 /// Arity and authentication, in Redis's order. `None` means the command may run.
@@ -519,7 +543,8 @@ fn run_keyspace(
     view: &mut View<'_>,
     in_exec: bool,
 ) -> commands::CmdResult {
-    let blocking = if s.multi.is_none() && !in_exec { Blocking::Allowed } else { Blocking::Transaction };
+    let blocking =
+        if s.multi.is_none() && !in_exec && !local.replaying { Blocking::Allowed } else { Blocking::Transaction };
     run_handler(shared, local, &mut s.out, s.db, spec, f, argv, now, view, blocking)
 }
 
@@ -564,16 +589,27 @@ pub(crate) fn run_handler(
         block: None,
         ready: Vec::new(),
         rerun: false,
+        log_as: None,
     };
     let r = f(&mut ctx, view);
     ctx.take_journal();
     local.block = ctx.block.take();
     local.ready.extend(ctx.ready.drain(..).map(|k| (db, k)));
     local.stats.dirty += ctx.dirty;
-    // Published while the shard locks are held, so events on one key keep their order.
-    let mut events = ctx.events;
-    if store::db::recording_expired() && store::db::expired_pending() {
-        let expired = expired_events(view);
+    // Published (and logged) while the shard locks are held, so events on one key keep
+    // their order, and the log records commands on a key in the order they ran.
+    let mut events = std::mem::take(&mut ctx.events);
+    let (dirty, log_as) = (ctx.dirty, ctx.log_as.take());
+    let expired =
+        if store::db::recording_expired() && store::db::expired_pending() { expired_events(view) } else { Vec::new() };
+    if shared.aof.active() {
+        crate::aof::note_expired(local, &expired);
+        if dirty > 0 {
+            crate::aof::note_command(local, view, db, spec, argv, log_as);
+        }
+        crate::aof::settle(shared, local);
+    }
+    if !expired.is_empty() {
         if shared.blocking.has_group_readers() {
             // An expired stream unblocks its XREADGROUP clients, as a deleted one.
             local.ready.extend(expired.iter().map(|e| (e.db, e.key.clone())));
@@ -583,7 +619,7 @@ pub(crate) fn run_handler(
         }
     }
     publish_events(shared, &events);
-    if ctx.dirty > 0 && !shared.blocking.is_empty() {
+    if dirty > 0 && !shared.blocking.is_empty() {
         // A key deleted or overwritten unblocks the XREADGROUP clients waiting on it (with
         // an error, as Redis): offer every key the command may have written.
         if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
@@ -592,7 +628,7 @@ pub(crate) fn run_handler(
             local.ready.extend(spec.written_keys(argv).into_iter().map(|i| (db, argv[i].to_vec())));
         }
     }
-    if ctx.dirty > 0 {
+    if dirty > 0 {
         // Still under the shard locks, so an EXEC checking its WATCH flag cannot miss it.
         if whole {
             existing.iter().for_each(|(db, key)| shared.watches.touch(*db, key));

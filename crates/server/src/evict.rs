@@ -249,6 +249,7 @@ fn remove(shared: &Shared, view: &mut View<'_>, db: usize, key: &[u8]) {
     if view.db(db, key).evict(key).is_none() {
         return;
     }
+    crate::aof::log_delete(shared, db, key);
     shared.stats.evicted_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     store::namespace::with_table(|t| {
         t.counters[t.index_of(key)].evicted.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

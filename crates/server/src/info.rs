@@ -369,7 +369,7 @@ fn persistence(shared: &Shared, out: &mut String) {
     let loading = shared.persistence.loading() as u8;
     let _ = write!(out, "# Persistence\r\nloading:{loading}\r\nasync_loading:0\r\n");
     crate::persistence::info_fields(shared, out);
-    out.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    crate::aof::info_fields(shared, out);
     crate::persistence::info_loading(shared, out);
 }
 

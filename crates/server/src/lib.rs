@@ -6,6 +6,7 @@
 //! (active expiry, statistics); the main thread, which waits for signals. Workers share only
 //! the keyspace (sharded locks) and the [`Shared`] state below.
 
+pub mod aof;
 pub mod blocking;
 pub mod clients;
 pub mod config;
@@ -93,6 +94,8 @@ pub struct Shared {
     pub functions: lua_functions::Functions,
     /// Snapshots: the disk, the running one, the last outcome.
     pub persistence: persistence::Persistence,
+    /// The append-only log.
+    pub aof: aof::Aof,
     /// This state's own handle, for work a command hands to a new thread (BGSAVE).
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
@@ -100,6 +103,7 @@ pub struct Shared {
 impl Shared {
     fn new(config: Config) -> Shared {
         let settings = Settings::from_config(&config);
+        let fsync = settings.appendfsync;
         let now = unix_ms();
         Shared {
             keyspace: Keyspace::new(settings.databases),
@@ -128,6 +132,7 @@ impl Shared {
             scripts: lua::Scripts::default(),
             functions: lua_functions::Functions::default(),
             persistence: persistence::Persistence::new(Arc::new(persist::disk::OsDisk)),
+            aof: aof::Aof::new(fsync),
             me: std::sync::OnceLock::new(),
         }
     }
@@ -148,7 +153,8 @@ impl Shared {
         log::set_level(s.loglevel);
         record_events(s.notify_flags);
         record_access(&s);
-        *self.settings.write() = Arc::new(s);
+        let old = std::mem::replace(&mut *self.settings.write(), Arc::new(s));
+        aof::settings_changed(self, &old, &self.settings());
         self.settings_gen.fetch_add(1, Ordering::Release);
         // Installing namespaces locks every shard, so it waits until the running command
         // (which may hold some, inside EXEC) has finished.
@@ -250,7 +256,8 @@ pub fn start(config: Config) -> Result<Running, String> {
     for worker in prepared {
         threads.push(worker.start()?);
     }
-    let loaded = persistence::load_at_startup(&shared, &settings);
+    aof::install_waker(&shared);
+    let loaded = aof::load_at_startup(&shared, &settings);
     shared.persistence.end_loading();
     if let Err(e) = loaded {
         shared.request_shutdown();

@@ -1129,8 +1129,14 @@ pub(crate) fn run_script(
                 (name, bind_call(&vm.lua, callback, keys, args).map_err(|e| CmdError::new(format!("ERR {e}")))?)
             }
         };
+        // The script's effects go to the append-only log together, under its locks.
+        crate::aof::begin(local);
         let Outcome { result, origin, resp3 } = match held {
-            Some(view) => execute(vm, &func, shared, local, view, s.db, now, read_only),
+            Some(view) => {
+                let outcome = execute(vm, &func, shared, local, view, s.db, now, read_only);
+                crate::aof::end(shared, local);
+                outcome
+            }
             None => {
                 // Another script may be running: wait for it, but not past the busy limit.
                 let threshold = local.settings.busy_reply_threshold_ms;
@@ -1141,9 +1147,12 @@ pub(crate) fn run_script(
                     Some(shared.keyspace.lock_all())
                 };
                 let Some(mut own) = own else {
+                    crate::aof::end(shared, local);
                     return Err(CmdError::fixed(BUSY));
                 };
-                execute(vm, &func, shared, local, &mut own, s.db, now, read_only)
+                let outcome = execute(vm, &func, shared, local, &mut own, s.db, now, read_only);
+                crate::aof::end(shared, local);
+                outcome
             }
         };
         match result {

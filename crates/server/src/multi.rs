@@ -250,10 +250,13 @@ pub fn exec(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, now: i64)
     }
     unwatch_all(shared, s);
     s.out.array(multi.queued.len());
+    // The transaction's effects go to the append-only log together, under its locks.
+    crate::aof::begin(local);
     for q in &multi.queued {
         let argv: Vec<&[u8]> = q.args.iter().map(Vec::as_slice).collect();
         dispatch::run_queued(shared, local, s, q.cmd, q.sub, &argv, &mut view);
     }
+    crate::aof::end(shared, local);
     Ok(())
 }
 

@@ -101,6 +101,12 @@ impl Persistence {
         self.loading.store(true, Ordering::Release);
     }
 
+    /// How far the load has come: `read` of `total` bytes (INFO's `loading_*` fields).
+    pub fn loading_progress(&self, read: u64, total: u64) {
+        self.loading_total.store(total, Ordering::Relaxed);
+        self.loading_read.store(read, Ordering::Relaxed);
+    }
+
     /// Startup loading is over (done, failed, or there was nothing to load).
     pub fn end_loading(&self) {
         self.loading.store(false, Ordering::Release);
@@ -124,7 +130,10 @@ pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 pub fn misconf(shared: &Shared, settings: &Settings) -> Option<CmdError> {
     let refuse =
         settings.stop_writes_on_bgsave_error && !settings.save_points.is_empty() && !shared.persistence.last_ok();
-    refuse.then(|| CmdError::fixed(MISCONF))
+    if refuse {
+        return Some(CmdError::fixed(MISCONF));
+    }
+    crate::aof::misconf(shared, settings)
 }
 
 fn dirty(shared: &Shared) -> u64 {
@@ -132,7 +141,7 @@ fn dirty(shared: &Shared) -> u64 {
 }
 
 /// The snapshot job for the current settings and libraries.
-fn job(shared: &Shared, settings: &Settings) -> Job {
+pub(crate) fn job(shared: &Shared, settings: &Settings) -> Job {
     let cmd = settings.command_settings();
     let policy = settings.maxmemory_policy.as_str();
     let access = match settings.access {
@@ -155,8 +164,8 @@ fn job(shared: &Shared, settings: &Settings) -> Job {
     Job { settings: cmd, aux, functions: shared.functions.codes(), access, databases: settings.databases, queue_limit }
 }
 
-/// Claims the right to run a snapshot; false if one is running.
-fn claim(shared: &Shared) -> bool {
+/// Claims the keyspace walk (a snapshot or a log rewrite); false if it is taken.
+pub(crate) fn claim(shared: &Shared) -> bool {
     let p = &shared.persistence;
     if p.in_progress.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return false;
@@ -212,11 +221,26 @@ fn run(shared: &Shared, settings: &Settings, why: &str) -> Result<(), SaveError>
         }
     }
     p.last_secs.store(secs, Ordering::Relaxed);
+    release(shared);
+    result.map(|_| ())
+}
+
+/// Gives the keyspace walk back (see [`claim`]) and wakes whoever waits for it.
+pub(crate) fn release(shared: &Shared) {
+    let p = &shared.persistence;
     p.started_ms.store(0, Ordering::Relaxed);
     p.in_progress.store(false, Ordering::Release);
     *p.finished.lock() += 1;
     p.done.notify_all();
-    result.map(|_| ())
+}
+
+/// Waits (up to 100 ms) for the keyspace walk to be released.
+pub(crate) fn wait_for_walk(shared: &Shared) {
+    let p = &shared.persistence;
+    let mut n = p.finished.lock();
+    if p.in_progress() {
+        p.done.wait_for(&mut n, std::time::Duration::from_millis(100));
+    }
 }
 
 /// Starts a snapshot on its own thread. False if one is already running.
@@ -261,17 +285,13 @@ pub fn save_now(shared: &Shared, why: &str) -> Result<(), String> {
                 }
             });
         }
-        let p = &shared.persistence;
-        let mut n = p.finished.lock();
-        if p.in_progress() {
-            p.done.wait_for(&mut n, std::time::Duration::from_millis(100));
-        }
+        wait_for_walk(shared);
     }
 }
 
 /// SAVE
 pub fn save_command(shared: &Shared, s: &mut Session) -> CmdResult {
-    if shared.persistence.in_progress() {
+    if shared.persistence.in_progress() && !shared.aof.rewriting() {
         return Err(CmdError::fixed("ERR Background save already in progress"));
     }
     match save_now(shared, "SAVE") {
@@ -289,6 +309,14 @@ pub fn bgsave_command(shared: &Shared, s: &mut Session, argv: &[&[u8]], in_exec:
         1 => {}
         2 if commands::args::is(argv[1], "schedule") => {}
         _ => return Err(commands::error::SYNTAX),
+    }
+    if shared.persistence.in_progress() && shared.aof.rewriting() {
+        if argv.len() == 2 {
+            shared.persistence.scheduled.store(true, Ordering::Relaxed);
+            s.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(CmdError::fixed("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."));
     }
     if shared.persistence.in_progress() {
         return Err(CmdError::fixed("ERR Background save already in progress"));
@@ -332,6 +360,15 @@ pub fn cron(shared: &Arc<Shared>, settings: &Settings) {
 /// The save before the server stops: with `save` points set (or SHUTDOWN SAVE) and not
 /// NOSAVE, a final snapshot, synchronously. An error means the server should keep running.
 pub fn save_before_shutdown(shared: &Shared, save: bool, nosave: bool) -> Result<(), String> {
+    let saved = final_save(shared, save, nosave);
+    if saved.is_ok() && shared.aof.active() {
+        log_notice!("Writing and syncing the append-only log before exiting.");
+        crate::aof::stop(shared);
+    }
+    saved
+}
+
+fn final_save(shared: &Shared, save: bool, nosave: bool) -> Result<(), String> {
     let settings = shared.settings();
     let wanted = save || !settings.save_points.is_empty();
     if nosave || !wanted {
@@ -407,7 +444,7 @@ fn load_error(path: &Path, e: persist::load::LoadError) -> String {
 pub fn info_fields(shared: &Shared, out: &mut String) {
     use std::fmt::Write;
     let p = &shared.persistence;
-    let running = p.in_progress();
+    let running = p.in_progress() && !shared.aof.rewriting();
     let started = p.started_ms.load(Ordering::Relaxed);
     let current_secs = if running && started > 0 { (unix_ms() - started) / 1000 } else { -1 };
     let (processed, total) =

@@ -96,6 +96,7 @@ pub fn run(
         }
         ("save", _) => crate::persistence::save_command(shared, s),
         ("bgsave", _) => crate::persistence::bgsave_command(shared, s, argv, held.is_some()),
+        ("bgrewriteaof", _) => crate::aof::bgrewriteaof_command(shared, s, held.is_some()),
         ("lastsave", _) => {
             s.out.int(shared.lastsave.load(Ordering::Relaxed));
             Ok(())

@@ -42,6 +42,9 @@ pub struct Session {
     pub soft_limit_since: Option<i64>,
     /// Blocked in BLPOP and friends, until this deadline (inner `None` = forever).
     pub blocked: Option<Option<i64>>,
+    /// Replies are held until the append-only log is durable up to this offset (0: not
+    /// held), for `appendfsync always`.
+    pub hold_until: u64,
 }
 
 impl Session {
@@ -61,6 +64,7 @@ impl Session {
             subs: Default::default(),
             soft_limit_since: None,
             blocked: None,
+            hold_until: 0,
         }
     }
 

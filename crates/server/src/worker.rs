@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mio::net::{TcpListener, TcpStream};
@@ -54,9 +54,19 @@ pub enum Msg {
 pub struct WorkerHandle {
     waker: Arc<Waker>,
     inbox: Arc<Mutex<Vec<Msg>>>,
+    /// The append-only log offset this worker's held replies wait for (`u64::MAX`: none).
+    durable_wait: Arc<AtomicU64>,
 }
 
 impl WorkerHandle {
+    /// The log is durable up to `offset`: wakes the worker if replies wait for it.
+    pub fn durable_reached(&self, offset: u64) {
+        if self.durable_wait.load(Ordering::SeqCst) <= offset {
+            self.durable_wait.store(u64::MAX, Ordering::SeqCst);
+            self.wake();
+        }
+    }
+
     pub fn wake(&self) {
         let _ = self.waker.wake();
     }
@@ -232,6 +242,10 @@ struct Worker {
     last_merge: std::time::Instant,
     /// When this worker last advanced a running snapshot's walk.
     last_snapshot_step: std::time::Instant,
+    /// Connections whose replies wait for the append-only log to be durable
+    /// (`appendfsync always`), and the offset the first of them waits for.
+    held: Vec<usize>,
+    durable_wait: Arc<AtomicU64>,
 }
 
 /// Starts worker `id` on its listeners.
@@ -265,6 +279,7 @@ pub fn prepare(
         mio_listeners.push(l);
     }
     let local = WorkerLocal::new(&shared);
+    let durable_wait = Arc::new(AtomicU64::new(u64::MAX));
     let worker = Worker {
         id,
         shared,
@@ -282,8 +297,10 @@ pub fn prepare(
         recently_busy: false,
         last_merge: std::time::Instant::now(),
         last_snapshot_step: std::time::Instant::now(),
+        held: Vec::new(),
+        durable_wait: durable_wait.clone(),
     };
-    let handle = WorkerHandle { waker, inbox };
+    let handle = WorkerHandle { waker, inbox, durable_wait };
     Ok((handle, Prepared(Box::new(worker))))
 }
 
@@ -312,6 +329,7 @@ impl Worker {
                     }
                 }
             }
+            self.release_held();
             self.resume_paused();
             self.expire_blocked();
             self.close_idle();
@@ -527,7 +545,47 @@ impl Worker {
             self.close(slot);
             return;
         }
+        if conn.session.hold_until > 0 && !self.held.contains(&slot) {
+            self.held.push(slot);
+        }
         self.note_waiting(slot);
+    }
+
+    /// Sends the replies that waited for the append-only log to be durable, and asks to be
+    /// woken for the rest.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        loop {
+            let durable = self.shared.aof.log.durable();
+            let mut first_wait = u64::MAX;
+            let mut i = 0;
+            while i < self.held.len() {
+                let slot = self.held[i];
+                let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                    self.held.swap_remove(i);
+                    continue;
+                };
+                if conn.session.hold_until > durable {
+                    first_wait = first_wait.min(conn.session.hold_until);
+                    i += 1;
+                    continue;
+                }
+                conn.session.hold_until = 0;
+                self.held.swap_remove(i);
+                let open = flush(conn, &mut self.local);
+                if !open || conn.session.info.kill.load(Ordering::Relaxed) {
+                    self.close(slot);
+                }
+            }
+            // Published before looking at the durable offset again, so the log writer
+            // either sees it or this loop sees the writer's progress.
+            self.durable_wait.store(first_wait, Ordering::SeqCst);
+            if first_wait == u64::MAX || self.shared.aof.log.durable() < first_wait {
+                return;
+            }
+        }
     }
 
     fn close(&mut self, slot: usize) {
@@ -617,12 +675,20 @@ impl Worker {
         conn.session.blocked = None;
         conn.session.out.raw(reply);
         self.blocked.retain(|s| *s != slot);
+        // The pop that served it was logged by the worker that ran it: under `appendfsync
+        // always` its reply waits for everything logged so far.
+        if self.local.settings.appendfsync == persist::aof::Fsync::Always && self.shared.aof.active() {
+            conn.session.hold_until = self.shared.aof.log.appended();
+        }
         let mut open = run_commands(conn, &self.shared, &mut self.local, &mut self.ranges);
         open = open && flush(conn, &mut self.local);
         dispatch::serve_blocked(&self.shared, &mut self.local);
         if !open {
             self.close(slot);
             return;
+        }
+        if conn_held(&self.conns, slot) && !self.held.contains(&slot) {
+            self.held.push(slot);
         }
         self.note_waiting(slot);
     }
@@ -738,7 +804,9 @@ fn run_commands(
                         conn.session.paused = true;
                         break;
                     }
+                    let logged = local.aof.last_end;
                     dispatch::execute(shared, local, &mut conn.session, &argv);
+                    hold_for_log(&mut conn.session, local, logged);
                 }
                 conn.input.start += consumed;
                 conn.input.need = 0;
@@ -750,7 +818,9 @@ fn run_commands(
                         conn.session.paused = true;
                         break;
                     }
+                    let logged = local.aof.last_end;
                     dispatch::execute(shared, local, &mut conn.session, &argv);
+                    hold_for_log(&mut conn.session, local, logged);
                 }
                 conn.input.start += consumed;
                 conn.input.need = 0;
@@ -777,6 +847,18 @@ fn run_commands(
     true
 }
 
+fn conn_held(conns: &[Option<Conn>], slot: usize) -> bool {
+    conns.get(slot).and_then(Option::as_ref).is_some_and(|c| c.session.hold_until > 0)
+}
+
+/// Under `appendfsync always`, a command that appended to the log (the worker's last
+/// append moved past `before`) holds the client's replies until that append is durable.
+fn hold_for_log(session: &mut Session, local: &WorkerLocal, before: u64) {
+    if local.aof.last_end != before && local.settings.appendfsync == persist::aof::Fsync::Always {
+        session.hold_until = local.aof.last_end;
+    }
+}
+
 /// Adds to a counter that only this thread writes (a plain load and store, no locked
 /// instruction; readers on other threads see a recent value).
 pub fn bump(counter: &std::sync::atomic::AtomicU64, n: u64) {
@@ -800,6 +882,10 @@ fn query_buffer_ok(conn: &Conn, local: &WorkerLocal) -> bool {
 
 /// Writes pending output. Returns false if the connection must be closed.
 fn flush(conn: &mut Conn, local: &mut WorkerLocal) -> bool {
+    if conn.session.hold_until > 0 {
+        // Replies wait for the append-only log (`appendfsync always`, see release_held).
+        return true;
+    }
     let out = &mut conn.session.out.buf;
     while conn.out_pos < out.len() {
         match conn.stream.write(&out[conn.out_pos..]) {

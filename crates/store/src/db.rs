@@ -9,22 +9,38 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::entry::{Entry, NewValue};
 
 /// Whether expired keys are recorded: for `expired` keyspace events (set from the
-/// `notify-keyspace-events` configuration) or for clients blocked in XREADGROUP, which an
-/// expired stream unblocks. Off by default so expiry costs nothing extra.
+/// `notify-keyspace-events` configuration), for clients blocked in XREADGROUP, which an
+/// expired stream unblocks, or for the append-only log, which records expiries as DEL. Off
+/// by default so expiry costs nothing extra.
 static RECORD_EXPIRED: AtomicBool = AtomicBool::new(false);
-static RECORD_FOR_EVENTS: AtomicBool = AtomicBool::new(false);
-static RECORD_FOR_READERS: AtomicBool = AtomicBool::new(false);
+/// Who wants expired keys recorded, one bit each ([`RECORD_FOR_EVENTS`], ...).
+static RECORD_REASONS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+const RECORD_FOR_EVENTS: u8 = 1;
+const RECORD_FOR_READERS: u8 = 2;
+const RECORD_FOR_LOG: u8 = 4;
+
+fn record_for(reason: u8, on: bool) {
+    let reasons = if on {
+        RECORD_REASONS.fetch_or(reason, Ordering::Relaxed) | reason
+    } else {
+        RECORD_REASONS.fetch_and(!reason, Ordering::Relaxed) & !reason
+    };
+    RECORD_EXPIRED.store(reasons != 0, Ordering::Relaxed);
+}
 
 /// Turns recording of expired keys for keyspace events on or off.
 pub fn record_expired(on: bool) {
-    RECORD_FOR_EVENTS.store(on, Ordering::Relaxed);
-    RECORD_EXPIRED.store(on || RECORD_FOR_READERS.load(Ordering::Relaxed), Ordering::Relaxed);
+    record_for(RECORD_FOR_EVENTS, on);
 }
 
 /// Turns recording of expired keys for blocked XREADGROUP clients on or off.
 pub fn record_expired_for_readers(on: bool) {
-    RECORD_FOR_READERS.store(on, Ordering::Relaxed);
-    RECORD_EXPIRED.store(on || RECORD_FOR_EVENTS.load(Ordering::Relaxed), Ordering::Relaxed);
+    record_for(RECORD_FOR_READERS, on);
+}
+
+/// Turns recording of expired keys for the append-only log on or off.
+pub fn record_expired_for_log(on: bool) {
+    record_for(RECORD_FOR_LOG, on);
 }
 
 /// Whether expired keys are being recorded (see [`Db::take_expired_keys`]).

@@ -31,6 +31,18 @@ pub struct CycleReport {
 impl ExpireCycle {
     /// Runs until `budget` is used or every shard was visited once. `now` is unix ms.
     pub fn run(&mut self, ks: &Keyspace, now: i64, budget: Duration) -> CycleReport {
+        self.run_with(ks, now, budget, &mut |_| {})
+    }
+
+    /// [`ExpireCycle::run`], calling `after` with each shard's view before its lock is
+    /// released (the append-only log records the expired keys there, in order).
+    pub fn run_with(
+        &mut self,
+        ks: &Keyspace,
+        now: i64,
+        budget: Duration,
+        after: &mut dyn FnMut(&mut crate::View<'_>),
+    ) -> CycleReport {
         let start = Instant::now();
         let mut report = CycleReport::default();
         for _ in 0..SHARDS {
@@ -50,6 +62,7 @@ impl ExpireCycle {
                     }
                 }
             }
+            after(&mut view);
             drop(view);
             if start.elapsed() >= budget {
                 break;

@@ -55,7 +55,14 @@ impl Keyspace {
     /// Starts a snapshot: with every shard locked, flips each database's mark (so every entry
     /// becomes unsettled) and installs `sink`. Panics if a snapshot is already running.
     pub fn begin_snapshot(&self, sink: Arc<dyn Preserver>) {
+        self.begin_snapshot_with(sink, || {});
+    }
+
+    /// [`Keyspace::begin_snapshot`], running `at_start` while every shard is locked: at the
+    /// snapshot's instant (an append-only log switches files there).
+    pub fn begin_snapshot_with(&self, sink: Arc<dyn Preserver>, at_start: impl FnOnce()) {
         let mut view = self.lock_all();
+        at_start();
         for shard in view.shards_mut() {
             for (i, db) in shard.dbs.iter_mut().enumerate() {
                 db.begin_snapshot(Hook { db: i, sink: sink.clone() });

@@ -249,6 +249,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     ctx.dirty += 1;
     ctx.notify(notify::HASH, "hincrbyfloat", key);
     ctx.out.bulk(&value);
+    ctx.log_as(vec![vec![b"HSET".to_vec(), key.to_vec(), field.to_vec(), value]]);
     Ok(())
 }
 

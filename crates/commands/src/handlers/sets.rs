@@ -257,7 +257,10 @@ pub fn spop(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     }
     let popped = edit_set(ctx, db, key, Set::pop_random)?;
     match popped {
-        Some(m) => ctx.out.bulk(&m),
+        Some(m) => {
+            ctx.out.bulk(&m);
+            ctx.log_as(vec![vec![b"SREM".to_vec(), key.to_vec(), m]]);
+        }
         None => ctx.out.null(),
     }
     notify_removal(ctx, db, "spop", key);
@@ -287,6 +290,7 @@ fn spop_count(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         reply_members(ctx, &all);
         db.remove(key);
         ctx.notify(notify::GENERIC, "del", key);
+        ctx.log_as(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
         return Ok(());
     }
     let (count, remaining) = (count as usize, (size - count) as usize);
@@ -301,6 +305,9 @@ fn spop_count(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     })?;
     ctx.out.set(popped.len());
     popped.iter().for_each(|m| ctx.out.bulk(m));
+    let mut srem = vec![b"SREM".to_vec(), key.to_vec()];
+    srem.extend(popped);
+    ctx.log_as(vec![srem]);
     Ok(())
 }
 

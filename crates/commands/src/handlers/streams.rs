@@ -355,8 +355,21 @@ pub fn xadd(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         s.append(id, fields, max_bytes, max_entries);
         emit_id(out, id);
         let trimmed = a.trim.map_or(0, |t| s.trim(t, a.approx, a.limit));
-        Ok(trimmed)
+        Ok((trimmed, id, s.len()))
     })?;
+    let (added, id, len) = added;
+    // Logged with the ID it got and any trim as the exact length it left, so a replay (or a
+    // replica) ends with the same entries whatever the clock or the node layout.
+    let mut logged = vec![b"XADD".to_vec(), key.to_vec()];
+    if a.nomkstream {
+        logged.push(b"NOMKSTREAM".to_vec());
+    }
+    if a.trim.is_some() {
+        logged.extend([b"MAXLEN".to_vec(), b"=".to_vec(), len.to_string().into_bytes()]);
+    }
+    logged.push(id.to_string().into_bytes());
+    logged.extend(fields.iter().map(|f| f.to_vec()));
+    ctx.log_as(vec![logged]);
     ctx.dirty += 1;
     ctx.notify(notify::STREAM, "xadd", key);
     if added > 0 {
@@ -376,7 +389,14 @@ pub fn xtrim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     }
     let (a, _) = parse_add_trim(ctx, false)?;
     let rule = a.trim.expect("XTRIM has a strategy");
-    let removed = edit_stream(ctx, db, key, |s, _| s.trim(rule, a.approx, a.limit));
+    let (removed, len) = edit_stream(ctx, db, key, |s, _| (s.trim(rule, a.approx, a.limit), s.len()));
+    ctx.log_as(vec![vec![
+        b"XTRIM".to_vec(),
+        key.to_vec(),
+        b"MAXLEN".to_vec(),
+        b"=".to_vec(),
+        len.to_string().into_bytes(),
+    ]]);
     if removed > 0 {
         ctx.notify(notify::STREAM, "xtrim", key);
         ctx.dirty += removed;
@@ -645,6 +665,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
     // Serve what can be served now.
     let mut served = 0;
     let mut body = ReplyBuf::new(if ctx.out.is_resp3() { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
+    let mut effects = Vec::new();
     for (key, &after) in keys.iter().zip(&afters) {
         let db = view.db(ctx.db, key);
         if read_stream(ctx, db, key, true)?.is_none() {
@@ -671,7 +692,7 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
             }
             Some((g, consumer)) => {
                 let (did, created) = edit_stream_into(ctx, db, key, &mut body, |s, body| {
-                    serve_group(s, body, key, g, consumer, after, count as usize, noack, now)
+                    serve_group(s, body, key, g, consumer, after, count as usize, noack, now, &mut effects)
                 });
                 if created {
                     ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
@@ -686,6 +707,9 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
         if did {
             served += 1;
         }
+    }
+    if group.is_some() {
+        ctx.log_as(effects);
     }
     if served > 0 {
         if ctx.out.is_resp3() {
@@ -724,8 +748,40 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
     Ok(())
 }
 
+/// The command that repeats one delivery of a pending entry (how Redis propagates
+/// XREADGROUP and XCLAIM): the entry pending for `consumer`, delivered at `time`, `count`
+/// times, and the group's last ID at least `last`.
+fn claim_effect(
+    key: &[u8],
+    g: &[u8],
+    consumer: &[u8],
+    id: StreamId,
+    time: i64,
+    count: u64,
+    last: StreamId,
+) -> Vec<Vec<u8>> {
+    let mut c = vec![b"XCLAIM".to_vec(), key.to_vec(), g.to_vec(), consumer.to_vec(), b"0".to_vec()];
+    c.push(id.to_string().into_bytes());
+    c.extend([b"TIME".to_vec(), time.to_string().into_bytes(), b"RETRYCOUNT".to_vec(), count.to_string().into_bytes()]);
+    c.extend([b"FORCE".to_vec(), b"JUSTID".to_vec(), b"LASTID".to_vec(), last.to_string().into_bytes()]);
+    c
+}
+
+/// Heap bytes of collected log effects: scratch an edit allocates that the stream does not
+/// keep, so it is taken out of the edit's measured growth (see [`edit_stream_into`]).
+fn effects_heap(v: &Vec<Vec<Vec<u8>>>) -> i64 {
+    let cmds: usize = v
+        .iter()
+        .map(|c| {
+            store::list::alloc_size(c.capacity() * std::mem::size_of::<Vec<u8>>())
+                + c.iter().map(|a| store::list::alloc_size(a.capacity())).sum::<usize>()
+        })
+        .sum();
+    (store::list::alloc_size(v.capacity() * std::mem::size_of::<Vec<Vec<u8>>>()) + cmds) as i64
+}
+
 /// Serves one stream of an XREADGROUP into `body`: (whether it was served, whether the consumer
-/// was created).
+/// was created). Appends the commands that repeat its deliveries to `log`.
 #[allow(clippy::too_many_arguments)]
 fn serve_group(
     s: &mut Stream,
@@ -737,6 +793,26 @@ fn serve_group(
     count: usize,
     noack: bool,
     now: i64,
+    log: &mut Vec<Vec<Vec<u8>>>,
+) -> (bool, bool) {
+    let before = effects_heap(log);
+    let r = serve_group_inner(s, body, key, g, consumer, after, count, noack, now, log);
+    s.account(before - effects_heap(log));
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_group_inner(
+    s: &mut Stream,
+    body: &mut ReplyBuf,
+    key: &[u8],
+    g: &[u8],
+    consumer: &[u8],
+    after: After,
+    count: usize,
+    noack: bool,
+    now: i64,
+    log: &mut Vec<Vec<Vec<u8>>>,
 ) -> (bool, bool) {
     let last_valid = s.edge(true);
     let group_last = s.groups[g].last_id;
@@ -748,6 +824,9 @@ fn serve_group(
     // The consumer exists (and is seen) once it is served, as in Redis.
     let (c, created) = s.groups.get_mut(g).expect("checked above").consumer(consumer, now);
     c.seen_time = now;
+    if created {
+        log.push(vec![b"XGROUP".to_vec(), b"CREATECONSUMER".to_vec(), key.to_vec(), g.to_vec(), consumer.to_vec()]);
+    }
     let group = &s.groups[g];
     if !body.is_resp3() {
         body.array(2);
@@ -781,10 +860,12 @@ fn serve_group(
             }
         }
         let group = s.groups.get_mut(g).expect("checked above");
+        let last = group.last_id;
         for id in delivered {
             if let Some(p) = group.pel.get_mut(&id) {
                 p.delivery_time = now;
                 p.delivery_count += 1;
+                log.push(claim_effect(key, g, consumer, id, now, p.delivery_count, last));
             }
         }
         return (true, created);
@@ -795,7 +876,16 @@ fn serve_group(
         let group = s.groups.get_mut(g).expect("checked above");
         if !noack {
             group.deliver(id, consumer, now, 1);
+            log.push(claim_effect(key, g, consumer, id, now, 1, id));
         }
+    }
+    if let Some(&last) = ids.last() {
+        let mut setid =
+            vec![b"XGROUP".to_vec(), b"SETID".to_vec(), key.to_vec(), g.to_vec(), last.to_string().into_bytes()];
+        if let Some(read) = s.groups[g].entries_read {
+            setid.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
+        }
+        log.push(setid);
     }
     if !ids.is_empty() {
         if let Some(c) = s.groups.get_mut(g).and_then(|g| g.consumers.get_mut(consumer)) {
@@ -1168,16 +1258,26 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         }
         j += 1;
     }
+    // A replay (the append-only log) repeats deliveries at the times they happened.
+    let replaying = ctx.replaying();
     let delivery = match time {
-        Some(t) if (0..=now).contains(&t) => t,
+        Some(t) if t >= 0 && (t <= now || replaying) => t,
         _ => now,
     };
+    let stamp = if replaying { delivery } else { now };
+    let mut effects = Vec::new();
     let changed = edit_stream(ctx, db, key, |s, out| {
         let mut changed = 0u64;
         let g = s.groups.get_mut(name).expect("checked above");
         if last_id > g.last_id {
             g.last_id = last_id;
             changed += 1;
+            let mut setid = vec![b"XGROUP".to_vec(), b"SETID".to_vec(), key.to_vec(), name.to_vec()];
+            setid.push(last_id.to_string().into_bytes());
+            if let Some(read) = g.entries_read {
+                setid.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
+            }
+            effects.push(setid);
         }
         let mut body = ReplyBuf::new(if out.is_resp3() { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
         let mut n = 0;
@@ -1187,6 +1287,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
             if !exists {
                 if g.ack(id) {
                     changed += 1;
+                    effects.push(vec![b"XACK".to_vec(), key.to_vec(), name.to_vec(), id.to_string().into_bytes()]);
                 }
                 continue;
             }
@@ -1207,11 +1308,12 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
                 _ if !justid => count + 1,
                 _ => count,
             };
-            g.consumer(consumer, now).0.seen_time = now;
+            g.consumer(consumer, stamp).0.seen_time = stamp;
             g.deliver(id, consumer, delivery, count);
             if let Some(c) = g.consumers.get_mut(consumer) {
-                c.active_time = now;
+                c.active_time = stamp;
             }
+            effects.push(claim_effect(key, name, consumer, id, delivery, count, g.last_id));
             if justid {
                 emit_id(&mut body, id);
             } else {
@@ -1223,8 +1325,10 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         }
         out.array(n);
         out.raw(&body.buf);
+        s.account(-effects_heap(&effects));
         changed
     });
+    ctx.log_as(effects);
     ctx.dirty += changed;
     Ok(())
 }
@@ -1258,6 +1362,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         return Err(nogroup(key, name, ""));
     }
     let now = ctx.now;
+    let mut effects = Vec::new();
     let changed = edit_stream(ctx, db, key, |s, out| {
         let mut changed = 0u64;
         let mut attempts = count * 10;
@@ -1280,6 +1385,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
             let g = s.groups.get_mut(name).expect("checked above");
             if !exists {
                 g.ack(id);
+                effects.push(vec![b"XACK".to_vec(), key.to_vec(), name.to_vec(), id.to_string().into_bytes()]);
                 deleted.push(id);
                 left -= 1;
                 changed += 1;
@@ -1289,10 +1395,12 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
                 continue;
             }
             g.consumer(consumer, now).0.seen_time = now;
-            g.deliver(id, consumer, now, if justid { deliveries } else { deliveries + 1 });
+            let count = if justid { deliveries } else { deliveries + 1 };
+            g.deliver(id, consumer, now, count);
             if let Some(c) = g.consumers.get_mut(consumer) {
                 c.active_time = now;
             }
+            effects.push(claim_effect(key, name, consumer, id, now, count, g.last_id));
             if justid {
                 emit_id(&mut claimed, id);
             } else {
@@ -1311,8 +1419,10 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         for id in deleted {
             emit_id(out, id);
         }
+        s.account(-effects_heap(&effects));
         changed
     });
+    ctx.log_as(effects);
     ctx.dirty += changed;
     Ok(())
 }

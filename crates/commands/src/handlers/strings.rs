@@ -480,6 +480,8 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
     store_string_as(ctx, db, key, &text, expire, true);
     ctx.notify(notify::STRING, "incrbyfloat", key);
     ctx.out.bulk(&text);
+    // Logged as its result, so a replay cannot round differently.
+    ctx.log_as(vec![vec![b"SET".to_vec(), key.to_vec(), text.to_vec(), b"KEEPTTL".to_vec()]]);
     Ok(())
 }
 
