@@ -549,11 +549,27 @@ impl Log {
         }
         let end =
             self.appended.fetch_add((p.data.len() - before) as u64, Ordering::AcqRel) + (p.data.len() - before) as u64;
-        if self.writer_idle.load(Ordering::Relaxed) && !self.failing.load(Ordering::Relaxed) {
+        // Under `always` the appender's event loop calls [`Log::kick`] once per batch.
+        if self.policy() != Fsync::Always && self.writer_idle.load(Ordering::Relaxed) {
+            self.wake_writer();
+        }
+        end
+    }
+
+    /// Hands what was appended to the writer now (a worker calls it once per event-loop
+    /// iteration under `appendfsync always`, so one fsync covers the whole batch).
+    pub fn kick(&self) {
+        if self.writer_idle.load(Ordering::Relaxed) {
+            let _p = self.pending.lock();
+            self.wake_writer();
+        }
+    }
+
+    fn wake_writer(&self) {
+        if !self.failing.load(Ordering::Relaxed) {
             self.writer_idle.store(false, Ordering::Relaxed);
             self.wake.notify_one();
         }
-        end
     }
 
     /// Hands the writer the file a coming rewrite switches to ([`Log::switch_now`]).

@@ -62,6 +62,7 @@ fn every_fault_position_keeps_a_prefix_and_every_durable_command() {
             let mut ends = Vec::new();
             for i in 0..COMMANDS {
                 ends.push(log.append(&[(0, &command(i))]));
+                log.kick();
                 if i % 4 == 0 {
                     // Let the writer take some appends alone, so faults hit different batches.
                     let end = ends[i];

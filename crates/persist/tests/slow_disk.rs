@@ -133,6 +133,7 @@ fn a_slow_fsync_does_not_stall_appends_to_the_log() {
         while started.elapsed() < SYNC_TAKES * 2 + Duration::from_millis(500) {
             let t = Instant::now();
             log.append(&[(0, &cmd)]);
+            log.kick();
             lat.push(t.elapsed());
             std::thread::sleep(Duration::from_micros(200));
         }

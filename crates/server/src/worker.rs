@@ -246,6 +246,8 @@ struct Worker {
     /// (`appendfsync always`), and the offset the first of them waits for.
     held: Vec<usize>,
     durable_wait: Arc<AtomicU64>,
+    /// The log offset this worker last handed to the writer (see `wait`).
+    kicked: u64,
 }
 
 /// Starts worker `id` on its listeners.
@@ -299,6 +301,7 @@ pub fn prepare(
         last_snapshot_step: std::time::Instant::now(),
         held: Vec::new(),
         durable_wait: durable_wait.clone(),
+        kicked: 0,
     };
     let handle = WorkerHandle { waker, inbox, durable_wait };
     Ok((handle, Prepared(Box::new(worker))))
@@ -361,8 +364,15 @@ impl Worker {
     /// (a wake-up from idle costs tens of microseconds on virtual machines). An idle server
     /// sleeps at once.
     fn wait(&mut self, events: &mut Events) -> io::Result<()> {
+        // What this iteration appended to the log goes to the writer now, as one batch (a
+        // wake-up per append would let the writer fsync a part of the batch).
+        if self.local.aof.last_end != self.kicked {
+            self.kicked = self.local.aof.last_end;
+            self.shared.aof.log.kick();
+        }
         let spin = self.local.settings.busy_poll_us;
-        if spin > 0 && self.recently_busy {
+        // Replies waiting for an fsync: leave the core to the log writer instead of spinning.
+        if spin > 0 && self.recently_busy && self.held.is_empty() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_micros(spin);
             loop {
                 self.poll.poll(events, Some(std::time::Duration::ZERO))?;
