@@ -9,9 +9,11 @@
 # Every acknowledged SET under `always` is on disk before its reply (group commit: one
 # fsync covers every client's writes that arrived while the previous one ran).
 #
-# Usage: bench/aof.sh                       (200,000 SETs per run)
-#        REQUESTS=50000 bench/aof.sh        (quick run)
-# Environment: REQUESTS CLIENTS VALUE KEYSPACE SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
+# The servers alternate, ROUNDS times; the table shows each figure's median over the rounds.
+#
+# Usage: bench/aof.sh                       (200,000 SETs per run, 3 rounds)
+#        REQUESTS=50000 ROUNDS=1 bench/aof.sh   (quick run)
+# Environment: REQUESTS CLIENTS VALUE KEYSPACE ROUNDS SERVER_CPU CLIENT_CPU REDIS_BIN REDOUBT_BIN OUT_DIR
 # Output: a table on stdout; report.txt under bench/out/aof-<timestamp>/.
 set -euo pipefail
 
@@ -22,6 +24,7 @@ REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 VALUE=${VALUE:-64}
 KEYSPACE=${KEYSPACE:-100000}
+ROUNDS=${ROUNDS:-3}
 OUT_DIR=${OUT_DIR:-$BENCH_DIR/out}
 
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "REQUESTS must be a positive number"
@@ -40,8 +43,11 @@ rps() { awk '/throughput summary/ { print $3; exit }' "$1"; }
 declare -A R
 BASE_FLAGS=("${SERVER_FLAGS[@]}")
 
+# median VALUES...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 measure() {
-  local kind=$1 policy=$2 logfile=$RUN_DIR/logs/$kind-$policy.log out=$RUN_DIR/$kind-$policy.txt
+  local kind=$1 policy=$2 round=$3 logfile=$RUN_DIR/logs/$kind-$policy.log out=$RUN_DIR/$kind-$policy-$round.txt
   rm -rf "$BENCH_TMP/appendonlydir"
   if [[ $policy == off ]]; then
     SERVER_FLAGS=("${BASE_FLAGS[@]}" --appendonly no --save "")
@@ -54,9 +60,9 @@ measure() {
   log "$kind, appendfsync $policy: pid $SRV_PID, port $SRV_PORT"
   taskset -c "$CLIENT_CPU" redis-benchmark -p "$SRV_PORT" -t set -n "$REQUESTS" -r "$KEYSPACE" -d "$VALUE" \
     -c "$CLIENTS" >"$out" 2>&1
-  R[$kind:$policy:rps]=$(rps "$out")
-  R[$kind:$policy:p50]=$(p50 "$out")
-  R[$kind:$policy:p99]=$(p99 "$out")
+  R[$kind:$policy:rps]+=" $(rps "$out")"
+  R[$kind:$policy:p50]+=" $(p50 "$out")"
+  R[$kind:$policy:p99]+=" $(p99 "$out")"
   if [[ $policy != off ]]; then
     R[$kind:$policy:bytes]=$(du -sb "$BENCH_TMP/appendonlydir" | cut -f1)
   else
@@ -66,12 +72,18 @@ measure() {
 }
 
 warn_if_busy
-for policy in always everysec off; do
-  for kind in redis redoubt; do measure "$kind" "$policy"; done
+for ((round = 1; round <= ROUNDS; round++)); do
+  for policy in always everysec off; do
+    for kind in redis redoubt; do measure "$kind" "$policy" "$round"; done
+  done
+done
+for key in "${!R[@]}"; do
+  # shellcheck disable=SC2086 # the values are a space-separated list
+  [[ $key == *:bytes ]] || R[$key]=$(median ${R[$key]})
 done
 
 {
-  echo "append-only log benchmark: redis-benchmark SET -n $REQUESTS -c $CLIENTS -d $VALUE -r $KEYSPACE"
+  echo "append-only log benchmark: redis-benchmark SET -n $REQUESTS -c $CLIENTS -d $VALUE -r $KEYSPACE; medians of $ROUNDS rounds"
   echo "versions : $(versions)"
   echo "cpu      : $(cpu_model); server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
   echo "disk     : $(df -h "$BENCH_TMP" | awk 'NR == 2 { print $1 " (" $6 ")" }')"

@@ -441,6 +441,8 @@ pub struct Status {
     /// Slowest fsync so far, in microseconds, and the last one.
     pub max_sync_us: u64,
     pub last_sync_us: u64,
+    /// fsyncs done since start.
+    pub syncs: u64,
 }
 
 /// The log writer's shared state.
@@ -639,10 +641,30 @@ impl Log {
         let mut unsynced = false;
         let mut retry_at: Option<Instant> = None;
         let mut quiet_rounds = 0u32;
+        // Group commit under `always`: bytes the last fsync covered, when it ended and how
+        // long it took (see the wait below).
+        let (mut last_batch, mut synced_at, mut sync_took) = (0usize, Instant::now(), Duration::ZERO);
         loop {
             let stopping;
             {
                 let mut p = self.pending.lock();
+                if self.policy() == Fsync::Always && carry.is_empty() && !p.stop && switch.is_none() {
+                    // Clients whose writes the last fsync covered answer back within about
+                    // the time an fsync takes: wait that long (at most 2 ms) for a batch as
+                    // big as the last one, so one fsync keeps covering them all instead of
+                    // the clients splitting into ever smaller groups. Workers wake the writer
+                    // at the end of each event-loop iteration.
+                    let window = sync_took.min(Duration::from_millis(2));
+                    let waited = synced_at.elapsed();
+                    if !p.data.is_empty() && p.data.len() < last_batch && waited < window {
+                        self.writer_idle.store(true, Ordering::Relaxed);
+                        self.wake.wait_for(&mut p, window - waited);
+                        self.writer_idle.store(false, Ordering::Relaxed);
+                        if p.data.len() < last_batch && synced_at.elapsed() < window {
+                            continue;
+                        }
+                    }
+                }
                 let have = !p.data.is_empty() || !carry.is_empty();
                 let policy = self.policy();
                 let sync_due = unsynced
@@ -742,8 +764,11 @@ impl Log {
                 Fsync::No => false,
             };
             if unsynced && (due || stopping) {
+                let started = Instant::now();
+                let batch = (self.written() - self.durable()) as usize;
                 unsynced = !self.sync(&mut *file);
                 last_sync = Instant::now();
+                (last_batch, synced_at, sync_took) = (batch, last_sync, last_sync - started);
             }
             if stopping && (carry.is_empty() || failed) {
                 let p = self.pending.lock();
@@ -791,6 +816,7 @@ impl Log {
         let mut st = self.status.lock();
         st.last_sync_us = us;
         st.max_sync_us = st.max_sync_us.max(us);
+        st.syncs += 1;
         match result {
             Ok(()) => {
                 let frozen = st.sync_failed || self.unanchored.load(Ordering::Acquire);

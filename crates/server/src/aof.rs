@@ -820,7 +820,7 @@ pub fn info_fields(shared: &Shared, out: &mut String) {
         let st = a.log.status();
         let _ = write!(
             out,
-            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_offset:{}\r\naof_durable_offset:{}\r\naof_last_fsync_usec:{}\r\naof_max_fsync_usec:{}\r\n",
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_offset:{}\r\naof_durable_offset:{}\r\naof_last_fsync_usec:{}\r\naof_max_fsync_usec:{}\r\naof_fsyncs:{}\r\n",
             a.current_size(),
             a.size_at_rewrite.load(Ordering::Relaxed),
             a.scheduled.load(Ordering::Relaxed) as u8,
@@ -829,6 +829,7 @@ pub fn info_fields(shared: &Shared, out: &mut String) {
             a.log.durable(),
             st.last_sync_us,
             st.max_sync_us,
+            st.syncs,
         );
     }
 }
