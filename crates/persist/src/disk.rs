@@ -1,6 +1,8 @@
 //! The storage seam: every file persistence reads or writes goes through [`Disk`], so the same
 //! code runs over the real filesystem ([`OsDisk`]) and, in tests, over [`FaultyDisk`], which
-//! fails, short-writes or refuses to sync at a chosen operation.
+//! fails, short-writes or refuses to sync at a chosen operation, or [`DelayedDisk`], whose
+//! fsyncs take as long as asked (the server runs on it, with no delay unless
+//! `fsync-delay-ms` says so).
 //!
 //! Contract: a file is durable only after [`DiskFile::sync`] returned Ok, and a rename is
 //! durable only after [`Disk::sync_dir`] of its directory returned Ok. Writers never rename a
@@ -194,6 +196,89 @@ impl Disk for FaultyDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        OsDisk.sync_dir(dir)
+    }
+}
+
+/// The real filesystem with every fsync (of a file or a directory) taking an extra, adjustable
+/// delay first: a slow disk on demand, for testing that a slow disk never stalls serving
+/// (the server's `fsync-delay-ms`; 0, the default, adds nothing but one atomic load).
+#[derive(Debug, Default)]
+pub struct DelayedDisk {
+    delay_ms: std::sync::Arc<AtomicU64>,
+}
+
+impl DelayedDisk {
+    pub fn new(delay_ms: u64) -> DelayedDisk {
+        DelayedDisk { delay_ms: std::sync::Arc::new(AtomicU64::new(delay_ms)) }
+    }
+
+    /// Changes the delay of every fsync from now on (files already open included).
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn wrap(&self, inner: Box<dyn DiskFile>) -> Box<dyn DiskFile> {
+        Box::new(DelayedFile { inner, delay_ms: self.delay_ms.clone() })
+    }
+}
+
+fn pause(delay_ms: &AtomicU64) {
+    let ms = delay_ms.load(Ordering::Relaxed);
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+struct DelayedFile {
+    inner: Box<dyn DiskFile>,
+    delay_ms: std::sync::Arc<AtomicU64>,
+}
+
+impl Write for DelayedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl DiskFile for DelayedFile {
+    fn sync(&mut self) -> io::Result<()> {
+        pause(&self.delay_ms);
+        self.inner.sync()
+    }
+}
+
+impl Disk for DelayedDisk {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(self.wrap(OsDisk.create(path)?))
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(self.wrap(OsDisk.append(path)?))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        OsDisk.truncate(path, len)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        OsDisk.open(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        OsDisk.rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        OsDisk.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        pause(&self.delay_ms);
         OsDisk.sync_dir(dir)
     }
 }

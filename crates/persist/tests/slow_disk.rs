@@ -4,62 +4,19 @@
 //! microseconds in practice). The same holds for appends to the append-only log, whose
 //! writer thread is the only one that waits on the file.
 
-use std::io::{self, Read};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use persist::disk::{Disk, DiskFile, OsDisk};
+use persist::disk::{DelayedDisk, Disk};
 use persist::snapshot::{self, AccessData, Job, Progress};
 use store::{Entry, Keyspace, NewValue};
 
 const SYNC_TAKES: Duration = Duration::from_secs(2);
 
 /// The real filesystem, with every fsync taking [`SYNC_TAKES`].
-struct SlowDisk;
-
-struct SlowFile(Box<dyn DiskFile>);
-
-impl io::Write for SlowFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl DiskFile for SlowFile {
-    fn sync(&mut self) -> io::Result<()> {
-        std::thread::sleep(SYNC_TAKES);
-        self.0.sync()
-    }
-}
-
-impl Disk for SlowDisk {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        Ok(Box::new(SlowFile(OsDisk.create(path)?)))
-    }
-    fn append(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        Ok(Box::new(SlowFile(OsDisk.append(path)?)))
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        OsDisk.truncate(path, len)
-    }
-    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
-        OsDisk.open(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        OsDisk.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        OsDisk.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        std::thread::sleep(SYNC_TAKES);
-        OsDisk.sync_dir(dir)
-    }
+fn slow_disk() -> DelayedDisk {
+    DelayedDisk::new(SYNC_TAKES.as_millis() as u64)
 }
 
 fn set(ks: &Keyspace, key: &[u8]) {
@@ -88,7 +45,7 @@ fn a_slow_fsync_does_not_stall_the_keyspace() {
                 queue_limit: 0,
             };
             let started = Instant::now();
-            let r = snapshot::write(&SlowDisk, &ks, &dir, "dump.rdb", &job, &Progress::default(), 0);
+            let r = snapshot::write(&slow_disk(), &ks, &dir, "dump.rdb", &job, &Progress::default(), 0);
             done.store(true, Ordering::Release);
             (r, started.elapsed())
         })
@@ -125,7 +82,7 @@ fn a_slow_fsync_does_not_stall_appends_to_the_log() {
     for policy in [Fsync::Always, Fsync::EverySec] {
         let path = dir.join(format!("{policy:?}.aof"));
         let log = Log::new(policy, 0);
-        let writer = log.start(SlowDisk.create(&path).expect("create"), 0).expect("writer");
+        let writer = log.start(slow_disk().create(&path).expect("create"), 0).expect("writer");
         let mut cmd = Vec::new();
         persist::aof::encode_command(&mut cmd, &[b"SET", b"key", b"some value"]);
         let started = Instant::now();

@@ -313,7 +313,7 @@ pub fn note_server_command(shared: &Shared, db: usize, spec: &CommandSpec, argv:
 // ---------------------------------------------------------------------------------------------
 // Starting and stopping
 
-/// Starts the writer on `file` and, if `now`, logging.
+/// Starts the writer thread on `file` (the current incremental file, `len` bytes long).
 fn start_writer(shared: &Shared, file: Box<dyn persist::disk::DiskFile>, len: u64) -> Result<(), String> {
     let handle = shared.aof.log.start(file, len).map_err(|e| format!("cannot start the log writer thread: {e}"))?;
     *shared.aof.writer.lock() = Some(handle);
@@ -374,7 +374,10 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
     let mut keys = 0;
     if let Some(base) = &manifest.base {
         let path = layout.path(base);
-        let loaded = persist::load::load_with(&*disk, &path, &shared.keyspace, &cmd, unix_ms(), true, |_, _| {})
+        let p = &shared.persistence;
+        p.loading_progress(0, std::fs::metadata(&path).map_or(0, |m| m.len()));
+        let progress = crate::persistence::load_progress(p, &path, settings);
+        let loaded = persist::load::load_with(&*disk, &path, &shared.keyspace, &cmd, unix_ms(), true, progress)
             .map_err(|e| {
                 format!(
                     "cannot load {}: {e}. Check it with `redoubt-server check-aof {}`.",
@@ -524,6 +527,14 @@ impl<'a> Replayer<'a> {
         self.session.out.buf.clear();
         crate::dispatch::execute(self.shared, &mut self.local, &mut self.session, &refs);
         if self.session.out.buf.first() == Some(&b'-') {
+            if argv[0].eq_ignore_ascii_case(b"select") {
+                // Everything after it would land in the wrong database.
+                return Err(format!(
+                    "SELECT {} failed: {} (raise `databases` to at least the log's highest database + 1)",
+                    String::from_utf8_lossy(argv.get(1).map_or(&[][..], |a| a)),
+                    String::from_utf8_lossy(&self.session.out.buf).trim()
+                ));
+            }
             self.errors += 1;
         }
         Ok(())
@@ -639,6 +650,7 @@ fn rewrite_inner(shared: &Shared, why: &str, enable: bool) -> Result<(), String>
         }
     }
     let mut switched_at = None;
+    let mut functions_at_switch = None;
     let written = persist::snapshot::write_with_start(
         &*disk,
         &shared.keyspace,
@@ -648,6 +660,7 @@ fn rewrite_inner(shared: &Shared, why: &str, enable: bool) -> Result<(), String>
         &shared.persistence.progress,
         unix_ms(),
         &mut || {
+            functions_at_switch = Some(shared.functions.codes());
             if enable {
                 set_active(shared, true);
                 switched_at = Some(a.log.appended());
@@ -666,6 +679,21 @@ fn rewrite_inner(shared: &Shared, why: &str, enable: bool) -> Result<(), String>
             return Err(e.to_string());
         }
     };
+    // The base's FUNCTION libraries were read before its instant: if one changed in between,
+    // the base would miss it (its FUNCTION command is in the old incremental file).
+    let sorted = |mut v: Vec<Vec<u8>>| {
+        v.sort();
+        v
+    };
+    if functions_at_switch.map(sorted) != Some(sorted(job.functions.clone())) {
+        let _ = disk.remove(&layout.path(&base));
+        if enable {
+            stop(shared);
+            let _ = disk.remove(&layout.path(&incr));
+        }
+        a.scheduled.store(true, Ordering::Relaxed);
+        return Err("a FUNCTION library changed as the rewrite started; it runs again".into());
+    }
     let new = Manifest { base: Some(base.clone()), incrs: vec![incr.clone()] };
     if let Err(e) = layout.write_manifest(&*disk, &new) {
         let _ = disk.remove(&layout.path(&base));

@@ -103,6 +103,7 @@ pub static PARAMS: &[Param] = &[
     p("dynamic-hz", Kind::Bool, "yes", true),
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("enable-protected-configs", Kind::Enum(&["no", "yes", "local"]), "no", false),
+    p("fsync-delay-ms", int(0, 60_000), "0", true),
     pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
@@ -595,6 +596,9 @@ pub struct Settings {
     /// (`aof-load-truncated`), and whether writes are refused while it cannot be written
     /// (`stop-writes-on-aof-error`).
     pub appendonly: bool,
+    /// `fsync-delay-ms`: every fsync of a snapshot or the log first waits this long. A test
+    /// knob (like `key-load-delay`) that turns the disk into a slow one; 0 in production.
+    pub fsync_delay_ms: u64,
     pub appendfsync: persist::aof::Fsync,
     pub appenddirname: String,
     pub appendfilename: String,
@@ -690,6 +694,7 @@ impl Settings {
             rdbcompression: c.get("rdbcompression") == "yes",
             stop_writes_on_bgsave_error: c.get("stop-writes-on-bgsave-error") == "yes",
             appendonly: c.get("appendonly") == "yes",
+            fsync_delay_ms: num("fsync-delay-ms").max(0) as u64,
             appendfsync: match c.get("appendfsync") {
                 "always" => persist::aof::Fsync::Always,
                 "no" => persist::aof::Fsync::No,

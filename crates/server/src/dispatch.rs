@@ -384,6 +384,11 @@ fn run_accounted(
     let spec = sub.unwrap_or(cmd);
     let reply_start = s.out.buf.len();
     let now = if local.replaying { commands::REPLAY_NOW } else { start_us / 1000 };
+    // A server command that changes what a log rewrite writes besides keys (FUNCTION LOAD,
+    // DELETE, FLUSH, RESTORE) runs and is logged under every shard lock, so it falls wholly
+    // before or after a rewrite's instant.
+    let logged_server_write = matches!(spec.handler, Handler::Server) && spec.has(flags::WRITE);
+    let _all = (logged_server_write && held.is_none() && shared.aof.active()).then(|| shared.keyspace.lock_all());
     let result = catch_unwind(AssertUnwindSafe(|| run(shared, local, s, spec, cmd, sub, argv, now, held)));
     let result = result.unwrap_or_else(|_| {
         log_warning!("Internal error while running '{}': the command was aborted; please report this with the command that caused it", spec.name);
@@ -404,7 +409,7 @@ fn run_accounted(
             stat.failed += 1;
             reply_error_bytes(s, local, e.text().as_bytes());
         }
-        Ok(()) if matches!(spec.handler, Handler::Server) => crate::aof::note_server_command(shared, s.db, spec, argv),
+        Ok(()) if logged_server_write => crate::aof::note_server_command(shared, s.db, spec, argv),
         Ok(()) => {}
     }
     if !local.replaying {

@@ -104,6 +104,7 @@ impl Shared {
     fn new(config: Config) -> Shared {
         let settings = Settings::from_config(&config);
         let fsync = settings.appendfsync;
+        let fsync_delay_ms = settings.fsync_delay_ms;
         let now = unix_ms();
         Shared {
             keyspace: Keyspace::new(settings.databases),
@@ -131,7 +132,7 @@ impl Shared {
             namespaces_pending: AtomicBool::new(false),
             scripts: lua::Scripts::default(),
             functions: lua_functions::Functions::default(),
-            persistence: persistence::Persistence::new(Arc::new(persist::disk::OsDisk)),
+            persistence: persistence::Persistence::new(Arc::new(persist::disk::DelayedDisk::new(fsync_delay_ms))),
             aof: aof::Aof::new(fsync),
             me: std::sync::OnceLock::new(),
         }
@@ -153,6 +154,7 @@ impl Shared {
         log::set_level(s.loglevel);
         record_events(s.notify_flags);
         record_access(&s);
+        self.persistence.set_fsync_delay_ms(s.fsync_delay_ms);
         let old = std::mem::replace(&mut *self.settings.write(), Arc::new(s));
         aof::settings_changed(self, &old, &self.settings());
         self.settings_gen.fetch_add(1, Ordering::Release);

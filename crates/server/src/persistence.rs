@@ -31,6 +31,8 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 /// Snapshot state shared by every thread.
 pub struct Persistence {
     pub disk: Arc<dyn Disk>,
+    /// The same disk, to adjust `fsync-delay-ms`.
+    delayed: Arc<persist::disk::DelayedDisk>,
     in_progress: AtomicBool,
     /// A BGSAVE inside a transaction asked for a snapshot; the cron starts it.
     scheduled: AtomicBool,
@@ -62,9 +64,10 @@ pub struct Persistence {
 }
 
 impl Persistence {
-    pub fn new(disk: Arc<dyn Disk>) -> Persistence {
+    pub fn new(disk: Arc<persist::disk::DelayedDisk>) -> Persistence {
         Persistence {
-            disk,
+            disk: disk.clone(),
+            delayed: disk,
             in_progress: AtomicBool::new(false),
             scheduled: AtomicBool::new(false),
             progress: Progress::default(),
@@ -84,6 +87,11 @@ impl Persistence {
             loading_total: AtomicU64::new(0),
             loading_read: AtomicU64::new(0),
         }
+    }
+
+    /// `fsync-delay-ms`: every fsync first waits this long (testing slow disks).
+    pub fn set_fsync_delay_ms(&self, ms: u64) {
+        self.delayed.set_delay_ms(ms);
     }
 
     /// Whether the snapshot is still loading at startup.
@@ -396,23 +404,8 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
     }
     let cmd = settings.command_settings();
     let p = &shared.persistence;
-    let delay = std::time::Duration::from_micros(settings.key_load_delay_us);
-    let mut last_log = std::time::Instant::now();
-    let progress = |bytes: u64, keys: u64| {
-        p.loading_read.store(bytes, Ordering::Relaxed);
-        if last_log.elapsed() >= std::time::Duration::from_secs(2) {
-            last_log = std::time::Instant::now();
-            let total = p.loading_total.load(Ordering::Relaxed).max(1);
-            log_notice!(
-                "Loading {}: {keys} keys, {:.1}% of {total} bytes",
-                path.display(),
-                bytes as f64 * 100.0 / total as f64
-            );
-        }
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-    };
+    p.loading_progress(0, std::fs::metadata(&path).map_or(0, |m| m.len()));
+    let progress = load_progress(p, &path, settings);
     let loaded = persist::load::load(&*p.disk, &path, &shared.keyspace, &cmd, unix_ms(), progress)
         .map_err(|e| load_error(&path, e))?;
     let Some(loaded) = loaded else { return Ok(()) };
@@ -434,6 +427,28 @@ pub fn load_at_startup(shared: &Shared, settings: &Settings) -> Result<(), Strin
         started.elapsed().as_millis()
     );
     Ok(())
+}
+
+/// The progress callback of a file load: INFO's `loading_*` fields, a log line every 2 s, and
+/// the `key-load-delay` pause per key.
+pub(crate) fn load_progress<'a>(p: &'a Persistence, path: &'a Path, settings: &Settings) -> impl FnMut(u64, u64) + 'a {
+    let delay = std::time::Duration::from_micros(settings.key_load_delay_us);
+    let mut last_log = std::time::Instant::now();
+    move |bytes: u64, keys: u64| {
+        p.loading_read.store(bytes, Ordering::Relaxed);
+        if last_log.elapsed() >= std::time::Duration::from_secs(2) {
+            last_log = std::time::Instant::now();
+            let total = p.loading_total.load(Ordering::Relaxed).max(1);
+            log_notice!(
+                "Loading {}: {keys} keys, {:.1}% of {total} bytes",
+                path.display(),
+                bytes as f64 * 100.0 / total as f64
+            );
+        }
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    }
 }
 
 fn load_error(path: &Path, e: persist::load::LoadError) -> String {
