@@ -8,12 +8,15 @@ use crate::resp::is_error;
 use crate::value::{must_decode, Value};
 use crate::Conn;
 
-fn cmd(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
+/// Sends one command and returns its raw reply; panics (naming the command) if the
+/// connection fails.
+pub fn cmd(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
     c.cmd(args)
         .unwrap_or_else(|e| panic!("{:?}: {e}", args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()))
 }
 
-fn run(c: &mut Conn, line: &str) -> Vec<u8> {
+/// Sends a command given as one line of space-separated words; panics on an error reply.
+pub fn run(c: &mut Conn, line: &str) -> Vec<u8> {
     let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
     let reply = cmd(c, &args);
     assert!(!is_error(&reply), "{line}: {}", String::from_utf8_lossy(&reply));

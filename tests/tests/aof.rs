@@ -18,24 +18,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redoubt_tests::dataset::{assert_same_data, assert_same_pictures, pictures, populate};
+use redoubt_tests::dataset::{assert_same_data, assert_same_pictures, cmd, pictures, populate, run};
 use redoubt_tests::resp::is_error;
 use redoubt_tests::server::{free_port, redoubt_binary_or_panic};
 use redoubt_tests::util::{info, poll_until, run_bounded, TempDir, Tmpfs};
 use redoubt_tests::value::{must_decode, Value};
 use redoubt_tests::{Conn, Server};
-
-fn cmd(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
-    c.cmd(args)
-        .unwrap_or_else(|e| panic!("{:?}: {e}", args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()))
-}
-
-fn run(c: &mut Conn, line: &str) -> Vec<u8> {
-    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-    let reply = cmd(c, &args);
-    assert!(!is_error(&reply), "{line}: {}", String::from_utf8_lossy(&reply));
-    reply
-}
 
 fn int(reply: &[u8]) -> i64 {
     must_decode(reply).as_int().unwrap_or_else(|| panic!("expected an integer: {}", String::from_utf8_lossy(reply)))

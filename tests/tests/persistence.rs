@@ -13,23 +13,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use redoubt_tests::dataset::{assert_same_data, flat, keys, populate};
-use redoubt_tests::resp::is_error;
+use redoubt_tests::dataset::{assert_same_data, cmd, flat, keys, populate, run};
 use redoubt_tests::util::{info, poll_until, TempDir, Tmpfs};
 use redoubt_tests::value::{must_decode, Value};
 use redoubt_tests::{Conn, Server};
-
-fn cmd(c: &mut Conn, args: &[&[u8]]) -> Vec<u8> {
-    c.cmd(args)
-        .unwrap_or_else(|e| panic!("{:?}: {e}", args.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>()))
-}
-
-fn run(c: &mut Conn, line: &str) -> Vec<u8> {
-    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-    let reply = cmd(c, &args);
-    assert!(!is_error(&reply), "{line}: {}", String::from_utf8_lossy(&reply));
-    reply
-}
 
 fn bulk(reply: &[u8]) -> Vec<u8> {
     match must_decode(reply) {

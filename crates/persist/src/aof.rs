@@ -174,31 +174,14 @@ impl Layout {
     }
 }
 
-/// RESP encoding of one command, as a client sends it.
+/// RESP encoding of one command, as a client sends it (an array of bulk strings).
 pub fn encode_command(out: &mut Vec<u8>, argv: &[&[u8]]) {
-    push_len(out, b'*', argv.len());
+    let mut b = resp::ReplyBuf { buf: std::mem::take(out), proto: resp::Protocol::Resp2 };
+    b.array(argv.len());
     for a in argv {
-        push_len(out, b'$', a.len());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        b.bulk(a);
     }
-}
-
-fn push_len(out: &mut Vec<u8>, prefix: u8, n: usize) {
-    out.push(prefix);
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-    out.extend_from_slice(b"\r\n");
+    *out = b.buf;
 }
 
 /// Why reading an incremental file stopped early.

@@ -692,7 +692,10 @@ fn xread_generic(ctx: &mut Ctx<'_>, view: &mut View<'_>, group_read: bool) -> Cm
             }
             Some((g, consumer)) => {
                 let (did, created) = edit_stream_into(ctx, db, key, &mut body, |s, body| {
-                    serve_group(s, body, key, g, consumer, after, count as usize, noack, now, &mut effects)
+                    let before = effects_heap(&effects);
+                    let r = serve_group(s, body, key, g, consumer, after, count as usize, noack, now, &mut effects);
+                    s.account(before - effects_heap(&effects));
+                    r
                 });
                 if created {
                     ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
@@ -767,6 +770,15 @@ fn claim_effect(
     c
 }
 
+/// `XGROUP SETID key group last [ENTRIESREAD n]`: a group's position, as the log repeats it.
+fn setid_effect(key: &[u8], g: &[u8], last: StreamId, entries_read: Option<u64>) -> Vec<Vec<u8>> {
+    let mut c = vec![b"XGROUP".to_vec(), b"SETID".to_vec(), key.to_vec(), g.to_vec(), last.to_string().into_bytes()];
+    if let Some(read) = entries_read {
+        c.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
+    }
+    c
+}
+
 /// Heap bytes of collected log effects: scratch an edit allocates that the stream does not
 /// keep, so it is taken out of the edit's measured growth (see [`edit_stream_into`]).
 fn effects_heap(v: &Vec<Vec<Vec<u8>>>) -> i64 {
@@ -784,25 +796,6 @@ fn effects_heap(v: &Vec<Vec<Vec<u8>>>) -> i64 {
 /// was created). Appends the commands that repeat its deliveries to `log`.
 #[allow(clippy::too_many_arguments)]
 fn serve_group(
-    s: &mut Stream,
-    body: &mut ReplyBuf,
-    key: &[u8],
-    g: &[u8],
-    consumer: &[u8],
-    after: After,
-    count: usize,
-    noack: bool,
-    now: i64,
-    log: &mut Vec<Vec<Vec<u8>>>,
-) -> (bool, bool) {
-    let before = effects_heap(log);
-    let r = serve_group_inner(s, body, key, g, consumer, after, count, noack, now, log);
-    s.account(before - effects_heap(log));
-    r
-}
-
-#[allow(clippy::too_many_arguments)]
-fn serve_group_inner(
     s: &mut Stream,
     body: &mut ReplyBuf,
     key: &[u8],
@@ -880,12 +873,7 @@ fn serve_group_inner(
         }
     }
     if let Some(&last) = ids.last() {
-        let mut setid =
-            vec![b"XGROUP".to_vec(), b"SETID".to_vec(), key.to_vec(), g.to_vec(), last.to_string().into_bytes()];
-        if let Some(read) = s.groups[g].entries_read {
-            setid.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
-        }
-        log.push(setid);
+        log.push(setid_effect(key, g, last, s.groups[g].entries_read));
     }
     if !ids.is_empty() {
         if let Some(c) = s.groups.get_mut(g).and_then(|g| g.consumers.get_mut(consumer)) {
@@ -1272,12 +1260,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, view: &mut View<'_>) -> CmdResult {
         if last_id > g.last_id {
             g.last_id = last_id;
             changed += 1;
-            let mut setid = vec![b"XGROUP".to_vec(), b"SETID".to_vec(), key.to_vec(), name.to_vec()];
-            setid.push(last_id.to_string().into_bytes());
-            if let Some(read) = g.entries_read {
-                setid.extend([b"ENTRIESREAD".to_vec(), read.to_string().into_bytes()]);
-            }
-            effects.push(setid);
+            effects.push(setid_effect(key, name, last_id, g.entries_read));
         }
         let mut body = ReplyBuf::new(if out.is_resp3() { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
         let mut n = 0;
