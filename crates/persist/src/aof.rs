@@ -519,6 +519,20 @@ impl Log {
         self.status.lock().clone()
     }
 
+    /// Appends one command that ran in database `db`, encoding it straight into the buffer.
+    /// Returns the offset after it.
+    pub fn append_command(&self, db: usize, argv: &[&[u8]]) -> u64 {
+        let mut p = self.pending.lock();
+        let before = p.data.len();
+        if p.db != Some(db) {
+            let n = db.to_string();
+            encode_command(&mut p.data, &[b"SELECT", n.as_bytes()]);
+            p.db = Some(db);
+        }
+        encode_command(&mut p.data, argv);
+        self.appended_by(&p, before)
+    }
+
     /// Appends commands, each with the database it ran in (a SELECT is written first when
     /// the database changes). Returns the offset after them.
     pub fn append(&self, cmds: &[(usize, &[u8])]) -> u64 {
@@ -532,8 +546,14 @@ impl Log {
             }
             p.data.extend_from_slice(encoded);
         }
-        let end =
-            self.appended.fetch_add((p.data.len() - before) as u64, Ordering::AcqRel) + (p.data.len() - before) as u64;
+        self.appended_by(&p, before)
+    }
+
+    /// Counts the bytes an append added to `p.data` (from `before`), wakes the writer if it
+    /// sleeps, and returns the new appended offset. The caller holds the buffer's lock.
+    fn appended_by(&self, p: &Pending, before: usize) -> u64 {
+        let n = (p.data.len() - before) as u64;
+        let end = self.appended.fetch_add(n, Ordering::AcqRel) + n;
         // Under `always` the appender's event loop calls [`Log::kick`] once per batch.
         if self.policy() != Fsync::Always && self.writer_idle.load(Ordering::Relaxed) {
             self.wake_writer();
@@ -605,6 +625,12 @@ impl Log {
             p.switch = None;
             p.next_file = None;
             p.db = None;
+            // Anything appended while no writer ran (the log was being turned off) belongs
+            // to no file: the new file starts clean, and the offsets continue from here.
+            p.data.clear();
+            let at = self.appended.load(Ordering::Acquire);
+            self.written.store(at, Ordering::Release);
+            self.durable.fetch_max(at, Ordering::AcqRel);
         }
         self.file_bytes.store(file_len, Ordering::Relaxed);
         let log = self.clone();

@@ -149,7 +149,13 @@ pub fn end(shared: &Shared, local: &mut WorkerLocal) {
     }
 }
 
-fn push(local: &mut WorkerLocal, db: usize, argv: &[&[u8]]) {
+/// Logs one command: straight into the log outside a transaction or script (encoded under
+/// the log's lock, no copy), into the worker's batch inside one.
+fn push(shared: &Shared, local: &mut WorkerLocal, db: usize, argv: &[&[u8]]) {
+    if local.aof.depth == 0 {
+        local.aof.last_end = shared.aof.log.append_command(db, argv);
+        return;
+    }
     let mut bytes = Vec::with_capacity(16 + argv.iter().map(|a| a.len() + 16).sum::<usize>());
     encode_command(&mut bytes, argv);
     local.aof.cmds.push((db, bytes));
@@ -184,9 +190,9 @@ fn flush(shared: &Shared, local: &mut WorkerLocal) {
 
 /// Logs keys that expired (lazily, in the shards a command holds) as DEL, before the
 /// command's own effect.
-pub fn note_expired(local: &mut WorkerLocal, expired: &[commands::notify::Event]) {
+pub fn note_expired(shared: &Shared, local: &mut WorkerLocal, expired: &[commands::notify::Event]) {
     for e in expired.iter().filter(|e| store::namespace::persisted(&e.key)) {
-        push(local, e.db, &[b"DEL", &e.key]);
+        push(shared, local, e.db, &[b"DEL", &e.key]);
     }
 }
 
@@ -202,6 +208,7 @@ fn unpersisted(spec: &CommandSpec, argv: &[&[u8]]) -> bool {
 
 /// Logs a keyspace command that changed something (`dirty > 0`), as its effect.
 pub fn note_command(
+    shared: &Shared,
     local: &mut WorkerLocal,
     view: &mut View<'_>,
     db: usize,
@@ -216,15 +223,15 @@ pub fn note_command(
         Some(cmds) => {
             for c in cmds {
                 let refs: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
-                push(local, db, &refs);
+                push(shared, local, db, &refs);
             }
         }
         None => match effect(spec, argv, view, db) {
             Some(c) => {
                 let refs: Vec<&[u8]> = c.iter().map(Vec::as_slice).collect();
-                push(local, db, &refs);
+                push(shared, local, db, &refs);
             }
-            None => push(local, db, argv),
+            None => push(shared, local, db, argv),
         },
     }
 }
@@ -247,12 +254,9 @@ pub fn log_delete(shared: &Shared, db: usize, key: &[u8]) {
 
 /// Appends one command at once (FUNCTION changes, deletions by the server itself).
 pub fn log_now(shared: &Shared, db: usize, argv: &[&[u8]]) {
-    if !shared.aof.active() {
-        return;
+    if shared.aof.active() {
+        shared.aof.log.append_command(db, argv);
     }
-    let mut bytes = Vec::new();
-    encode_command(&mut bytes, argv);
-    shared.aof.log.append(&[(db, &bytes)]);
 }
 
 /// The command that repeats a time-relative command's effect, read from the key as it is

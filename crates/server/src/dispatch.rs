@@ -321,8 +321,8 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
         touch_watched(shared, w.cmd, &argv, w.db);
         if shared.aof.active() {
             let expired = if store::db::expired_pending() { expired_events(&mut view) } else { Vec::new() };
-            crate::aof::note_expired(local, &expired);
-            crate::aof::note_command(local, &mut view, w.db, w.cmd, &argv, log_as);
+            crate::aof::note_expired(shared, local, &expired);
+            crate::aof::note_command(shared, local, &mut view, w.db, w.cmd, &argv, log_as);
             crate::aof::settle(shared, local);
         }
     }
@@ -608,9 +608,9 @@ pub(crate) fn run_handler(
     let expired =
         if store::db::recording_expired() && store::db::expired_pending() { expired_events(view) } else { Vec::new() };
     if shared.aof.active() {
-        crate::aof::note_expired(local, &expired);
+        crate::aof::note_expired(shared, local, &expired);
         if dirty > 0 {
-            crate::aof::note_command(local, view, db, spec, argv, log_as);
+            crate::aof::note_command(shared, local, view, db, spec, argv, log_as);
         }
         crate::aof::settle(shared, local);
     }
