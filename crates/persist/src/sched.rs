@@ -6,9 +6,10 @@
 //! snapshot. When the
 //! queue of copied entries passes its limit (a saturated core starves the writer), the thread
 //! that notices switches the writer to normal scheduling until it has caught up, so a snapshot
-//! always finishes and its memory stays bounded. A process that could not raise it back (not
-//! root, RLIMIT_NICE below 20) leaves it at normal priority. Linux only; elsewhere these do
-//! nothing.
+//! always finishes and its memory stays bounded. Normal scheduling is at nice 19, the lowest
+//! normal priority, so even then it takes a small share of a busy core in short slices. A
+//! process that could not raise it back from idle (not root, RLIMIT_NICE below 20) leaves it
+//! at nice 19. Linux only; elsewhere these do nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -20,19 +21,25 @@ pub struct Priority {
 }
 
 impl Priority {
-    /// Makes the calling thread idle-priority and remembers it; returns whether it did. Only
-    /// when the process may raise it back (root, or an RLIMIT_NICE that allows nice 0): an
-    /// idle thread that cannot be raised could starve on a saturated core while the entries
-    /// clients change pile up for it.
+    /// Gives the calling thread nice 19 and, when the process may raise it back later (root,
+    /// or an RLIMIT_NICE that allows it), idle priority; remembers it and returns whether it
+    /// went idle. Without that right it stays at nice 19: an idle thread that cannot be raised
+    /// could starve on a saturated core while the entries clients change pile up for it.
     pub fn lower_self(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
-            if !can_raise() {
-                return false;
-            }
             // SAFETY: gettid has no arguments and cannot fail.
             let tid = unsafe { libc::gettid() };
             self.tid.store(tid, Ordering::Relaxed);
+            // Normal scheduling (when raised, or when it cannot be idle) is at the lowest
+            // priority, nice 19: next to a busy worker the scheduler gives it a small share in
+            // short slices, enough to catch up without holding the core for long. Any process
+            // may lower its own threads' priority. SCHED_IDLE ignores the nice value.
+            // SAFETY: setpriority only changes this thread's nice value.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) };
+            if !can_raise() {
+                return false;
+            }
             set(tid, libc::SCHED_IDLE);
             true
         }
