@@ -610,3 +610,25 @@ fn a_slow_disk_never_raises_ping_p99_above_100_ms() {
     assert!(ping < Duration::from_millis(100), "PING p99 {ping:?}");
     assert!(read < Duration::from_millis(100), "GET p99 {read:?}");
 }
+
+#[test]
+fn replayed_errors_are_counted_and_unknown_commands_stop_startup() {
+    let data = TempDir::new("aof-replay-errors");
+    let dir = data.path().display().to_string();
+    let server = logged(&dir, &[]);
+    run(&mut server.conn(), "SET a 1");
+    drop(server);
+    let incr = last_incr(data.path());
+    // A SET with too few arguments and an INCR of a string: errors when run, as they
+    // would have been for a client; the replay goes on and says how many there were.
+    append(&incr, b"*2\r\n$3\r\nSET\r\n$1\r\nk\r\n*2\r\n$4\r\nINCR\r\n$1\r\nb\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\nx\r\n*2\r\n$4\r\nINCR\r\n$1\r\nb\r\n");
+    let server = logged(&dir, &[]);
+    let mut c = server.conn();
+    assert_eq!(int(&run(&mut c, "EXISTS a b k")), 2);
+    assert!(server.log_tail().contains("2 replayed commands answered with an error"), "{}", server.log_tail());
+    drop(server);
+    append(&last_incr(data.path()), b"*1\r\n$9\r\nNOSUCHCMD\r\n");
+    let (code, out) = failed_start(&dir, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("unknown command 'NOSUCHCMD' in the log"), "{out}");
+}

@@ -170,17 +170,21 @@ pub fn execute(shared: &Shared, local: &mut WorkerLocal, s: &mut Session, argv: 
     s.info.set_last_cmd(cmd, sub);
     local.stats.total_commands += 1;
     crate::worker::bump(&s.info.tot_cmds, 1);
+    // The log's replay keeps arity (a damaged command is an error, not a panic) and skips
+    // the gates: the commands ran and were acknowledged once already.
     let replaying = local.replaying;
-    let checked = generic_checks(spec, cmd, sub, argv, s)
-        .filter(|_| !replaying)
-        .or_else(|| busy_check(shared, local, spec, argv))
-        .or_else(|| oom_check(shared, local, s, spec, argv))
-        .or_else(|| misconf_check(shared, local, s, spec))
-        .or_else(|| {
-            let refuse = shared.persistence.loading() && !spec.has(flags::LOADING);
-            refuse.then(|| CmdError::fixed(crate::persistence::LOADING))
-        })
-        .filter(|_| !replaying);
+    let checked = generic_checks(spec, cmd, sub, argv, s).or_else(|| {
+        if replaying {
+            return None;
+        }
+        busy_check(shared, local, spec, argv)
+            .or_else(|| oom_check(shared, local, s, spec, argv))
+            .or_else(|| misconf_check(shared, local, s, spec))
+            .or_else(|| {
+                let refuse = shared.persistence.loading() && !spec.has(flags::LOADING);
+                refuse.then(|| CmdError::fixed(crate::persistence::LOADING))
+            })
+    });
     if let Some(err) = checked {
         local.stats.command(cmd.name, sub.map(|c| c.name)).rejected += 1;
         let err = if cmd.name == "exec" {
