@@ -796,10 +796,12 @@ pub fn cron(shared: &Arc<Shared>, settings: &Settings) {
     let now = unix_ms();
     let retry_ok = a.last_rewrite_ok.load(Ordering::Relaxed)
         || now - a.last_attempt_ms.load(Ordering::Relaxed) >= REWRITE_RETRY_MS;
-    let why: Option<&'static str> = if a.scheduled.swap(false, Ordering::Relaxed) {
-        Some("scheduled")
-    } else if settings.appendonly && a.pending_enable.load(Ordering::Relaxed) && retry_ok {
+    let enabling = settings.appendonly && a.pending_enable.load(Ordering::Relaxed);
+    let scheduled = a.scheduled.swap(false, Ordering::Relaxed);
+    let why: Option<&'static str> = if enabling && (retry_ok || scheduled) {
         Some("appendonly turned on")
+    } else if scheduled {
+        Some("scheduled")
     } else if a.active() && a.log.status().sync_failed && retry_ok {
         Some("an fsync failed; a new base makes the data durable again")
     } else if a.active() && retry_ok && settings.auto_aof_rewrite_percentage > 0 {
