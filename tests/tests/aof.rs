@@ -632,3 +632,31 @@ fn replayed_errors_are_counted_and_unknown_commands_stop_startup() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("unknown command 'NOSUCHCMD' in the log"), "{out}");
 }
+
+#[test]
+fn bgsave_and_bgrewriteaof_while_the_other_runs_answer_as_redis() {
+    let data = TempDir::new("aof-exclusive");
+    let dir = data.path().display().to_string();
+    // Every fsync takes 300 ms, so each background job is still running when asked again.
+    let server = logged(&dir, &["--fsync-delay-ms", "300", "--appendfsync", "no"]);
+    let mut c = server.conn();
+    run(&mut c, "SET k v");
+    assert_eq!(cmd(&mut c, &[b"BGREWRITEAOF"]), b"+Background append only file rewriting started\r\n");
+    assert_eq!(cmd(&mut c, &[b"BGREWRITEAOF"]), b"-ERR Background append only file rewriting already in progress\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&cmd(&mut c, &[b"BGSAVE"])),
+        "-ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.\r\n"
+    );
+    assert_eq!(cmd(&mut c, &[b"BGSAVE", b"SCHEDULE"]), b"+Background saving scheduled\r\n");
+    // The scheduled snapshot runs once the rewrite is done; meanwhile a rewrite is scheduled.
+    poll_until(Duration::from_secs(30), "the scheduled snapshot to start", || {
+        (info(&mut c, "persistence")["rdb_bgsave_in_progress"] == "1").then_some(())
+    });
+    assert_eq!(cmd(&mut c, &[b"BGREWRITEAOF"]), b"+Background append only file rewriting scheduled\r\n");
+    poll_until(Duration::from_secs(30), "both jobs to finish", || {
+        let i = info(&mut c, "persistence");
+        let done = i["rdb_bgsave_in_progress"] == "0" && i["aof_rewrite_in_progress"] == "0";
+        (done && i["aof_rewrite_scheduled"] == "0" && i["aof_rewrites"] == "3").then_some(())
+    });
+    assert_eq!(info(&mut c, "persistence")["rdb_last_bgsave_status"], "ok");
+}

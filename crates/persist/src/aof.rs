@@ -412,6 +412,17 @@ struct Pending {
     stop: bool,
 }
 
+impl Pending {
+    /// Writes `SELECT db` first when the last command ran in another database.
+    fn select(&mut self, db: usize) {
+        if self.db != Some(db) {
+            let n = db.to_string();
+            encode_command(&mut self.data, &[b"SELECT", n.as_bytes()]);
+            self.db = Some(db);
+        }
+    }
+}
+
 /// The log's status, for INFO and the write gate.
 #[derive(Clone, Debug, Default)]
 pub struct Status {
@@ -449,6 +460,9 @@ pub struct Log {
     on_durable: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
     /// How long a failed write waits before it is retried, in milliseconds.
     retry_ms: AtomicU64,
+    /// Mirrors "the status holds an error or a failed fsync", so the write gate checks it
+    /// with one load instead of the status lock.
+    troubled: AtomicBool,
     /// The file is not part of a loadable log yet (the first rewrite of a log being turned
     /// on has not written its manifest): nothing counts as durable until [`Log::recovered`].
     unanchored: AtomicBool,
@@ -471,6 +485,7 @@ impl Log {
             on_durable: OnceLock::new(),
             retry_ms: AtomicU64::new(RETRY_WRITE.as_millis() as u64),
             unanchored: AtomicBool::new(false),
+            troubled: AtomicBool::new(false),
         })
     }
 
@@ -519,16 +534,25 @@ impl Log {
         self.status.lock().clone()
     }
 
+    /// Whether the last write or fsync failed (the status says what): one atomic load.
+    pub fn troubled(&self) -> bool {
+        self.troubled.load(Ordering::Acquire)
+    }
+
+    /// Changes the status under its lock and keeps [`Log::troubled`] in step with it.
+    fn update_status<R>(&self, f: impl FnOnce(&mut Status) -> R) -> R {
+        let mut st = self.status.lock();
+        let r = f(&mut st);
+        self.troubled.store(st.error.is_some() || st.sync_failed, Ordering::Release);
+        r
+    }
+
     /// Appends one command that ran in database `db`, encoding it straight into the buffer.
     /// Returns the offset after it.
     pub fn append_command(&self, db: usize, argv: &[&[u8]]) -> u64 {
         let mut p = self.pending.lock();
         let before = p.data.len();
-        if p.db != Some(db) {
-            let n = db.to_string();
-            encode_command(&mut p.data, &[b"SELECT", n.as_bytes()]);
-            p.db = Some(db);
-        }
+        p.select(db);
         encode_command(&mut p.data, argv);
         self.appended_by(&p, before)
     }
@@ -539,11 +563,7 @@ impl Log {
         let mut p = self.pending.lock();
         let before = p.data.len();
         for &(db, encoded) in cmds {
-            if p.db != Some(db) {
-                let n = db.to_string();
-                encode_command(&mut p.data, &[b"SELECT", n.as_bytes()]);
-                p.db = Some(db);
-            }
+            p.select(db);
             p.data.extend_from_slice(encoded);
         }
         self.appended_by(&p, before)
@@ -604,13 +624,12 @@ impl Log {
     /// names the file being written): a failed fsync before it no longer matters.
     pub fn recovered(&self, offset: u64) {
         self.unanchored.store(false, Ordering::Release);
-        {
-            let mut st = self.status.lock();
+        self.update_status(|st| {
             st.sync_failed = false;
             if st.error.as_deref().is_some_and(|e| e.starts_with("fsync")) {
                 st.error = None;
             }
-        }
+        });
         let d = self.durable.fetch_max(offset, Ordering::AcqRel).max(offset);
         if let Some(f) = self.on_durable.get() {
             f(d);
@@ -652,7 +671,7 @@ impl Log {
         let mut quiet_rounds = 0u32;
         // Group commit under `always`: bytes the last fsync covered, when it ended and how
         // long it took (see the wait below).
-        let (mut last_batch, mut synced_at, mut sync_took) = (0usize, Instant::now(), Duration::ZERO);
+        let (mut last_batch, mut sync_took) = (0usize, Duration::ZERO);
         loop {
             let stopping;
             {
@@ -664,12 +683,12 @@ impl Log {
                     // the clients splitting into ever smaller groups. Workers wake the writer
                     // at the end of each event-loop iteration.
                     let window = sync_took.min(Duration::from_millis(2));
-                    let waited = synced_at.elapsed();
+                    let waited = last_sync.elapsed();
                     if !p.data.is_empty() && p.data.len() < last_batch && waited < window {
                         self.writer_idle.store(true, Ordering::Relaxed);
                         self.wake.wait_for(&mut p, window - waited);
                         self.writer_idle.store(false, Ordering::Relaxed);
-                        if p.data.len() < last_batch && synced_at.elapsed() < window {
+                        if p.data.len() < last_batch && last_sync.elapsed() < window {
                             continue;
                         }
                     }
@@ -761,10 +780,11 @@ impl Log {
                 }
             } else if retry_at.take().is_some() {
                 self.failing.store(false, Ordering::Relaxed);
-                let mut st = self.status.lock();
-                if st.error.as_deref().is_some_and(|e| e.starts_with("write")) {
-                    st.error = None;
-                }
+                self.update_status(|st| {
+                    if st.error.as_deref().is_some_and(|e| e.starts_with("write")) {
+                        st.error = None;
+                    }
+                });
             }
             let policy = self.policy();
             let due = match policy {
@@ -777,7 +797,7 @@ impl Log {
                 let batch = (self.written() - self.durable()) as usize;
                 unsynced = !self.sync(&mut *file);
                 last_sync = Instant::now();
-                (last_batch, synced_at, sync_took) = (batch, last_sync, last_sync - started);
+                (last_batch, sync_took) = (batch, last_sync - started);
             }
             if stopping && (carry.is_empty() || failed) {
                 let p = self.pending.lock();
@@ -811,9 +831,10 @@ impl Log {
     }
 
     fn write_failed(&self, e: &io::Error) {
-        let mut st = self.status.lock();
-        st.error = Some(format!("write: {}", strerror(e)));
-        st.write_errors += 1;
+        self.update_status(|st| {
+            st.error = Some(format!("write: {}", strerror(e)));
+            st.write_errors += 1;
+        });
     }
 
     /// fsyncs the file; on success moves the durable offset (unless an earlier fsync failed).
@@ -822,28 +843,26 @@ impl Log {
         let started = Instant::now();
         let result = file.sync();
         let us = started.elapsed().as_micros() as u64;
-        let mut st = self.status.lock();
-        st.last_sync_us = us;
-        st.max_sync_us = st.max_sync_us.max(us);
-        st.syncs += 1;
-        match result {
-            Ok(()) => {
-                let frozen = st.sync_failed || self.unanchored.load(Ordering::Acquire);
-                drop(st);
-                if !frozen {
-                    let d = self.durable.fetch_max(upto, Ordering::AcqRel).max(upto);
-                    if let Some(f) = self.on_durable.get() {
-                        f(d);
-                    }
-                }
-                true
-            }
-            Err(e) => {
-                st.error = Some(format!("fsync: {}", strerror(&e)));
+        let frozen = self.update_status(|st| {
+            st.last_sync_us = us;
+            st.max_sync_us = st.max_sync_us.max(us);
+            st.syncs += 1;
+            if let Err(e) = &result {
+                st.error = Some(format!("fsync: {}", strerror(e)));
                 st.sync_failed = true;
-                false
+            }
+            st.sync_failed || self.unanchored.load(Ordering::Acquire)
+        });
+        if result.is_err() {
+            return false;
+        }
+        if !frozen {
+            let d = self.durable.fetch_max(upto, Ordering::AcqRel).max(upto);
+            if let Some(f) = self.on_durable.get() {
+                f(d);
             }
         }
+        true
     }
 }
 

@@ -312,22 +312,10 @@ impl Out {
 }
 
 /// Writes a snapshot of `ks` to `dir/file`. The keyspace stays fully usable meanwhile.
-pub fn write(
-    disk: &dyn Disk,
-    ks: &Keyspace,
-    dir: &Path,
-    file: &str,
-    job: &Job,
-    progress: &Progress,
-    now: i64,
-) -> Result<Written, SaveError> {
-    write_with_start(disk, ks, dir, file, job, progress, now, &mut || {})
-}
-
-/// [`write`], calling `at_start` at the snapshot's instant, with every shard locked (a
-/// rewrite of the append-only log switches to its new incremental file there).
+/// `at_start` runs at the snapshot's instant, with every shard locked (a rewrite of the
+/// append-only log switches to its new incremental file there).
 #[allow(clippy::too_many_arguments)]
-pub fn write_with_start(
+pub fn write(
     disk: &dyn Disk,
     ks: &Keyspace,
     dir: &Path,

@@ -62,7 +62,7 @@ fn picture(ks: &Keyspace) -> Picture {
 }
 
 fn save(disk: &dyn Disk, ks: &Keyspace, dir: &Path) -> Result<snapshot::Written, SaveError> {
-    snapshot::write(disk, ks, dir, "dump.rdb", &job(), &Progress::default(), NOW)
+    snapshot::write(disk, ks, dir, "dump.rdb", &job(), &Progress::default(), NOW, &mut || {})
 }
 
 fn loaded(dir: &Path) -> Picture {

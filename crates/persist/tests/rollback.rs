@@ -73,7 +73,7 @@ fn write(dir: &Path, version: u16) {
         databases: 2,
         queue_limit: 0,
     };
-    snapshot::write(&OsDisk, &ks, dir, "dump.rdb", &job, &Progress::default(), NOW).expect("snapshot");
+    snapshot::write(&OsDisk, &ks, dir, "dump.rdb", &job, &Progress::default(), NOW, &mut || {}).expect("snapshot");
 }
 
 /// Every record, as text (both readers' types print alike).

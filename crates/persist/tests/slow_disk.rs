@@ -45,7 +45,7 @@ fn a_slow_fsync_does_not_stall_the_keyspace() {
                 queue_limit: 0,
             };
             let started = Instant::now();
-            let r = snapshot::write(&slow_disk(), &ks, &dir, "dump.rdb", &job, &Progress::default(), 0);
+            let r = snapshot::write(&slow_disk(), &ks, &dir, "dump.rdb", &job, &Progress::default(), 0, &mut || {});
             done.store(true, Ordering::Release);
             (r, started.elapsed())
         })

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use commands::table::flags;
 use commands::{CmdError, CmdResult, CommandSpec};
 use parking_lot::Mutex;
 use persist::aof::{encode_command, Commands, Fsync, Layout, Log, Manifest, Part, ReadError};
@@ -108,7 +107,7 @@ impl Aof {
 
     /// The error that stops writes, if the log cannot be written.
     pub fn error(&self) -> Option<String> {
-        if !self.active() {
+        if !self.active() || !self.log.troubled() {
             return None;
         }
         let st = self.log.status();
@@ -236,14 +235,6 @@ pub fn note_command(
     }
 }
 
-/// Appends what a command noted, unless it runs inside a transaction or script (whose
-/// effects are appended together at its end).
-pub fn settle(shared: &Shared, local: &mut WorkerLocal) {
-    if local.aof.depth == 0 {
-        flush(shared, local);
-    }
-}
-
 /// Logs a key removed by eviction or the active expiry cycle as DEL (the caller holds its
 /// shard's lock).
 pub fn log_delete(shared: &Shared, db: usize, key: &[u8]) {
@@ -308,10 +299,8 @@ fn effect(spec: &CommandSpec, argv: &[&[u8]], view: &mut View<'_>, db: usize) ->
 
 /// Logs a server command that changed state outside the keyspace (FUNCTION LOAD, DELETE,
 /// FLUSH, RESTORE), as sent.
-pub fn note_server_command(shared: &Shared, db: usize, spec: &CommandSpec, argv: &[&[u8]]) {
-    if shared.aof.active() && spec.has(flags::WRITE) {
-        log_now(shared, db, argv);
-    }
+pub fn note_server_command(shared: &Shared, db: usize, argv: &[&[u8]]) {
+    log_now(shared, db, argv);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,10 +540,7 @@ impl<'a> Replayer<'a> {
 /// Turns logging on now (startup without a log, CONFIG SET appendonly yes): a rewrite
 /// writes the first base, and logging starts at its instant.
 fn enable_now(shared: &Shared, why: &str) -> Result<(), String> {
-    loop {
-        if crate::persistence::claim(shared) {
-            break;
-        }
+    while !claim(shared) {
         crate::persistence::wait_for_walk(shared);
     }
     let result = rewrite_claimed(shared, why, true);
@@ -565,7 +551,7 @@ fn enable_now(shared: &Shared, why: &str) -> Result<(), String> {
 /// Starts a rewrite on its own thread. `Ok(false)` if the keyspace walk is busy (a
 /// snapshot or another rewrite).
 pub fn start_background(shared: &Arc<Shared>, why: &'static str) -> Result<bool, String> {
-    if !crate::persistence::claim(shared) {
+    if !claim(shared) {
         return Ok(false);
     }
     let sh = shared.clone();
@@ -575,10 +561,21 @@ pub fn start_background(shared: &Arc<Shared>, why: &'static str) -> Result<bool,
         crate::persistence::release(&sh);
     });
     if let Err(e) = spawned {
+        shared.aof.rewriting.store(false, Ordering::Release);
         crate::persistence::release(shared);
         return Err(format!("cannot start the rewrite thread: {e}"));
     }
     Ok(true)
+}
+
+/// Claims the keyspace walk for a rewrite, marking it as one at once (so a BGREWRITEAOF in
+/// between hears "already in progress", not "scheduled").
+fn claim(shared: &Shared) -> bool {
+    let claimed = crate::persistence::claim(shared);
+    if claimed {
+        shared.aof.rewriting.store(true, Ordering::Release);
+    }
+    claimed
 }
 
 /// Runs a rewrite with the keyspace walk claimed. With `enable`, logging starts at the
@@ -586,7 +583,6 @@ pub fn start_background(shared: &Arc<Shared>, why: &'static str) -> Result<bool,
 /// failure leaves the snapshot as the dataset to load).
 fn rewrite_claimed(shared: &Shared, why: &str, enable: bool) -> Result<(), String> {
     let a = &shared.aof;
-    a.rewriting.store(true, Ordering::Release);
     let now = unix_ms();
     a.rewrite_started_ms.store(now, Ordering::Relaxed);
     a.last_attempt_ms.store(now, Ordering::Relaxed);
@@ -624,8 +620,8 @@ fn rewrite_inner(shared: &Shared, why: &str, enable: bool) -> Result<(), String>
     let a = &shared.aof;
     layout.ensure_dir().map_err(|e| format!("cannot create {}: {e}", layout.dir.display()))?;
     let old = a.manifest.lock().clone();
-    let base = Part { name: String::new(), seq: old.base.as_ref().map_or(1, |b| b.seq + 1) };
-    let base = Part { name: layout.base_name(base.seq), ..base };
+    let base_seq = old.base.as_ref().map_or(1, |b| b.seq + 1);
+    let base = Part { name: layout.base_name(base_seq), seq: base_seq };
     let incr_seq = old.incrs.last().map_or(1, |i| i.seq + 1);
     let incr = Part { name: layout.incr_name(incr_seq), seq: incr_seq };
     log_notice!("Append-only log rewrite started ({why}): base {}, then {}", base.name, incr.name);
@@ -655,7 +651,7 @@ fn rewrite_inner(shared: &Shared, why: &str, enable: bool) -> Result<(), String>
     }
     let mut switched_at = None;
     let mut functions_at_switch = None;
-    let written = persist::snapshot::write_with_start(
+    let written = persist::snapshot::write(
         &*disk,
         &shared.keyspace,
         &layout.dir,

@@ -327,7 +327,6 @@ fn serve_one(shared: &Shared, local: &mut WorkerLocal, w: &crate::blocking::Wait
             let expired = if store::db::expired_pending() { expired_events(&mut view) } else { Vec::new() };
             crate::aof::note_expired(shared, local, &expired);
             crate::aof::note_command(shared, local, &mut view, w.db, w.cmd, &argv, log_as);
-            crate::aof::settle(shared, local);
         }
     }
     drop(view);
@@ -413,7 +412,7 @@ fn run_accounted(
             stat.failed += 1;
             reply_error_bytes(s, local, e.text().as_bytes());
         }
-        Ok(()) if logged_server_write => crate::aof::note_server_command(shared, s.db, spec, argv),
+        Ok(()) if logged_server_write => crate::aof::note_server_command(shared, s.db, argv),
         Ok(()) => {}
     }
     if !local.replaying {
@@ -616,7 +615,6 @@ pub(crate) fn run_handler(
         if dirty > 0 {
             crate::aof::note_command(shared, local, view, db, spec, argv, log_as);
         }
-        crate::aof::settle(shared, local);
     }
     if !expired.is_empty() {
         if shared.blocking.has_group_readers() {

@@ -196,8 +196,16 @@ fn run(shared: &Shared, settings: &Settings, why: &str) -> Result<(), SaveError>
     p.total_keys.store(keys as u64, Ordering::Relaxed);
     let dir = settings.dir.clone();
     log_notice!("Snapshot started ({why}): writing {}", dir.join(&settings.dbfilename).display());
-    let result =
-        persist::snapshot::write(&*p.disk, &shared.keyspace, &dir, &settings.dbfilename, &job, &p.progress, unix_ms());
+    let result = persist::snapshot::write(
+        &*p.disk,
+        &shared.keyspace,
+        &dir,
+        &settings.dbfilename,
+        &job,
+        &p.progress,
+        unix_ms(),
+        &mut || {},
+    );
     let secs = (unix_ms() - p.started_ms.load(Ordering::Relaxed)) / 1000;
     match &result {
         Ok(w) => {

@@ -555,10 +555,16 @@ impl Worker {
             self.close(slot);
             return;
         }
-        if conn.session.hold_until > 0 && !self.held.contains(&slot) {
+        self.note_held(slot);
+        self.note_waiting(slot);
+    }
+
+    /// Remembers a connection whose replies wait for the log (see `release_held`).
+    fn note_held(&mut self, slot: usize) {
+        let held = self.conns.get(slot).and_then(Option::as_ref).is_some_and(|c| c.session.hold_until > 0);
+        if held && !self.held.contains(&slot) {
             self.held.push(slot);
         }
-        self.note_waiting(slot);
     }
 
     /// Sends the replies that waited for the append-only log to be durable, and asks to be
@@ -697,9 +703,7 @@ impl Worker {
             self.close(slot);
             return;
         }
-        if conn_held(&self.conns, slot) && !self.held.contains(&slot) {
-            self.held.push(slot);
-        }
+        self.note_held(slot);
         self.note_waiting(slot);
     }
 
@@ -855,10 +859,6 @@ fn run_commands(
     conn.session.info.qbuf.store(conn.input.pending(), Ordering::Relaxed);
     conn.session.info.qbuf_cap.store(conn.input.buf.len(), Ordering::Relaxed);
     true
-}
-
-fn conn_held(conns: &[Option<Conn>], slot: usize) -> bool {
-    conns.get(slot).and_then(Option::as_ref).is_some_and(|c| c.session.hold_until > 0)
 }
 
 /// Under `appendfsync always`, a command that appended to the log (the worker's last
