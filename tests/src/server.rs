@@ -99,8 +99,10 @@ impl Server {
     pub fn redoubt_with_config(config: Option<&Path>, extra: &[&str]) -> Server {
         let binary = redoubt_binary_or_panic();
         // The same persistence flags as the reference server, so CONFIG GET agrees.
-        let mut args: Vec<String> =
-            ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--admin-port", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::start_with_config(Kind::Redoubt, binary, config, &args)
     }

@@ -165,9 +165,6 @@ mod tests {
         j.field("e").begin_array().num(1.0).num(2.0).begin_object().kv_opt("z", None).end_object().end_array();
         j.field("f").begin_object().end_object();
         j.end_object();
-        assert_eq!(
-            j.finish(),
-            r#"{"a":"x\"y\n\u0001","b":1.5,"c":null,"d":-3,"e":[1,2,{"z":null}],"f":{}}"#
-        );
+        assert_eq!(j.finish(), r#"{"a":"x\"y\n\u0001","b":1.5,"c":null,"d":-3,"e":[1,2,{"z":null}],"f":{}}"#);
     }
 }

@@ -72,6 +72,8 @@ pub struct NsSample {
     pub keys: u64,
     /// Its limit in bytes, if it has one.
     pub limit: Option<u64>,
+    /// Whether it evicts at its limit (then filling up is not an outage).
+    pub evicts: bool,
     pub hits: u64,
     pub misses: u64,
     pub evicted: u64,
@@ -88,6 +90,9 @@ pub struct Sample {
     pub dataset: u64,
     pub keys: u64,
     pub maxmemory: u64,
+    /// Whether reaching `maxmemory` evicts (the policy, or a namespace's) instead of
+    /// refusing writes.
+    pub evicts: bool,
     /// The machine's memory: the capacity forecast against when `maxmemory` is 0.
     pub system_memory: u64,
     pub hits: u64,
@@ -146,6 +151,13 @@ pub struct Track {
     pub capacity: Option<f64>,
     /// Whether alerts on the budget apply (a namespace without a limit has none of its own).
     pub budgeted: bool,
+    /// Whether the scope evicts when full: a cache at its budget is working as intended, so
+    /// the memory-level and forecast alerts do not apply (the eviction-storm and hit-ratio
+    /// ones do).
+    pub evicts: bool,
+    /// The server-wide forecast does not apply because the namespaces that grow reach their
+    /// own limits first (set on `global` only).
+    pub capped: bool,
     pub forecast: Option<Forecast>,
     /// The hit ratio and eviction rate an open alert compares with (frozen while open).
     hit_baseline: Option<f64>,
@@ -164,6 +176,8 @@ impl Track {
             rejected: Counter::new(),
             capacity: None,
             budgeted: false,
+            evicts: false,
+            capped: false,
             forecast: None,
             hit_baseline: None,
             evict_baseline: None,
@@ -246,6 +260,7 @@ impl Guard {
         g.evicted.add(t, s.evicted);
         g.rejected.add(t, s.rejected);
         g.budgeted = s.maxmemory > 0;
+        g.evicts = s.maxmemory > 0 && s.evicts;
         g.capacity = match (s.maxmemory, s.system_memory) {
             (0, 0) => None,
             (0, m) | (m, _) => Some(m as f64),
@@ -272,6 +287,7 @@ impl Guard {
             tr.evicted.add(t, n.evicted);
             tr.rejected.add(t, n.rejected);
             tr.budgeted = n.limit.is_some();
+            tr.evicts = n.evicts;
             tr.capacity = n.limit.map(|l| l as f64).or((s.maxmemory > 0).then_some(s.maxmemory as f64));
         }
         let live: Vec<&str> = s.namespaces.iter().take(MAX_TRACKED).map(|n| n.name.as_str()).collect();
@@ -281,6 +297,9 @@ impl Guard {
         let cfg = &self.config;
         for tr in std::iter::once(&mut self.global).chain(self.namespaces.iter_mut()) {
             tr.forecast = forecast::forecast(&tr.memory, t, tr.capacity);
+        }
+        self.global.capped = capped(&self.global, &self.namespaces);
+        for tr in std::iter::once(&mut self.global).chain(self.namespaces.iter_mut()) {
             let level = tr.memory.last().unwrap_or(0.0);
             memory_checks(cfg, tr, level, &mut checks);
             forecast_check(cfg, tr, t, &mut checks);
@@ -450,9 +469,31 @@ fn check(tr: &Track, kind: &'static str, detail: Option<String>, severity: Sever
     }
 }
 
+/// Whether every namespace that grows has a limit it will reach before the server as a
+/// whole fills up (then the server-wide forecast is not a danger).
+fn capped(global: &Track, namespaces: &[Track]) -> bool {
+    let (Some(cap), Some(g)) = (global.capacity, global.forecast.as_ref()) else { return false };
+    let growing: Vec<&Track> =
+        namespaces.iter().filter(|n| n.forecast.as_ref().is_some_and(|f| f.per_hour > 0.0)).collect();
+    if growing.is_empty() || growing.iter().any(|n| !n.budgeted) {
+        return false;
+    }
+    let room: f64 = growing.iter().map(|n| n.capacity.unwrap_or(0.0) - n.forecast.map_or(0.0, |f| f.level)).sum();
+    room.max(0.0) < cap - g.level
+}
+
 fn memory_checks(cfg: &Config, tr: &Track, level: f64, checks: &mut Vec<Check>) {
     let Some(cap) = tr.capacity.filter(|&c| tr.budgeted && c > 0.0) else { return };
     let pct = level / cap * 100.0;
+    if tr.evicts {
+        for &l in &cfg.memory_levels {
+            let mut c = check(tr, "memory", Some(format!("{l}")), Severity::Info);
+            c.state = State::Clear;
+            c.message = format!("{} evicts at its budget", tr.scope());
+            checks.push(c);
+        }
+        return;
+    }
     for &l in &cfg.memory_levels {
         let severity = match l {
             l if l >= 90.0 => Severity::Critical,
@@ -472,10 +513,10 @@ fn memory_checks(cfg: &Config, tr: &Track, level: f64, checks: &mut Vec<Check>) 
         c.value = pct;
         c.threshold = l;
         c.message = format!(
-            "{} uses {:.1}% of its {} budget ({} of {}); alert level {l}%",
+            "{} uses {:.1}% of {} ({} of {}); alert level {l}%",
             tr.scope(),
             pct,
-            if tr.name == "global" { "maxmemory" } else { "limit" },
+            if tr.name == "global" { "maxmemory" } else { "its limit" },
             time::bytes(level),
             time::bytes(cap)
         );
@@ -494,7 +535,8 @@ fn forecast_check(cfg: &Config, tr: &Track, now_ms: i64, checks: &mut Vec<Check>
     // whole leeway; resolve once the forecast is well past it (or growth stopped).
     let (open_at, clear_at) = (leeway * 1.25, leeway * 1.5);
     c.threshold = leeway / 1000.0;
-    match tr.forecast.as_ref().and_then(|f| f.full_in_ms.map(|ms| (f, ms))) {
+    let applies = !tr.evicts && !tr.capped;
+    match tr.forecast.as_ref().filter(|_| applies).and_then(|f| f.full_in_ms.map(|ms| (f, ms))) {
         Some((f, ms)) => {
             c.value = ms as f64 / 1000.0;
             c.state = if (ms as f64) <= open_at {
@@ -518,9 +560,13 @@ fn forecast_check(cfg: &Config, tr: &Track, now_ms: i64, checks: &mut Vec<Check>
             );
         }
         None => {
-            c.state = if tr.forecast.is_some() { State::Clear } else { State::Hold };
+            c.state = if tr.forecast.is_some() || !applies { State::Clear } else { State::Hold };
             c.value = f64::INFINITY;
-            c.message = format!("{} is not forecast to fill its budget", tr.scope());
+            c.message = match (tr.evicts, tr.capped) {
+                (true, _) => format!("{} evicts when full", tr.scope()),
+                (_, true) => "the namespaces that grow reach their own limits first".to_string(),
+                _ => format!("{} is not forecast to fill its budget", tr.scope()),
+            };
         }
     }
     checks.push(c);

@@ -144,10 +144,8 @@ impl Series {
 
     /// The finest tier whose ring reaches back to `since_ms`, and its points.
     pub fn window(&self, now_ms: i64, since_ms: i64) -> (usize, Vec<(i64, f64)>) {
-        let tier = TIERS
-            .iter()
-            .position(|t| now_ms - t.step_ms * (t.len as i64 - 1) <= since_ms)
-            .unwrap_or(TIERS.len() - 1);
+        let tier =
+            TIERS.iter().position(|t| now_ms - t.step_ms * (t.len as i64 - 1) <= since_ms).unwrap_or(TIERS.len() - 1);
         (tier, self.points(tier, since_ms))
     }
 

@@ -74,6 +74,20 @@ pub static PARAMS: &[Param] = &[
     p("active-expire-effort", int(1, 10), "1", true),
     p("activedefrag", Kind::Bool, "no", true),
     p("activerehashing", Kind::Bool, "yes", true),
+    p("admin-bind", Kind::Text, "127.0.0.1", false),
+    p("admin-enabled", Kind::Bool, "yes", false),
+    p("admin-port", int(0, 65535), "9379", false),
+    p("alert-eviction-storm", int(1, i32::MAX as i64), "1000", true),
+    p("alert-hit-ratio-drop", int(1, 100), "25", true),
+    p("alert-leeway", int(0, 10 * 365 * 86_400), "172800", true),
+    p("alert-memory-levels", Kind::Text, "20 50 90", true),
+    p("alert-min-lookups", UINT, "100", true),
+    p("alert-rss-min-excess", Kind::Memory, "67108864", true),
+    p("alert-rss-ratio", Kind::Text, "1.5", true),
+    p("alert-slow-fsync-ms", int(1, 3_600_000), "1000", true),
+    p("alert-webhook", Kind::Text, "", true),
+    p("alert-webhook-retries", int(0, 10), "3", true),
+    p("alert-webhook-timeout-ms", int(100, 60_000), "3000", true),
     p("always-show-logo", Kind::Bool, "no", false),
     p("aof-load-truncated", Kind::Bool, "yes", true),
     p("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
@@ -104,6 +118,7 @@ pub static PARAMS: &[Param] = &[
     p("enable-debug-command", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("enable-protected-configs", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("fsync-delay-ms", int(0, 60_000), "0", true),
+    p("guard-interval", int(0, 3600), "5", true),
     pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
@@ -213,6 +228,10 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
     if param.name == "dir" {
         return canonical_dir(args);
     }
+    if let Some(check) = guard_check(param.name) {
+        let v = args.join(" ");
+        check(&v).map_err(BadValue)?;
+    }
     if param.name == "dbfilename" && args.iter().any(|a| a.contains('/')) {
         return Err(BadValue("dbfilename can't be a path, just a filename".into()));
     }
@@ -278,6 +297,29 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
 
 /// `dir` must be an existing directory (Redis changes into it); CONFIG GET then shows its
 /// absolute path, as Redis's does.
+/// The extra validation of the guardrail parameters whose values are text.
+fn guard_check(name: &str) -> Option<fn(&str) -> Result<(), String>> {
+    match name {
+        "alert-memory-levels" => Some(|v| parse_levels(v).map(|_| ())),
+        "alert-rss-ratio" => Some(|v| match v.trim().parse::<f64>() {
+            Ok(r) if (1.0..=1000.0).contains(&r) => Ok(()),
+            _ => Err(format!("alert-rss-ratio must be a number from 1 to 1000, not '{v}'")),
+        }),
+        "alert-webhook" => Some(|v| v.split_whitespace().try_for_each(|u| crate::webhook::Url::parse(u).map(|_| ()))),
+        _ => None,
+    }
+}
+
+/// `alert-memory-levels`: percentages separated by spaces ("" for none).
+pub fn parse_levels(v: &str) -> Result<Vec<f64>, String> {
+    v.split_whitespace()
+        .map(|w| match w.trim_end_matches('%').parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+            _ => Err(format!("alert-memory-levels takes percentages above 0 and up to 100, not '{w}'")),
+        })
+        .collect()
+}
+
 fn canonical_dir(args: &[String]) -> Result<String, BadValue> {
     let [dir] = args else { return Err(BadValue("wrong number of arguments".into())) };
     if dir.is_empty() {
@@ -535,6 +577,16 @@ pub fn quote(s: &str) -> String {
 /// Typed settings the server reads on hot paths, rebuilt whenever the config changes.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Guardrails: alert thresholds, the sampling interval in seconds (0: only when a test
+    /// advances the guardrail clock), the admin HTTP listener and alert webhooks.
+    pub guard: guard::Config,
+    pub guard_interval_s: u64,
+    pub admin_enabled: bool,
+    pub admin_bind: String,
+    pub admin_port: u16,
+    pub webhooks: Vec<String>,
+    pub webhook_timeout_ms: u64,
+    pub webhook_retries: u32,
     pub port: u16,
     pub bind: Vec<String>,
     pub requirepass: Option<Vec<u8>>,
@@ -638,6 +690,24 @@ impl Settings {
         let cobl = parse_cobl(c.get("client-output-buffer-limit"));
         let pass = c.get("requirepass");
         Settings {
+            guard: guard::Config {
+                memory_levels: parse_levels(c.get("alert-memory-levels")).unwrap_or_default(),
+                leeway_ms: num("alert-leeway") * 1000,
+                hit_ratio_drop: num("alert-hit-ratio-drop") as f64 / 100.0,
+                min_lookups: num("alert-min-lookups") as f64,
+                eviction_storm_factor: 5.0,
+                eviction_storm_min: num("alert-eviction-storm") as f64,
+                rss_ratio: c.get("alert-rss-ratio").trim().parse().unwrap_or(1.5),
+                rss_min_excess: num("alert-rss-min-excess") as f64,
+                slow_fsync_ms: num("alert-slow-fsync-ms") as f64,
+            },
+            guard_interval_s: num("guard-interval").max(0) as u64,
+            admin_enabled: c.get("admin-enabled") == "yes",
+            admin_bind: c.get("admin-bind").to_string(),
+            admin_port: num("admin-port") as u16,
+            webhooks: c.get("alert-webhook").split_whitespace().map(str::to_string).collect(),
+            webhook_timeout_ms: num("alert-webhook-timeout-ms") as u64,
+            webhook_retries: num("alert-webhook-retries") as u32,
             port: num("port") as u16,
             bind: c.get("bind").split_whitespace().map(str::to_string).collect(),
             requirepass: (!pass.is_empty()).then(|| pass.as_bytes().to_vec()),

@@ -97,6 +97,7 @@ fn run(shared: Arc<Shared>) {
         let settings = shared.settings();
         crate::persistence::cron(&shared, &settings);
         crate::aof::cron(&shared, &settings);
+        crate::guardrails::cron(&shared, &settings);
         if settings.maxmemory > 0 {
             crate::evict::perform(&shared, &settings, &mut pool, Some(period / 4));
         }

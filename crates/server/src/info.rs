@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::config::{self, Config};
-use crate::session::Session;
 use crate::Shared;
 
 const DEFAULT_SECTIONS: &[&str] = &[
@@ -25,6 +24,8 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "namespaces",
+    "alerts",
+    "forecast",
 ];
 const ALL_SECTIONS: &[&str] = &[
     "server",
@@ -41,6 +42,8 @@ const ALL_SECTIONS: &[&str] = &[
     "cluster",
     "keyspace",
     "namespaces",
+    "alerts",
+    "forecast",
 ];
 
 /// Totals gathered from the keyspace shards.
@@ -204,7 +207,7 @@ fn selected(args: &[&[u8]]) -> Vec<&'static str> {
 }
 
 /// Renders INFO for the given section arguments.
-pub fn render(shared: &Shared, s: &Session, args: &[&[u8]], held: Option<&mut store::View<'_>>) -> String {
+pub fn render(shared: &Shared, args: &[&[u8]], held: Option<&mut store::View<'_>>) -> String {
     let mut sections = selected(args);
     // Namespaces have a section only when some are configured.
     if !store::namespace::enabled() {
@@ -233,7 +236,9 @@ pub fn render(shared: &Shared, s: &Session, args: &[&[u8]], held: Option<&mut st
             "latencystats" => latencystats(shared, &mut out),
             "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "namespaces" => crate::namespaces::info_section(shared, &mut out),
-            _ => keyspace(&ks, s, &mut out),
+            "alerts" => crate::guardrails::info_alerts(shared, &mut out),
+            "forecast" => crate::guardrails::info_forecast(shared, &mut out),
+            _ => keyspace(&ks, &mut out),
         }
     }
     out
@@ -249,7 +254,7 @@ fn server(shared: &Shared, out: &mut String) {
     let port = shared.listen_addrs.read().first().map_or(settings.port, |a| a.port());
     let _ = write!(
         out,
-        "# Server\r\nredis_version:{}\r\nredoubt_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nredoubt_worker_threads:{}\r\n",
+        "# Server\r\nredis_version:{}\r\nredoubt_version:{}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:{}\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nredoubt_worker_threads:{}\r\nadmin_port:{}\r\n",
         crate::REDIS_COMPAT_VERSION,
         crate::VERSION,
         os_name(),
@@ -266,6 +271,7 @@ fn server(shared: &Shared, out: &mut String) {
         exe,
         config_file,
         shared.workers.read().len(),
+        shared.admin_addr.read().map_or(0, |a| a.port()),
     );
 }
 
@@ -356,7 +362,7 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-fn total_system_memory() -> u64 {
+pub(crate) fn total_system_memory() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
     if pages > 0 {
@@ -453,7 +459,7 @@ fn errorstats(shared: &Shared, out: &mut String) {
     }
 }
 
-fn keyspace(ks: &KeyspaceTotals, _s: &Session, out: &mut String) {
+fn keyspace(ks: &KeyspaceTotals, out: &mut String) {
     out.push_str("# Keyspace\r\n");
     for (i, (keys, expires, avg_ttl)) in ks.dbs.iter().enumerate() {
         if *keys > 0 {

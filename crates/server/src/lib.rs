@@ -6,6 +6,7 @@
 //! (active expiry, statistics); the main thread, which waits for signals. Workers share only
 //! the keyspace (sharded locks) and the [`Shared`] state below.
 
+pub mod admin;
 pub mod aof;
 pub mod blocking;
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod config;
 mod cron;
 mod dispatch;
 pub mod evict;
+pub mod guardrails;
 mod info;
 pub mod log;
 pub mod lua;
@@ -32,6 +34,7 @@ mod server_cmds;
 mod session;
 mod slowlog;
 mod stats;
+pub mod webhook;
 mod worker;
 
 use std::net::SocketAddr;
@@ -96,6 +99,10 @@ pub struct Shared {
     pub persistence: persistence::Persistence,
     /// The append-only log.
     pub aof: aof::Aof,
+    /// Time series, forecasts, alerts and their webhooks.
+    pub guardrails: guardrails::Guardrails,
+    /// Where the admin HTTP listener listens, once it does.
+    pub admin_addr: RwLock<Option<SocketAddr>>,
     /// This state's own handle, for work a command hands to a new thread (BGSAVE).
     me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
@@ -105,6 +112,7 @@ impl Shared {
         let settings = Settings::from_config(&config);
         let fsync = settings.appendfsync;
         let fsync_delay_ms = settings.fsync_delay_ms;
+        let guard_config = settings.guard.clone();
         let now = unix_ms();
         Shared {
             keyspace: Keyspace::new(settings.databases),
@@ -134,6 +142,8 @@ impl Shared {
             functions: lua_functions::Functions::default(),
             persistence: persistence::Persistence::new(Arc::new(persist::disk::DelayedDisk::new(fsync_delay_ms))),
             aof: aof::Aof::new(fsync),
+            guardrails: guardrails::Guardrails::new(guard_config),
+            admin_addr: RwLock::new(None),
             me: std::sync::OnceLock::new(),
         }
     }
@@ -266,6 +276,10 @@ pub fn start(config: Config) -> Result<Running, String> {
         return Err(e);
     }
     threads.push(cron::spawn(shared.clone())?);
+    threads.push(webhook::spawn(shared.clone())?);
+    if let Some(t) = admin::start(&shared, &settings) {
+        threads.push(t);
+    }
     store::memory::publish();
     Ok(Running { shared, threads })
 }

@@ -215,7 +215,7 @@ pub fn apply(shared: &Shared, specs: &[Spec]) {
 }
 
 /// What a namespace may use now: (limit in bytes, reserve in bytes).
-fn bounds(s: &Spec, maxmemory: u64) -> (Option<u64>, u64) {
+pub(crate) fn bounds(s: &Spec, maxmemory: u64) -> (Option<u64>, u64) {
     (s.limit.and_then(|l| l.bytes(maxmemory)), s.reserve.and_then(|r| r.bytes(maxmemory)).unwrap_or(0))
 }
 

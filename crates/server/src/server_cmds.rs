@@ -83,7 +83,7 @@ pub fn run(
         }
         ("info", _) => {
             shared.stats.merge(&mut local.stats);
-            let text = info::render(shared, s, &argv[1..], held);
+            let text = info::render(shared, &argv[1..], held);
             s.out.verbatim("txt", text.as_bytes());
             Ok(())
         }
@@ -1078,10 +1078,31 @@ fn debug(
             };
             s.out.simple(&line);
         }
+        ("guard-tick", 3 | 4) => {
+            let ms = args::int(argv[2])?;
+            let count = if argv.len() == 4 { args::int(argv[3])? } else { 1 };
+            if !(1..=366 * 86_400_000).contains(&ms) || !(1..=1_000_000).contains(&count) {
+                return Err(CmdError::fixed("ERR GUARD-TICK takes 1 ms to a year, 1 to 1000000 times"));
+            }
+            crate::guardrails::tick(shared, ms, count as u64);
+            s.out.ok();
+        }
+        ("leak-memory", 3) => {
+            let bytes = args::int(argv[2])?;
+            if !(1..=1 << 32).contains(&bytes) {
+                return Err(CmdError::fixed("ERR LEAK-MEMORY takes 1 byte to 4 GiB"));
+            }
+            crate::guardrails::leak(shared, bytes as usize);
+            s.out.ok();
+        }
         ("help", _) => help(
             s,
             &[
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GUARD-TICK <milliseconds> [<count>]",
+                "    Move the guardrail clock forward and take a sample (count times).",
+                "LEAK-MEMORY <bytes>",
+                "    Allocate memory that is never freed (to test the RSS alert).",
                 "OBJECT <key>",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "SLEEP <seconds>",

@@ -27,7 +27,7 @@ function serversUnderTest(only, suite, names = ['redis-server', 'redoubt-server'
     {
       name: 'redoubt-server',
       binary: REDOUBT,
-      args: (port) => ['--port', String(port), '--bind', '127.0.0.1'],
+      args: (port) => ['--port', String(port), '--bind', '127.0.0.1', '--admin-port', '0'],
     },
   ]
     .filter((s) => names.includes(s.name))

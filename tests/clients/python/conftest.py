@@ -97,7 +97,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 def server_command(kind: str, port: int, workdir: str) -> list:
     """The command line of a `kind` server ("redoubt" or "redis") on `port`."""
     if kind == "redoubt":
-        return [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1"]
+        return [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--admin-port", "0"]
     if kind == "redis":
         binary = shutil.which("redis-server")
         if binary is None:

@@ -1,0 +1,225 @@
+//! Alert webhooks: every alert event is POSTed as JSON to each `alert-webhook` URL by a
+//! thread of its own, so a slow or dead receiver never slows the server.
+//!
+//! Events wait in a bounded queue ([`QUEUE_MAX`]; when it is full the oldest is dropped and
+//! counted). Each delivery has `alert-webhook-timeout-ms` for connecting, sending and reading
+//! the status line, and is retried `alert-webhook-retries` times with a doubling pause (0.5 s,
+//! 1 s, 2 s, ...). A 2xx status is success. Plain `http://` only: a receiver behind TLS
+//! needs a local relay.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::Shared;
+
+/// Events waiting at most.
+pub const QUEUE_MAX: usize = 1000;
+
+/// An `http://host[:port][/path]` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(u: &str) -> Result<Url, String> {
+        let rest = match u.strip_prefix("http://") {
+            Some(r) => r,
+            None if u.starts_with("https://") => return Err(format!(
+                "alert-webhook '{u}': https is not supported; point it at an http endpoint (a local relay can add TLS)"
+            )),
+            None => return Err(format!("alert-webhook '{u}' must start with http://")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                (h, p.parse::<u16>().map_err(|_| format!("alert-webhook '{u}': bad port '{p}'"))?)
+            }
+            _ => (authority, 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['@', ' ']) || path.contains([' ', '\r', '\n']) {
+            return Err(format!("alert-webhook '{u}' is not a valid http URL"));
+        }
+        Ok(Url { host: host.to_string(), port, path: path.to_string() })
+    }
+}
+
+/// The queue and its counters.
+#[derive(Default)]
+pub struct Webhooks {
+    queue: Mutex<VecDeque<String>>,
+    ready: Condvar,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Webhooks {
+    /// Queues a JSON body for every configured URL.
+    pub fn push(&self, body: String) {
+        let mut q = self.queue.lock();
+        if q.len() >= QUEUE_MAX {
+            q.pop_front();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        q.push_back(body);
+        self.ready.notify_one();
+    }
+
+    pub fn pending(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Wakes the thread (at shutdown).
+    pub fn wake(&self) {
+        self.ready.notify_all();
+    }
+}
+
+/// Starts the delivery thread; it exits when the server shuts down.
+pub fn spawn(shared: std::sync::Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new().name("webhook".into()).spawn(move || run(&shared)).map_err(|e| e.to_string())
+}
+
+fn run(shared: &Shared) {
+    let hooks = &shared.guardrails.webhooks;
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let body = {
+            let mut q = hooks.queue.lock();
+            if q.is_empty() {
+                hooks.ready.wait_for(&mut q, Duration::from_millis(250));
+            }
+            q.pop_front()
+        };
+        let Some(body) = body else { continue };
+        let settings = shared.settings();
+        for url in &settings.webhooks {
+            let Ok(parsed) = Url::parse(url) else { continue };
+            let timeout = Duration::from_millis(settings.webhook_timeout_ms);
+            let mut last_error = String::new();
+            let mut ok = false;
+            for attempt in 0..=settings.webhook_retries {
+                if attempt > 0 && !pause(shared, Duration::from_millis(500 << (attempt - 1).min(6))) {
+                    return;
+                }
+                match post(&parsed, &body, timeout) {
+                    Ok(()) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(e) => last_error = e,
+                }
+            }
+            if ok {
+                hooks.sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                hooks.failed.fetch_add(1, Ordering::Relaxed);
+                crate::log_warning!(
+                    "Alert webhook {url} failed after {} attempts: {last_error}. The alert is still in INFO alerts and /api/status; check that the receiver is up and reachable from this host.",
+                    settings.webhook_retries + 1
+                );
+            }
+        }
+    }
+}
+
+/// Sleeps `d` unless the server shuts down first (then returns false).
+fn pause(shared: &Shared, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if shared.shutdown.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+    }
+    true
+}
+
+/// One POST; `Ok` on a 2xx status line within `timeout`.
+pub fn post(url: &Url, body: &str, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
+        .collect();
+    let mut stream = None;
+    let mut last = String::from("no address");
+    for a in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("connect {a}: {e}"),
+        }
+    }
+    let mut s = stream.ok_or(last)?;
+    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let host = if url.host.contains(':') {
+        format!("[{}]:{}", url.host, url.port)
+    } else {
+        format!("{}:{}", url.host, url.port)
+    };
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: redoubt/{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        url.path,
+        crate::VERSION,
+        body.len()
+    );
+    s.set_write_timeout(Some(left())).map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        s.set_read_timeout(Some(left())).map_err(|e| e.to_string())?;
+        if Instant::now() >= deadline {
+            return Err("timed out waiting for the reply".into());
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("reply: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or("");
+    match line.split_whitespace().nth(1) {
+        Some(code) if code.starts_with('2') && code.len() == 3 => Ok(()),
+        Some(_) => Err(format!("receiver answered '{line}'")),
+        None => Err("no HTTP status line in the reply".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Url::parse("http://127.0.0.1:8080/hook?x=1").unwrap(),
+            Url { host: "127.0.0.1".into(), port: 8080, path: "/hook?x=1".into() }
+        );
+        assert_eq!(Url::parse("http://pager.local").unwrap().port, 80);
+        assert_eq!(Url::parse("http://[::1]:9/a").unwrap().host, "::1");
+        assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
+        assert!(Url::parse("ftp://x").is_err());
+        assert!(Url::parse("http://:80/").is_err());
+        assert!(Url::parse("http://h:99999/").is_err());
+    }
+}
