@@ -46,6 +46,24 @@ fn open_alerts(c: &mut Conn) -> Vec<String> {
         .collect()
 }
 
+/// MEMORY PATTERNS as (pattern, indexes, bytes per hour, ttl share), fastest growing first.
+fn patterns(c: &mut Conn) -> Vec<(String, Option<String>, i64, String)> {
+    let reply = redoubt_tests::value::decode(&c.cmd(&["MEMORY", "PATTERNS", "COUNT", "5"]).unwrap()).unwrap();
+    reply
+        .as_list()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p.get("pattern").unwrap().as_text().unwrap(),
+                p.get("indexes").and_then(|v| v.as_text()),
+                p.get("bytes-per-hour").unwrap().as_int().unwrap(),
+                p.get("ttl-share").unwrap().as_text().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn alert_message(c: &mut Conn, id: &str) -> String {
     let fields = info(c, "alerts");
     let n: usize = fields["alerts_open"].parse().unwrap();
@@ -185,6 +203,13 @@ fn postmortem_001_completed_jobs_warn_two_days_ahead() {
             warned_at = Some(now);
             let msg = alert_message(&mut c, "forecast:queues");
             assert!(msg.contains("namespace 'queues' grows"), "{msg}");
+            // what grows: the growth finder names the completed-jobs set first, and the job
+            // hashes it lists right after it
+            let top = patterns(&mut c);
+            assert_eq!(top[0].0, "bull:emails:completed", "{top:?}");
+            assert_eq!(top[0].1.as_deref(), Some("bull:emails:*"), "{top:?}");
+            assert_eq!(top[1].0, "bull:emails:*", "{top:?}");
+            assert!(top[0].2 > 0 && top[1].2 > 0, "both grow: {top:?}");
         }
     }
     let warned = warned_at.expect("the forecast alert never opened");

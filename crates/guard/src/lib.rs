@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod forecast;
 pub mod json;
+pub mod patterns;
 pub mod series;
 pub mod time;
 

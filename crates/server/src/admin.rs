@@ -579,8 +579,49 @@ pub fn status(shared: &Shared, query: &str) -> String {
     }
     j.end_array();
     shared.guardrails.guard.lock().write_json(&mut j, now, range_ms);
+    patterns_json(shared, &mut j);
     j.end_object();
     j.finish()
+}
+
+/// `"patterns"`: the growth finder's top 20.
+fn patterns_json(shared: &Shared, j: &mut guard::json::Json) {
+    let census = shared.guardrails.census.lock();
+    j.field("census")
+        .begin_object()
+        .kv_int("passes", census.passes as i64)
+        .kv_opt("last_pass_ms", census.last_pass_ms.map(|t| t as f64))
+        .end_object();
+    j.field("patterns").begin_array();
+    for r in census.report.iter().take(20) {
+        j.begin_object()
+            .kv_str("pattern", &r.pattern)
+            .kv_str("type", r.kind)
+            .kv_num("keys", r.keys.round())
+            .kv_num("bytes", r.bytes.round())
+            .kv_num("keys_per_hour", r.keys_per_hour.round())
+            .kv_num("bytes_per_hour", r.bytes_per_hour.round())
+            .kv_num("ttl_share", r.ttl_share);
+        match &r.indexes {
+            Some(p) => j.kv_str("indexes", p),
+            None => j.field("indexes").null(),
+        };
+        match &r.indexed_by {
+            Some(p) => j.kv_str("indexed_by", p),
+            None => j.field("indexed_by").null(),
+        };
+        j.field("largest").begin_array();
+        for (key, bytes, elements, per_hour) in &r.largest {
+            j.begin_object()
+                .kv_str("key", key)
+                .kv_num("bytes", *bytes as f64)
+                .kv_num("elements", *elements as f64)
+                .kv_num("elements_per_hour", per_hour.round())
+                .end_object();
+        }
+        j.end_array().end_object();
+    }
+    j.end_array();
 }
 
 #[cfg(test)]

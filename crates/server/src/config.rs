@@ -297,8 +297,11 @@ pub fn canonical(param: &Param, args: &[String]) -> Result<String, BadValue> {
 
 /// `dir` must be an existing directory (Redis changes into it); CONFIG GET then shows its
 /// absolute path, as Redis's does.
+/// Checks a value beyond its kind's rules.
+type Check = fn(&str) -> Result<(), String>;
+
 /// The extra validation of the guardrail parameters whose values are text.
-fn guard_check(name: &str) -> Option<fn(&str) -> Result<(), String>> {
+fn guard_check(name: &str) -> Option<Check> {
     match name {
         "alert-memory-levels" => Some(|v| parse_levels(v).map(|_| ())),
         "alert-rss-ratio" => Some(|v| match v.trim().parse::<f64>() {

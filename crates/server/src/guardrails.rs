@@ -26,7 +26,26 @@ pub struct Guardrails {
     pub webhooks: crate::webhook::Webhooks,
     /// Memory `DEBUG LEAK-MEMORY` allocated on purpose and never frees (leak-alert tests).
     leaked: Mutex<Vec<Box<[u8]>>>,
+    /// The growth finder's census. Locked only briefly and never while a shard is locked
+    /// (INFO inside EXEC reads it while holding every shard).
+    pub census: Mutex<guard::patterns::Census>,
+    /// Where the census walk stands (only the sampling path takes it).
+    walk: Mutex<Walk>,
 }
+
+/// The growth finder's position in the keyspace: database, shard and table cursor.
+#[derive(Default)]
+struct Walk {
+    db: usize,
+    shard: usize,
+    cursor: u64,
+}
+
+/// Keys the census visits per sample at most, and per shard lock hold.
+const VISITS_PER_SAMPLE: usize = 50_000;
+const VISITS_PER_LOCK: usize = 1_000;
+/// Least guardrail time between the starts of two census passes.
+const PASS_GAP_MS: i64 = 60_000;
 
 impl Guardrails {
     pub fn new(config: guard::Config) -> Guardrails {
@@ -37,6 +56,8 @@ impl Guardrails {
             durable: Mutex::new((0, 0)),
             webhooks: crate::webhook::Webhooks::default(),
             leaked: Mutex::new(Vec::new()),
+            census: Mutex::new(guard::patterns::Census::default()),
+            walk: Mutex::new(Walk::default()),
         }
     }
 
@@ -161,6 +182,7 @@ fn take(shared: &Shared, at_ms: i64) {
         }
         g.observe(&s)
     };
+    census_step(shared, at_ms, s.keys);
     for e in events {
         let a = &e.alert;
         match e.what {
@@ -170,6 +192,137 @@ fn take(shared: &Shared, at_ms: i64) {
         if !settings.webhooks.is_empty() {
             shared.guardrails.webhooks.push(event_json(shared, &e));
         }
+    }
+}
+
+/// Elements of a value (1 for a string).
+fn elements(e: &store::entry::Entry) -> u64 {
+    use store::object::Object;
+    match e.value() {
+        store::entry::ValueRef::Object(o) => match o {
+            Object::Str(_) => 1,
+            Object::List(l) => l.len() as u64,
+            Object::Hash(h) => h.len() as u64,
+            Object::Set(s) => s.len() as u64,
+            Object::ZSet(z) => z.len() as u64,
+            Object::Stream(s) => s.len(),
+        },
+        store::entry::ValueRef::Inline(_) => 1,
+    }
+}
+
+/// Up to `n` members of a collection, as the growth finder checks them against key patterns.
+fn members(e: &store::entry::Entry, n: usize) -> Vec<Vec<u8>> {
+    use store::object::Object;
+    let store::entry::ValueRef::Object(o) = e.value() else { return Vec::new() };
+    let mut out = Vec::new();
+    match o {
+        Object::ZSet(z) => (0..n).filter_map(|_| z.random()).for_each(|(m, _)| out.push(m.to_vec())),
+        Object::Set(s) => (0..n).filter_map(|_| s.random()).for_each(|m| out.push(m.to_vec())),
+        Object::Hash(h) => (0..n).filter_map(|_| h.random_pair()).for_each(|(k, _)| out.push(k.to_vec())),
+        Object::List(l) => l.iter().take(n).for_each(|m| {
+            out.push(match m {
+                store::list::Elem::Str(s) => s.to_vec(),
+                store::list::Elem::Int(v) => v.to_string().into_bytes(),
+            })
+        }),
+        _ => {}
+    }
+    out
+}
+
+/// One step of the growth finder's walk: visits up to [`VISITS_PER_SAMPLE`] keys, a shard
+/// lock at a time for at most [`VISITS_PER_LOCK`]; at the end of a pass, links growing
+/// collections to the growing patterns whose ids they hold.
+fn census_step(shared: &Shared, at_ms: i64, total_keys: u64) {
+    let g = &shared.guardrails;
+    let mut w = g.walk.lock();
+    {
+        let mut census = g.census.lock();
+        if census.current.is_none() {
+            if census.last_pass_ms.is_some_and(|t| at_ms - t < PASS_GAP_MS) {
+                return;
+            }
+            census.begin(at_ms, total_keys);
+            *w = Walk::default();
+        }
+    }
+    let databases = shared.keyspace.databases();
+    let mut visited = 0;
+    let mut seen: Vec<(Vec<u8>, u64, bool, &'static str, u64)> = Vec::with_capacity(VISITS_PER_LOCK);
+    while visited < VISITS_PER_SAMPLE && w.db < databases {
+        seen.clear();
+        {
+            let mut view = shared.keyspace.lock_shard(w.shard);
+            let Some((_, shard)) = view.indexed_shards_mut().next() else { break };
+            let db = &shard.dbs[w.db];
+            let mut cursor = w.cursor;
+            loop {
+                cursor = db.scan_step(cursor, |e| {
+                    seen.push((
+                        e.key().to_vec(),
+                        store::db::entry_bytes(e) as u64,
+                        e.expire_at().is_some(),
+                        e.kind().name(),
+                        elements(e),
+                    ))
+                });
+                if cursor == 0 || seen.len() >= VISITS_PER_LOCK {
+                    break;
+                }
+            }
+            w.cursor = cursor;
+        }
+        visited += seen.len().max(1);
+        let mut census = g.census.lock();
+        for (key, bytes, ttl, kind, elements) in &seen {
+            census.visit(&guard::patterns::KeyInfo { key, bytes: *bytes, ttl: *ttl, kind, elements: *elements });
+        }
+        drop(census);
+        if w.cursor == 0 {
+            w.shard += 1;
+            if w.shard == store::keyspace::SHARDS {
+                (w.shard, w.db) = (0, w.db + 1);
+            }
+        }
+    }
+    if w.db < databases {
+        return;
+    }
+    let (collections, patterns) = {
+        let mut census = g.census.lock();
+        census.finish(at_ms);
+        census.link_candidates()
+    };
+    let mut links = Vec::new();
+    for key in collections {
+        let mut view = shared.keyspace.lock_shard(store::keyspace::shard_of(key.as_bytes()));
+        let Some((_, shard)) = view.indexed_shards_mut().next() else { continue };
+        let Some(db) = shard.dbs.iter().position(|d| d.peek(key.as_bytes()).is_some()) else { continue };
+        let sample = shard.dbs[db].peek(key.as_bytes()).map(|e| members(e, 5)).unwrap_or_default();
+        drop(view);
+        for p in &patterns {
+            let found = sample
+                .iter()
+                .filter(|m| {
+                    let candidate = p.replacen('*', &String::from_utf8_lossy(m), 1);
+                    let mut v = shared.keyspace.lock_shard(store::keyspace::shard_of(candidate.as_bytes()));
+                    let exists = v
+                        .indexed_shards_mut()
+                        .next()
+                        .is_some_and(|(_, s)| s.dbs[db].peek(candidate.as_bytes()).is_some());
+                    exists
+                })
+                .count();
+            if !sample.is_empty() && found * 2 > sample.len() {
+                links.push((key.clone(), p.clone()));
+                break;
+            }
+        }
+    }
+    let mut census = g.census.lock();
+    for (key, pattern) in links {
+        census.link(&key, &pattern);
     }
 }
 
@@ -267,6 +420,18 @@ pub fn info_forecast(shared: &Shared, out: &mut String) {
         (g.namespaces.len() * 6 + 11) * guard::series::Series::footprint(),
         shared.guardrails.offset_ms.load(Ordering::Relaxed),
     );
+    {
+        let census = shared.guardrails.census.lock();
+        let top = census.report.first();
+        let _ = write!(
+            out,
+            "census_passes:{}\r\ncensus_last_pass:{}\r\ncensus_top_pattern:{}\r\ncensus_top_growth_per_hour:{}\r\n",
+            census.passes,
+            census.last_pass_ms.map_or(-1, |t| t / 1000),
+            top.map_or(String::new(), |r| info_text(&r.pattern)),
+            top.map_or(0, |r| r.bytes_per_hour.round() as i64),
+        );
+    }
     for tr in std::iter::once(&g.global).chain(g.namespaces.iter()) {
         let key = if tr.name == "global" { "forecast_global".to_string() } else { format!("forecast_ns_{}", tr.name) };
         let _ = match &tr.forecast {

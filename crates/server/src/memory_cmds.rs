@@ -13,8 +13,15 @@ use crate::Shared;
 /// Below this much memory MEMORY DOCTOR has nothing meaningful to say (as Redis).
 const DOCTOR_MIN_BYTES: u64 = 5 << 20;
 
-pub fn run(shared: &Shared, s: &mut Session, sub: &str, held: Option<&mut store::View<'_>>) -> CmdResult {
+pub fn run(
+    shared: &Shared,
+    s: &mut Session,
+    sub: &str,
+    argv: &[&[u8]],
+    held: Option<&mut store::View<'_>>,
+) -> CmdResult {
     match sub {
+        "patterns" => patterns(shared, s, argv)?,
         "stats" => stats(shared, s, held),
         "doctor" => {
             let report = doctor(shared, held);
@@ -38,6 +45,9 @@ fn help(s: &mut Session) {
         "    Return memory problems reports.",
         "MALLOC-STATS",
         "    Return internal statistics report from the memory allocator.",
+        "PATTERNS [COUNT <count>]",
+        "    Return the key patterns that hold the most memory growth: estimated keys,",
+        "    bytes, growth per hour, share with a TTL and the largest keys (default 10).",
         "PURGE",
         "    Attempt to purge dirty pages for reclamation by the allocator.",
         "STATS",
@@ -52,6 +62,69 @@ fn help(s: &mut Session) {
     for l in LINES {
         s.out.simple(l);
     }
+}
+
+/// MEMORY PATTERNS [COUNT n]: the growth finder's report, fastest-growing first (a
+/// collection that lists a growing pattern's ids comes first, that pattern right after it).
+fn patterns(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+    let mut count = 10usize;
+    match argv.len() {
+        2 => {}
+        4 if argv[2].eq_ignore_ascii_case(b"count") => {
+            count = commands::args::int(argv[3])
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or(CmdError::fixed("ERR COUNT must be a positive integer"))? as usize;
+        }
+        _ => return Err(CmdError::fixed("ERR syntax error")),
+    }
+    let census = shared.guardrails.census.lock();
+    let report = &census.report;
+    let n = report.len().min(count);
+    s.out.array(n);
+    for r in &report[..n] {
+        s.out.map(11);
+        s.out.bulk(b"pattern");
+        s.out.bulk(r.pattern.as_bytes());
+        s.out.bulk(b"type");
+        s.out.bulk(r.kind.as_bytes());
+        s.out.bulk(b"keys");
+        s.out.int(r.keys.round() as i64);
+        s.out.bulk(b"bytes");
+        s.out.int(r.bytes.round() as i64);
+        s.out.bulk(b"keys-per-hour");
+        s.out.int(r.keys_per_hour.round() as i64);
+        s.out.bulk(b"bytes-per-hour");
+        s.out.int(r.bytes_per_hour.round() as i64);
+        s.out.bulk(b"ttl-share");
+        double(s, (r.ttl_share * 1000.0).round() / 1000.0);
+        s.out.bulk(b"indexes");
+        match &r.indexes {
+            Some(p) => s.out.bulk(p.as_bytes()),
+            None => s.out.null(),
+        }
+        s.out.bulk(b"indexed-by");
+        match &r.indexed_by {
+            Some(p) => s.out.bulk(p.as_bytes()),
+            None => s.out.null(),
+        }
+        s.out.bulk(b"largest");
+        s.out.array(r.largest.len());
+        for (key, bytes, elements, per_hour) in &r.largest {
+            s.out.map(4);
+            s.out.bulk(b"key");
+            s.out.bulk(key.as_bytes());
+            s.out.bulk(b"bytes");
+            s.out.int(*bytes as i64);
+            s.out.bulk(b"elements");
+            s.out.int(*elements as i64);
+            s.out.bulk(b"elements-per-hour");
+            s.out.int(per_hour.round() as i64);
+        }
+        s.out.bulk(b"samples-rate");
+        double(s, census.history.back().map_or(0.0, |p| p.rate));
+    }
+    Ok(())
 }
 
 /// A ratio as Redis's MEMORY STATS prints it (a double).

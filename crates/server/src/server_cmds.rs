@@ -66,7 +66,7 @@ pub fn run(
         ("reset", _) => reset(shared, local, s),
         ("client", Some(name)) => client(shared, s, name, argv, now),
         ("config", Some(name)) => config_cmd(shared, local, s, name, argv),
-        ("memory", Some(name)) => crate::memory_cmds::run(shared, s, name, held),
+        ("memory", Some(name)) => crate::memory_cmds::run(shared, s, name, argv, held),
         ("namespace", _) => crate::namespaces::command(shared, s, argv),
         ("eval", _) => crate::lua::eval(shared, local, s, argv, false, held, now),
         ("eval_ro", _) => crate::lua::eval(shared, local, s, argv, true, held, now),

@@ -32,9 +32,11 @@ impl Url {
     pub fn parse(u: &str) -> Result<Url, String> {
         let rest = match u.strip_prefix("http://") {
             Some(r) => r,
-            None if u.starts_with("https://") => return Err(format!(
+            None if u.starts_with("https://") => {
+                return Err(format!(
                 "alert-webhook '{u}': https is not supported; point it at an http endpoint (a local relay can add TLS)"
-            )),
+            ))
+            }
             None => return Err(format!("alert-webhook '{u}' must start with http://")),
         };
         let (authority, path) = match rest.find('/') {

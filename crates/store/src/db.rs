@@ -249,6 +249,12 @@ impl Db {
         }
     }
 
+    /// The entry of `key` as stored, expired or not, with no side effect (no lazy expiry, no
+    /// counting): for observers such as the growth finder.
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        self.table.get(hash_key(key), key)
+    }
+
     /// Whether `key` exists and is live (no hit/miss counting).
     pub fn contains(&mut self, key: &[u8], now: i64) -> bool {
         self.lookup(key, now).is_some()

@@ -77,6 +77,8 @@ def wait_ready(proc: subprocess.Popen, port: int, name: str) -> bool:
             with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1) as probe:
                 if probe.ping():
                     return True
+        except redis.exceptions.AuthenticationError:
+            return True  # it answered, asking for the password it was started with
         except redis.exceptions.ConnectionError:
             pass
         time.sleep(0.02)
@@ -94,10 +96,11 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait()
 
 
-def server_command(kind: str, port: int, workdir: str) -> list:
-    """The command line of a `kind` server ("redoubt" or "redis") on `port`."""
+def server_command(kind: str, port: int, workdir: str, extra: tuple = ()) -> list:
+    """The command line of a `kind` server ("redoubt" or "redis") on `port`,
+    with `extra` arguments (Redoubt only)."""
     if kind == "redoubt":
-        return [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--admin-port", "0"]
+        return [str(server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--admin-port", "0", *extra]
     if kind == "redis":
         binary = shutil.which("redis-server")
         if binary is None:
@@ -114,8 +117,9 @@ def server_command(kind: str, port: int, workdir: str) -> list:
 
 
 @contextlib.contextmanager
-def running_server(kind: str = "redoubt"):
-    """Starts a `kind` server on a free loopback port; yields the port, then stops it."""
+def running_server(kind: str = "redoubt", extra: tuple = ()):
+    """Starts a `kind` server on a free loopback port (with `extra` arguments for
+    Redoubt); yields the port, then stops it."""
     name = "redoubt-server" if kind == "redoubt" else "redis-server"
     workdir = tempfile.mkdtemp(prefix=f"{name}-pytest-")
     log_path = Path(workdir) / "server.log"
@@ -124,7 +128,7 @@ def running_server(kind: str = "redoubt"):
             port = free_port()
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
-                    server_command(kind, port, workdir),
+                    server_command(kind, port, workdir, extra),
                     cwd=workdir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
