@@ -668,6 +668,7 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     spec!("doctor", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Outputs a memory problems report.", "O(1)"),
     spec!("help", 2, LOADING | STALE, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns helpful text about the different subcommands.", "O(1)"),
     spec!("malloc-stats", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns the allocator statistics.", "Depends on how much memory is allocated, could be slow"),
+    spec!("mrc", -2, 0, NO_KEYS, ["@slow"], "server", "7.2.4", S, "Returns the miss-ratio curve (Redoubt: hit ratio at 0.25x to 4x the memory in use).", "O(1)"),
     spec!("patterns", -2, 0, NO_KEYS, ["@slow"], "server", "7.2.4", S, "Returns the key patterns that grow (Redoubt's growth finder).", "O(1)"),
     spec!("purge", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Asks the allocator to release memory.", "Depends on how much memory is allocated, could be slow"),
     spec!("stats", 2, 0, NO_KEYS, ["@slow"], "server", "4.0.0", S, "Returns details about memory usage.", "O(1)"),

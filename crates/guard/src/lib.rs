@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod forecast;
 pub mod json;
+pub mod mrc;
 pub mod patterns;
 pub mod series;
 pub mod time;
@@ -79,6 +80,8 @@ pub struct NsSample {
     pub misses: u64,
     pub evicted: u64,
     pub rejected: u64,
+    /// Hit ratios at [`mrc::FACTORS`] × `bytes` (empty when not measured).
+    pub curve: Vec<f64>,
 }
 
 /// The server's figures at one instant. Counters are totals since start; the guard takes
@@ -103,6 +106,8 @@ pub struct Sample {
     pub rejected: u64,
     pub commands: u64,
     pub clients: u64,
+    /// Hit ratios at [`mrc::FACTORS`] × `dataset` (empty when not measured).
+    pub curve: Vec<f64>,
     /// Persistence parts (`rdb`, `aof`) and their current error, if any.
     pub persistence: Vec<(&'static str, Option<String>)>,
     /// The last fsync's duration, and how long durability has been stalled with data
@@ -160,6 +165,9 @@ pub struct Track {
     /// own limits first (set on `global` only).
     pub capped: bool,
     pub forecast: Option<Forecast>,
+    /// The miss-ratio curve at the last sample: (size in bytes, hit ratio) at each of
+    /// [`mrc::FACTORS`] × the memory the scope used then.
+    pub curve: Vec<(f64, f64)>,
     /// The hit ratio and eviction rate an open alert compares with (frozen while open).
     hit_baseline: Option<f64>,
     evict_baseline: Option<f64>,
@@ -180,6 +188,7 @@ impl Track {
             evicts: false,
             capped: false,
             forecast: None,
+            curve: Vec::new(),
             hit_baseline: None,
             evict_baseline: None,
         }
@@ -262,6 +271,7 @@ impl Guard {
         g.rejected.add(t, s.rejected);
         g.budgeted = s.maxmemory > 0;
         g.evicts = s.maxmemory > 0 && s.evicts;
+        g.curve = curve_points(&s.curve, s.dataset);
         g.capacity = match (s.maxmemory, s.system_memory) {
             (0, 0) => None,
             (0, m) | (m, _) => Some(m as f64),
@@ -289,6 +299,7 @@ impl Guard {
             tr.rejected.add(t, n.rejected);
             tr.budgeted = n.limit.is_some();
             tr.evicts = n.evicts;
+            tr.curve = curve_points(&n.curve, n.bytes);
             tr.capacity = n.limit.map(|l| l as f64).or((s.maxmemory > 0).then_some(s.maxmemory as f64));
         }
         let live: Vec<&str> = s.namespaces.iter().take(MAX_TRACKED).map(|n| n.name.as_str()).collect();
@@ -389,6 +400,10 @@ impl Guard {
     }
 }
 
+fn curve_points(ratios: &[f64], bytes: u64) -> Vec<(f64, f64)> {
+    ratios.iter().zip(mrc::FACTORS).map(|(&r, f)| (f * bytes as f64, r)).collect()
+}
+
 /// Writes an alert as a JSON object.
 pub fn alert_json(j: &mut Json, a: &alerts::Alert) {
     j.begin_object()
@@ -436,6 +451,15 @@ fn track_json(j: &mut Json, tr: &Track, now_ms: i64, range_ms: i64) {
             j.field("forecast").null();
         }
     }
+    j.field("mrc").begin_array();
+    for (&(bytes, ratio), factor) in tr.curve.iter().zip(mrc::FACTORS) {
+        j.begin_object()
+            .kv_num("factor", factor)
+            .kv_num("bytes", bytes.round())
+            .kv_num("hit_ratio", ratio)
+            .end_object();
+    }
+    j.end_array();
     let (tier, memory) = tr.memory.window(now_ms, since);
     j.kv_int("step_ms", series::TIERS[tier].step_ms);
     j.field("memory_series");

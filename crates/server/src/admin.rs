@@ -508,6 +508,20 @@ pub fn metrics(shared: &Shared) -> String {
             p.sample("redoubt_forecast_full_seconds", &[("scope", scope)], s);
         }
     }
+    p.family(
+        "redoubt_mrc_hit_ratio",
+        "gauge",
+        "Miss-ratio curve: the LRU hit ratio at factor x the scope's memory now.",
+    );
+    for (k, v) in info.get("forecast").into_iter().flatten() {
+        let Some(scope) = k.strip_prefix("mrc_") else { continue };
+        let scope = scope.strip_prefix("ns_").unwrap_or(scope);
+        for (f, ratio) in sub_fields(v) {
+            if let (Some(factor), Ok(r)) = (f.strip_prefix('x'), ratio.parse::<f64>()) {
+                p.sample("redoubt_mrc_hit_ratio", &[("scope", scope), ("factor", factor)], r);
+            }
+        }
+    }
     p.one("redoubt_guard_samples_total", "counter", "Guardrail samples taken.", field("forecast", "guard_samples"));
 
     let alerts = info.get("alerts");

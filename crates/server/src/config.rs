@@ -119,6 +119,7 @@ pub static PARAMS: &[Param] = &[
     p("enable-protected-configs", Kind::Enum(&["no", "yes", "local"]), "no", false),
     p("fsync-delay-ms", int(0, 60_000), "0", true),
     p("guard-interval", int(0, 3600), "5", true),
+    p("guard-mrc", Kind::Bool, "yes", true),
     pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
@@ -584,6 +585,8 @@ pub struct Settings {
     /// advances the guardrail clock), the admin HTTP listener and alert webhooks.
     pub guard: guard::Config,
     pub guard_interval_s: u64,
+    /// `guard-mrc`: record reads for the miss-ratio curves.
+    pub guard_mrc: bool,
     pub admin_enabled: bool,
     pub admin_bind: String,
     pub admin_port: u16,
@@ -705,6 +708,7 @@ impl Settings {
                 slow_fsync_ms: num("alert-slow-fsync-ms") as f64,
             },
             guard_interval_s: num("guard-interval").max(0) as u64,
+            guard_mrc: c.get("guard-mrc") == "yes",
             admin_enabled: c.get("admin-enabled") == "yes",
             admin_bind: c.get("admin-bind").to_string(),
             admin_port: num("admin-port") as u16,

@@ -105,7 +105,7 @@ pub fn leak(shared: &Shared, bytes: usize) {
 }
 
 /// The server's figures now.
-fn sample(shared: &Shared, at_ms: i64) -> guard::Sample {
+fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
     let settings = shared.settings();
     let ks = crate::info::keyspace_totals(shared, None);
     let mem = crate::info::memory_figures();
@@ -135,7 +135,9 @@ fn sample(shared: &Shared, at_ms: i64) -> guard::Sample {
         (0..t.specs.len())
             .map(|i| {
                 let c = &t.counters[i];
+                let reads = c.hits.load(Ordering::Relaxed) + c.misses.load(Ordering::Relaxed);
                 guard::NsSample {
+                    curve: if settings.guard_mrc { c.mrc.settle(reads, decay, t.bytes(i) as f64) } else { Vec::new() },
                     name: t.specs[i].name.clone(),
                     bytes: t.bytes(i),
                     keys: c.keys.load(Ordering::Relaxed).max(0) as u64,
@@ -150,8 +152,14 @@ fn sample(shared: &Shared, at_ms: i64) -> guard::Sample {
             .collect()
     })
     .unwrap_or_default();
+    let curve = if settings.guard_mrc {
+        store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64)
+    } else {
+        Vec::new()
+    };
     guard::Sample {
         at_ms,
+        curve,
         used: store::memory::used(),
         rss: mem.rss,
         dataset: ks.dataset_bytes as u64,
@@ -173,7 +181,10 @@ fn sample(shared: &Shared, at_ms: i64) -> guard::Sample {
 
 /// Takes a sample at guardrail time `at_ms`, and logs and posts the alert events.
 fn take(shared: &Shared, at_ms: i64) {
-    let s = sample(shared, at_ms);
+    // the curves' history halves every hour of guardrail time
+    let last = shared.guardrails.guard.lock().last_ms;
+    let decay = last.map_or(1.0, |l| 0.5f64.powf((at_ms - l).max(0) as f64 / 3_600_000.0));
+    let s = sample(shared, at_ms, decay);
     let settings = shared.settings();
     let events = {
         let mut g = shared.guardrails.guard.lock();
@@ -433,6 +444,16 @@ pub fn info_forecast(shared: &Shared, out: &mut String) {
         );
     }
     for tr in std::iter::once(&g.global).chain(g.namespaces.iter()) {
+        if tr.curve.iter().any(|p| p.1.is_finite()) {
+            let points: Vec<String> = tr
+                .curve
+                .iter()
+                .zip(guard::mrc::FACTORS)
+                .map(|(p, f)| format!("x{f}={:.4}", if p.1.is_finite() { p.1 } else { 0.0 }))
+                .collect();
+            let scope = if tr.name == "global" { "global".to_string() } else { format!("ns_{}", tr.name) };
+            let _ = write!(out, "mrc_{scope}:{}\r\n", points.join(","));
+        }
         let key = if tr.name == "global" { "forecast_global".to_string() } else { format!("forecast_ns_{}", tr.name) };
         let _ = match &tr.forecast {
             Some(f) => write!(

@@ -235,6 +235,7 @@ impl Running {
 /// Tells the keyspace which access bookkeeping the eviction policy needs.
 fn record_access(settings: &Settings) {
     store::access::set_auto(settings.access == store::access::Mode::Auto);
+    store::mrc::set_enabled(settings.guard_mrc);
 }
 
 fn record_events(flags: u32) {

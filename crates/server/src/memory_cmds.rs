@@ -22,6 +22,7 @@ pub fn run(
 ) -> CmdResult {
     match sub {
         "patterns" => patterns(shared, s, argv)?,
+        "mrc" => mrc(shared, s, argv)?,
         "stats" => stats(shared, s, held),
         "doctor" => {
             let report = doctor(shared, held);
@@ -45,6 +46,9 @@ fn help(s: &mut Session) {
         "    Return memory problems reports.",
         "MALLOC-STATS",
         "    Return internal statistics report from the memory allocator.",
+        "MRC [<namespace>]",
+        "    Return the miss-ratio curve: the hit ratio an LRU cache would get at 0.25x to",
+        "    4x the memory the keyspace (or a namespace) uses now.",
         "PATTERNS [COUNT <count>]",
         "    Return the key patterns that hold the most memory growth: estimated keys,",
         "    bytes, growth per hour, share with a TTL and the largest keys (default 10).",
@@ -123,6 +127,35 @@ fn patterns(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
         }
         s.out.bulk(b"samples-rate");
         double(s, census.history.back().map_or(0.0, |p| p.rate));
+    }
+    Ok(())
+}
+
+/// MEMORY MRC [namespace]: the curve at the last guardrail sample.
+fn mrc(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 3 {
+        return Err(CmdError::fixed("ERR syntax error"));
+    }
+    let g = shared.guardrails.guard.lock();
+    let curve = match argv.get(2) {
+        None => g.global.curve.clone(),
+        Some(name) => match g.namespaces.iter().find(|t| t.name.as_bytes() == *name) {
+            Some(t) => t.curve.clone(),
+            None => return Err(CmdError::new(format!("ERR no such namespace '{}'", String::from_utf8_lossy(name)))),
+        },
+    };
+    drop(g);
+    let points: Vec<(f64, f64, f64)> =
+        curve.iter().zip(guard::mrc::FACTORS).filter(|(p, _)| p.1.is_finite()).map(|(p, f)| (f, p.0, p.1)).collect();
+    s.out.array(points.len());
+    for (factor, bytes, ratio) in points {
+        s.out.map(3);
+        s.out.bulk(b"factor");
+        double(s, factor);
+        s.out.bulk(b"bytes");
+        s.out.int(bytes.round() as i64);
+        s.out.bulk(b"hit-ratio");
+        double(s, (ratio * 10_000.0).round() / 10_000.0);
     }
     Ok(())
 }

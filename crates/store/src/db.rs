@@ -226,13 +226,17 @@ impl Db {
 
     /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
     pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        if self.lookup(key, now).is_some() {
+        let found = self.lookup(key, now).map(|e| entry_bytes(e));
+        let hash = hash_key(key);
+        if crate::mrc::enabled() {
+            crate::mrc::GLOBAL.record(hash, found);
+        }
+        crate::namespace::count_read(key, found, hash);
+        if found.is_some() {
             self.hits += 1;
-            crate::namespace::count_read(key, true);
-            self.table.get_mut(hash_key(key), key)
+            self.table.get_mut(hash, key)
         } else {
             self.misses += 1;
-            crate::namespace::count_read(key, false);
             crate::journal::key_missed(key);
             None
         }

@@ -20,6 +20,7 @@ pub mod journal;
 pub mod keyspace;
 pub mod list;
 pub mod memory;
+pub mod mrc;
 pub mod namespace;
 pub mod object;
 pub mod set;

@@ -119,6 +119,8 @@ pub struct Counters {
     pub misses: AtomicU64,
     pub evicted: AtomicU64,
     pub rejected: AtomicU64,
+    /// The namespace's miss-ratio curve.
+    pub mrc: crate::mrc::Mrc,
 }
 
 /// Every namespace, default first, with their counters.
@@ -218,15 +220,19 @@ pub fn charge(key: &[u8], bytes: i64, keys: i64) {
     });
 }
 
-/// Counts a read hit or miss on `key`'s namespace.
+/// Counts a read of `key` (table hash `hash`) on its namespace: a hit when `found` holds
+/// the entry's bytes, and a point of the namespace's miss-ratio curve.
 #[inline]
-pub fn count_read(key: &[u8], hit: bool) {
+pub fn count_read(key: &[u8], found: Option<usize>, hash: u64) {
     if !enabled() {
         return;
     }
     with_table(|t| {
         let c = &t.counters[t.index_of(key)];
-        if hit { &c.hits } else { &c.misses }.fetch_add(1, Ordering::Relaxed);
+        if found.is_some() { &c.hits } else { &c.misses }.fetch_add(1, Ordering::Relaxed);
+        if crate::mrc::enabled() {
+            c.mrc.record(hash, found);
+        }
     });
 }
 

@@ -1,0 +1,82 @@
+//! Recording reads for the online miss-ratio curves (`guard::mrc`): one curve for the whole
+//! keyspace and one per namespace. A read costs a hash remix and one relaxed load unless
+//! its key is in the sample (about 4,096 keys per curve), which then takes the curve's lock.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+use guard::mrc::Shards;
+use parking_lot::Mutex;
+
+/// Keys each curve samples at most (about 230 KiB per curve).
+pub const SAMPLED_KEYS: usize = 4096;
+
+/// One curve and its sampling threshold (mirrored outside the lock for the fast path).
+pub struct Mrc {
+    threshold: AtomicU64,
+    shards: Mutex<Shards>,
+    /// The scope's read count at the last [`Mrc::settle`].
+    last_reads: AtomicU64,
+}
+
+impl std::fmt::Debug for Mrc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mrc").field("threshold", &self.threshold.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Default for Mrc {
+    fn default() -> Mrc {
+        Mrc {
+            threshold: AtomicU64::new(u64::MAX),
+            shards: Mutex::new(Shards::new(SAMPLED_KEYS)),
+            last_reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Mrc {
+    /// One read of a key whose table hash is `hash`; `size` is its bytes when it exists.
+    #[inline]
+    pub fn record(&self, hash: u64, size: Option<usize>) {
+        let h = guard::mrc::remix(hash);
+        if h >= self.threshold.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut s = self.shards.lock();
+        s.access(h, size.map(|b| b as f64));
+        self.threshold.store(s.threshold(), Ordering::Relaxed);
+    }
+
+    /// Called at each guardrail sample with the scope's read count so far: counts the reads
+    /// since the last call (for the SHARDS-adj correction), ages the history by `decay`, and
+    /// returns the hit ratio at each of [`guard::mrc::FACTORS`] × `base_bytes` (NaN before
+    /// any sampled read).
+    pub fn settle(&self, reads: u64, decay: f64, base_bytes: f64) -> Vec<f64> {
+        let last = self.last_reads.swap(reads, Ordering::Relaxed);
+        let mut s = self.shards.lock();
+        s.count_all(reads.saturating_sub(last) as f64);
+        s.decay(decay);
+        guard::mrc::FACTORS.iter().map(|f| s.hit_ratio(f * base_bytes.max(1.0))).collect()
+    }
+
+    /// Runs `f` on the curve.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Shards) -> R) -> R {
+        f(&mut self.shards.lock())
+    }
+}
+
+static ON: AtomicBool = AtomicBool::new(true);
+
+/// The curve of the whole keyspace.
+pub static GLOBAL: LazyLock<Mrc> = LazyLock::new(Mrc::default);
+
+/// Switches recording on or off (`guard-mrc`).
+pub fn set_enabled(on: bool) {
+    ON.store(on, Ordering::Relaxed);
+}
+
+#[inline]
+pub fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
