@@ -22,6 +22,7 @@ pub fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     match s {
         s if s >= 86_400 * 3 => format!("{}d {}h", s / 86_400, s / 3600 % 24),
+        s if s >= 3600 && s / 60 % 60 == 0 => format!("{}h", s / 3600),
         s if s >= 3600 => format!("{}h {}m", s / 3600, s / 60 % 60),
         s if s >= 60 => format!("{}m {}s", s / 60, s % 60),
         s => format!("{s}s"),
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(duration(52 * 3_600_000 + 60_000), "52h 1m");
         assert_eq!(duration(4 * 86_400_000 + 3_600_000), "4d 1h");
         assert_eq!(duration(45_000), "45s");
+        assert_eq!(duration(48 * 3_600_000), "48h");
         assert_eq!(bytes(1536.0), "1.5 KiB");
         assert_eq!(bytes(12.0), "12 B");
     }

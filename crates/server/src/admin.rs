@@ -14,6 +14,7 @@
 //! - `/readyz`: 200 when the server can take traffic: not loading, no persistence error
 //!   that refuses writes; otherwise 503 with the reasons.
 //! - `/api/status[?range=1h|6h|24h|7d|30d]`: everything the dashboard shows, as JSON.
+//! - `/`: the dashboard (`dashboard.html`, embedded: it loads nothing from elsewhere).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Settings;
 use crate::Shared;
+
+/// The dashboard: one page, its script and style inline, drawing from `/api/status`.
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// Requests served at once; more are answered 503 at once.
 pub const MAX_ACTIVE: usize = 16;
@@ -205,10 +209,14 @@ fn serve(shared: &Shared, mut conn: TcpStream) {
             (if reasons.is_empty() { 200 } else { 503 }, "application/json", j.finish())
         }
         "/api/status" => (200, "application/json", status(shared, &req.query)),
-        _ => (404, "text/plain", "not found: try /metrics, /healthz, /readyz or /api/status\n".to_string()),
+        "/" | "/index.html" => (200, "text/html; charset=utf-8", DASHBOARD.to_string()),
+        _ => (404, "text/plain", "not found: try /, /metrics, /healthz, /readyz or /api/status\n".to_string()),
     };
     let body = if req.method == "HEAD" { Vec::new() } else { body.into_bytes() };
-    let _ = respond(&mut conn, code, ctype, &body, &[]);
+    // The page loads nothing from elsewhere: its script and style are inline.
+    let csp = [("Content-Security-Policy", "default-src 'none'; connect-src 'self'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'")];
+    let extra: &[(&str, &str)] = if ctype.starts_with("text/html") { &csp } else { &[] };
+    let _ = respond(&mut conn, code, ctype, &body, extra);
 }
 
 fn authorized(header: Option<&str>, pass: &[u8]) -> bool {
