@@ -406,5 +406,60 @@ fn slow_fsyncs_raise_and_resolve_the_disk_alert() {
     tick(&mut c, 10_000);
     assert!(!open_alerts(&mut c).contains(&"slow_disk:aof".to_string()));
     let (code, ready) = http_get(&mut c, "/readyz");
-    assert_eq!((code, ready.as_str()), (200, "{\"ready\":true,\"reasons\":[]}"));
+    assert_eq!((code, ready.as_str()), (200, "{\"ready\":true,\"role\":\"master\",\"reasons\":[]}"));
+}
+
+/// Kills the process when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// GET `path` from the admin listener on `port`, if it answers: (status code, body).
+fn http_get_port(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split(' ').nth(1)?.parse().ok()?;
+    Some((code, out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()))
+}
+
+/// While a snapshot loads, the server is alive (`/healthz` 200: a PING answered `-LOADING`
+/// counts, so an orchestrator does not restart it) but not ready (`/readyz` 503 naming the
+/// load); once loaded it is ready.
+#[test]
+fn readiness_waits_for_the_load_and_liveness_does_not() {
+    let source = Server::redoubt();
+    let mut s = source.conn();
+    let cmds: Vec<Vec<String>> = (0..2000).map(|i| vec!["SET".into(), format!("k{i}"), "v".into()]).collect();
+    pipeline(&mut s, &cmds);
+    assert_eq!(cmd(&mut s, &["SAVE"]), "+OK\r\n");
+    let port = redoubt_tests::server::free_port().expect("port");
+    let admin = redoubt_tests::server::free_port().expect("port");
+    let dir = source.dir().display().to_string();
+    // one millisecond per key: the load takes about two seconds
+    let _child = Killed(
+        std::process::Command::new(redoubt_tests::server::redoubt_binary_or_panic())
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir", &dir])
+            .args(["--key-load-delay", "1000", "--admin-port", &admin.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start redoubt-server"),
+    );
+    let (code, body) = poll_until(Duration::from_secs(10), "the admin listener", || http_get_port(admin, "/readyz"));
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body, "{\"ready\":false,\"role\":\"master\",\"reasons\":[\"loading the dataset\"]}");
+    assert_eq!(http_get_port(admin, "/healthz"), Some((200, "ok\n".to_string())));
+    poll_until(Duration::from_secs(30), "readiness after the load", || {
+        http_get_port(admin, "/readyz").filter(|r| r.0 == 200).map(|_| ())
+    });
+    let mut c = Conn::connect(port).unwrap();
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), ":2000\r\n");
 }

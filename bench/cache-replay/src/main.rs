@@ -7,7 +7,8 @@
 //! cache-replay --simulate [--traces LIST] [trace options] [--capacity C | --capacity-frac 0.1]
 //!                       [--factors 1,1.7] [--policies LIST] [--rate 150000] [--threads 1]
 //! cache-replay traces   [trace options]        (prints the exact trace definitions)
-//! cache-replay mrc      [--traces LIST] [trace options] [--max-keys 4096] [--cache-frac 0.1]
+//! cache-replay mrc      [--traces LIST] [trace options] [--max-keys 4096] [--max-rate 0.02]
+//!                       [--cache-frac 0.1]
 //!                       (the online miss-ratio curve against the exact offline one)
 //! ```
 //! Trace options: `--keys N` (100000), `--requests R` (20 * N), `--seed S` (1), `--scan-len`
@@ -115,8 +116,9 @@ fn cmd_traces(a: &Args) -> Result<(), String> {
 /// bytes the trace touches. Key sizes are 50..1050 bytes, drawn per key from the seed, so
 /// the curves are byte-weighted as the server's are.
 fn cmd_mrc(a: &Args) -> Result<(), String> {
-    a.check_known(&with(&["traces", "max-keys", "cache-frac"]))?;
+    a.check_known(&with(&["traces", "max-keys", "max-rate", "cache-frac"]))?;
     let max_keys: usize = a.get("max-keys", 4096)?;
+    let max_rate: f64 = a.get("max-rate", 0.02)?;
     let frac: f64 = a.get("cache-frac", 0.1)?;
     let mut worst: f64 = 0.0;
     for t in a.str("traces").unwrap_or(trace::DEFAULT_TRACES).split(',') {
@@ -132,7 +134,7 @@ fn cmd_mrc(a: &Args) -> Result<(), String> {
         let exact = guard::mrc::exact_curve(&keys, size, &cache);
         let exact_secs = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let mut s = guard::mrc::Shards::new(max_keys);
+        let mut s = guard::mrc::Shards::with_rate(max_keys, max_rate);
         for &k in &keys {
             s.access(guard::mrc::remix(k), Some(size(k)));
             s.count_all(1.0);

@@ -15,6 +15,29 @@
 //! recent behaviour.
 
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
+
+/// Keys here are already uniform 64-bit hashes: hash them as themselves.
+#[derive(Default)]
+pub struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map = HashMap<u64, Tracked, BuildHasherDefault<Identity>>;
 
 /// Buckets per doubling of the distance.
 const PER_DOUBLING: f64 = 16.0;
@@ -38,7 +61,7 @@ pub struct Shards {
     /// Sample when `remix(hash) < threshold`.
     threshold: u64,
     max_keys: usize,
-    keys: HashMap<u64, Tracked>,
+    keys: Map,
     heap: BinaryHeap<u64>,
     /// Fenwick tree of the sizes at each access time (a key's size sits at its last time).
     tree: Vec<f64>,
@@ -58,11 +81,18 @@ impl std::fmt::Debug for Shards {
 
 impl Shards {
     pub fn new(max_keys: usize) -> Shards {
+        Shards::with_rate(max_keys, 1.0)
+    }
+
+    /// A curve that samples at most `max_rate` of the keys (and at most `max_keys` of them):
+    /// a cap on what sampled reads cost, whatever the keyspace's size.
+    pub fn with_rate(max_keys: usize, max_rate: f64) -> Shards {
         let cap = max_keys * 2 + 16;
+        let threshold = if max_rate >= 1.0 { u64::MAX } else { (max_rate.max(0.0) * u64::MAX as f64) as u64 };
         Shards {
-            threshold: u64::MAX,
+            threshold,
             max_keys,
-            keys: HashMap::with_capacity(max_keys + 1),
+            keys: Map::with_capacity_and_hasher(max_keys + 1, BuildHasherDefault::default()),
             heap: BinaryHeap::with_capacity(max_keys + 1),
             tree: vec![0.0; cap + 1],
             next_time: 0,

@@ -110,6 +110,11 @@ pub fn fold(key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether a key is counted whatever the sample says.
+pub fn is_large(bytes: u64, elements: u64) -> bool {
+    bytes >= LARGE_BYTES || elements >= LARGE_ELEMENTS
+}
+
 /// A 64-bit hash of a key for the spatial sample (FNV-1a, then a finalizer).
 pub fn key_hash(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -189,11 +194,19 @@ impl Census {
         self.current = Some(Pass { at_ms, rate, ..Pass::default() });
     }
 
+    /// Counts keys of the running pass that the caller found outside the sample (and not
+    /// large) without handing them over.
+    pub fn skipped(&mut self, n: u64) {
+        if let Some(pass) = self.current.as_mut() {
+            pass.visited += n;
+        }
+    }
+
     /// Counts one key of the running pass.
     pub fn visit(&mut self, k: &KeyInfo<'_>) {
         let Some(pass) = self.current.as_mut() else { return };
         pass.visited += 1;
-        let large = k.bytes >= LARGE_BYTES || k.elements >= LARGE_ELEMENTS;
+        let large = is_large(k.bytes, k.elements);
         let weight = if large {
             1.0
         } else if pass.rate >= 1.0 || (key_hash(k.key) as f64) < pass.rate * u64::MAX as f64 {

@@ -12,7 +12,8 @@
 //! - `/healthz`: 200 when a PING over the server's own port is answered (a `-LOADING` reply
 //!   counts: a server loading a large snapshot is alive and must not be restarted).
 //! - `/readyz`: 200 when the server can take traffic: not loading, no persistence error
-//!   that refuses writes; otherwise 503 with the reasons.
+//!   that refuses writes; otherwise 503 with the reasons. The body names the role (always
+//!   `master` until replication exists).
 //! - `/api/status[?range=1h|6h|24h|7d|30d]`: everything the dashboard shows, as JSON.
 //! - `/`: the dashboard (`dashboard.html`, embedded: it loads nothing from elsewhere).
 
@@ -201,7 +202,12 @@ fn serve(shared: &Shared, mut conn: TcpStream) {
         "/readyz" => {
             let reasons = not_ready(shared, &settings);
             let mut j = guard::json::Json::new();
-            j.begin_object().field("ready").bool(reasons.is_empty()).field("reasons").begin_array();
+            j.begin_object()
+                .field("ready")
+                .bool(reasons.is_empty())
+                .kv_str("role", "master")
+                .field("reasons")
+                .begin_array();
             reasons.iter().for_each(|r| {
                 j.str(r);
             });
@@ -214,7 +220,10 @@ fn serve(shared: &Shared, mut conn: TcpStream) {
     };
     let body = if req.method == "HEAD" { Vec::new() } else { body.into_bytes() };
     // The page loads nothing from elsewhere: its script and style are inline.
-    let csp = [("Content-Security-Policy", "default-src 'none'; connect-src 'self'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'")];
+    let csp = [(
+        "Content-Security-Policy",
+        "default-src 'none'; connect-src 'self'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+    )];
     let extra: &[(&str, &str)] = if ctype.starts_with("text/html") { &csp } else { &[] };
     let _ = respond(&mut conn, code, ctype, &body, extra);
 }

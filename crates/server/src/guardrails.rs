@@ -248,7 +248,7 @@ fn members(e: &store::entry::Entry, n: usize) -> Vec<Vec<u8>> {
 fn census_step(shared: &Shared, at_ms: i64, total_keys: u64) {
     let g = &shared.guardrails;
     let mut w = g.walk.lock();
-    {
+    let rate = {
         let mut census = g.census.lock();
         if census.current.is_none() {
             if census.last_pass_ms.is_some_and(|t| at_ms - t < PASS_GAP_MS) {
@@ -257,12 +257,16 @@ fn census_step(shared: &Shared, at_ms: i64, total_keys: u64) {
             census.begin(at_ms, total_keys);
             *w = Walk::default();
         }
-    }
+        census.current.as_ref().map_or(1.0, |p| p.rate)
+    };
+    // only sampled and large keys are copied out of the lock; the rest are only counted
+    let cut = if rate >= 1.0 { u64::MAX } else { (rate * u64::MAX as f64) as u64 };
     let databases = shared.keyspace.databases();
     let mut visited = 0;
     let mut seen: Vec<(Vec<u8>, u64, bool, &'static str, u64)> = Vec::with_capacity(VISITS_PER_LOCK);
     while visited < VISITS_PER_SAMPLE && w.db < databases {
         seen.clear();
+        let mut skipped = 0u64;
         {
             let mut view = shared.keyspace.lock_shard(w.shard);
             let Some((_, shard)) = view.indexed_shards_mut().next() else { break };
@@ -270,22 +274,23 @@ fn census_step(shared: &Shared, at_ms: i64, total_keys: u64) {
             let mut cursor = w.cursor;
             loop {
                 cursor = db.scan_step(cursor, |e| {
-                    seen.push((
-                        e.key().to_vec(),
-                        store::db::entry_bytes(e) as u64,
-                        e.expire_at().is_some(),
-                        e.kind().name(),
-                        elements(e),
-                    ))
+                    let bytes = store::db::entry_bytes(e) as u64;
+                    let n = elements(e);
+                    if !guard::patterns::is_large(bytes, n) && guard::patterns::key_hash(e.key()) >= cut {
+                        skipped += 1;
+                        return;
+                    }
+                    seen.push((e.key().to_vec(), bytes, e.expire_at().is_some(), e.kind().name(), n))
                 });
-                if cursor == 0 || seen.len() >= VISITS_PER_LOCK {
+                if cursor == 0 || seen.len() as u64 + skipped >= VISITS_PER_LOCK as u64 {
                     break;
                 }
             }
             w.cursor = cursor;
         }
-        visited += seen.len().max(1);
+        visited += (seen.len() + skipped as usize).max(1);
         let mut census = g.census.lock();
+        census.skipped(skipped);
         for (key, bytes, ttl, kind, elements) in &seen {
             census.visit(&guard::patterns::KeyInfo { key, bytes: *bytes, ttl: *ttl, kind, elements: *elements });
         }

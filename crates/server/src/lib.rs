@@ -270,6 +270,11 @@ pub fn start(config: Config) -> Result<Running, String> {
         threads.push(worker.start()?);
     }
     aof::install_waker(&shared);
+    // The admin listener answers while the dataset loads: /healthz says the server is alive
+    // (a long load must not look like a hang), /readyz that it is not ready yet.
+    if let Some(t) = admin::start(&shared, &settings) {
+        threads.push(t);
+    }
     let loaded = aof::load_at_startup(&shared, &settings);
     shared.persistence.end_loading();
     if let Err(e) = loaded {
@@ -278,9 +283,6 @@ pub fn start(config: Config) -> Result<Running, String> {
     }
     threads.push(cron::spawn(shared.clone())?);
     threads.push(webhook::spawn(shared.clone())?);
-    if let Some(t) = admin::start(&shared, &settings) {
-        threads.push(t);
-    }
     store::memory::publish();
     Ok(Running { shared, threads })
 }

@@ -39,6 +39,8 @@ pub fn run(
     Ok(())
 }
 
+/// MEMORY HELP: Redis's text exactly (clients and tests compare it); Redoubt's MRC and
+/// PATTERNS are in the README and COMMAND DOCS.
 fn help(s: &mut Session) {
     const LINES: &[&str] = &[
         "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -46,12 +48,6 @@ fn help(s: &mut Session) {
         "    Return memory problems reports.",
         "MALLOC-STATS",
         "    Return internal statistics report from the memory allocator.",
-        "MRC [<namespace>]",
-        "    Return the miss-ratio curve: the hit ratio an LRU cache would get at 0.25x to",
-        "    4x the memory the keyspace (or a namespace) uses now.",
-        "PATTERNS [COUNT <count>]",
-        "    Return the key patterns that hold the most memory growth: estimated keys,",
-        "    bytes, growth per hour, share with a TTL and the largest keys (default 10).",
         "PURGE",
         "    Attempt to purge dirty pages for reclamation by the allocator.",
         "STATS",

@@ -1079,6 +1079,10 @@ fn debug(
             s.out.simple(&line);
         }
         ("guard-tick", 3 | 4) => {
+            // a sample locks shards one at a time: not while a transaction holds them all
+            if held.is_some() {
+                return Err(CmdError::fixed("ERR DEBUG GUARD-TICK cannot run inside MULTI"));
+            }
             let ms = args::int(argv[2])?;
             let count = if argv.len() == 4 { args::int(argv[3])? } else { 1 };
             if !(1..=366 * 86_400_000).contains(&ms) || !(1..=1_000_000).contains(&count) {

@@ -201,7 +201,11 @@ impl Db {
     /// The live entry for `key`: a key whose TTL is at or before `now` is deleted and `None`
     /// returned.
     pub fn lookup(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let hash = hash_key(key);
+        self.lookup_hashed(hash_key(key), key, now)
+    }
+
+    /// [`Db::lookup`] with the key's table hash already computed.
+    fn lookup_hashed(&mut self, hash: u64, key: &[u8], now: i64) -> Option<&mut Entry> {
         if crate::access::auto() {
             let keys = self.table.len();
             self.auto.access(keys);
@@ -226,8 +230,8 @@ impl Db {
 
     /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
     pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let found = self.lookup(key, now).map(|e| entry_bytes(e));
         let hash = hash_key(key);
+        let found = self.lookup_hashed(hash, key, now).map(|e| entry_bytes(e));
         if crate::mrc::enabled() {
             crate::mrc::GLOBAL.record(hash, found);
         }

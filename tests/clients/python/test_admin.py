@@ -111,7 +111,7 @@ def test_probes_status_and_errors():
         base = admin(r)
         assert get(base + "/healthz")[:2] == (200, "ok\n")
         status, body, _ = get(base + "/readyz")
-        assert (status, json.loads(body)) == (200, {"ready": True, "reasons": []})
+        assert (status, json.loads(body)) == (200, {"ready": True, "role": "master", "reasons": []})
         r.set("k", "v")
         status, body, headers = get(base + "/api/status?range=1h")
         assert status == 200 and headers["Content-Type"] == "application/json"
