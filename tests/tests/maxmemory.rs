@@ -69,6 +69,11 @@ fn oom_scenario(server: &Server, policy: &str) -> Vec<(String, String)> {
         &["SADD", "set", "m"],
         &["ZADD", "p:z1", "2", "m"],
         &["APPEND", "p:s6", "x"],
+        // scripts: a write is refused until the script has written (then it must finish)
+        &["EVAL", "return redis.call('set','s1','v')", "0"],
+        &["EVAL", "return redis.pcall('set','s2','v')", "0"],
+        &["EVAL", "redis.call('del','p:s8'); return redis.call('set','s3','v')", "0"],
+        &["EVAL", "return redis.call('get','p:s1')", "0"],
         &["MULTI"],
         &["SET", "a", "b"],
         &["EXEC"],

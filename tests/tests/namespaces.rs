@@ -216,3 +216,27 @@ fn reserved_memory_is_not_taken_by_others() {
     }
     assert_eq!(ns_fields(&mut c, "jobs")["rejected_writes"], "1");
 }
+
+/// Scripts obey namespace limits as they obey `maxmemory` in Redis: a script whose declared
+/// keys are in a namespace at its limit gets the namespace's `-OOM` on its first write (a
+/// job-queue library writes through scripts only), reads still work, and a script that has
+/// already written finishes.
+#[test]
+fn scripts_are_refused_at_a_namespace_limit() {
+    let server = Server::redoubt_with_args(&["--namespace", "jobs match job:* limit 1mb evict none; cache default"]);
+    let mut c = server.conn();
+    let value = "v".repeat(10_000);
+    let cmds: Vec<Vec<String>> = (0..200).map(|i| vec!["SET".into(), format!("job:{i}"), value.clone()]).collect();
+    let replies = pipeline(&mut c, &cmds);
+    assert!(replies.iter().any(|r| r.starts_with("-OOM command not allowed: namespace 'jobs' is at its limit")));
+    let add = "return redis.call('set', KEYS[1], ARGV[1])";
+    let got = cmd(&mut c, &["EVAL", add, "1", "job:new", "x"]);
+    assert!(got.starts_with("-OOM command not allowed: namespace 'jobs' is at its limit"), "{got}");
+    assert!(got.contains("script: "), "raised as the script's error: {got}");
+    assert_eq!(cmd(&mut c, &["EVAL", "return redis.call('get', KEYS[1])", "1", "job:0"]).len(), 10_010);
+    // other namespaces are not affected, and a script that wrote first runs to the end
+    assert_eq!(cmd(&mut c, &["EVAL", add, "1", "page:1", "x"]), "+OK\r\n");
+    let del_then_add = "redis.call('del', KEYS[2]); return redis.call('set', KEYS[1], ARGV[1])";
+    assert_eq!(cmd(&mut c, &["EVAL", del_then_add, "2", "job:new", "job:1", "x"]), "+OK\r\n");
+    assert_eq!(cmd(&mut c, &["EXISTS", "job:new"]), ":1\r\n");
+}

@@ -37,6 +37,10 @@ pub struct WorkerLocal {
     /// This is the client replaying the append-only log at startup: commands run with the
     /// replay clock, without the gates and bookkeeping a client's commands get.
     pub replaying: bool,
+    /// The memory refusal the running script's first write gets: Redis checks memory when
+    /// a script starts and refuses its `denyoom` calls until it has written (after that it
+    /// must finish). Set for EVAL, EVALSHA and FCALL by the memory gate.
+    pub script_oom: Option<String>,
 }
 
 impl WorkerLocal {
@@ -52,6 +56,7 @@ impl WorkerLocal {
             evict_pool: crate::evict::Pool::default(),
             aof: crate::aof::Batch::default(),
             replaying: false,
+            script_oom: None,
         };
         w.refresh(shared);
         w
@@ -461,7 +466,12 @@ fn oom_check(
     argv: &[&[u8]],
 ) -> Option<CmdError> {
     let namespaces = store::namespace::enabled();
+    local.script_oom = None;
     if local.settings.maxmemory == 0 && !namespaces {
+        return None;
+    }
+    if s.multi.is_none() && matches!(spec.name, "eval" | "evalsha" | "fcall") {
+        local.script_oom = script_oom(shared, local, argv);
         return None;
     }
     // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused (queuing would
@@ -497,6 +507,24 @@ fn oom_check(
     keys.dedup();
     let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     crate::namespaces::gate(shared, &local.settings, &mut local.evict_pool, &keys)
+}
+
+/// The memory state a script starts in: Redis's maxmemory refusal when nothing can be
+/// evicted, or a namespace refusal for one of its declared keys.
+fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Option<String> {
+    if local.settings.maxmemory > 0 {
+        let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
+        if crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget) == crate::evict::Outcome::Fail
+        {
+            return Some("OOM command not allowed when used memory > 'maxmemory'.".to_string());
+        }
+    }
+    if !store::namespace::enabled() {
+        return None;
+    }
+    let n = argv.get(2).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse::<usize>().ok())?;
+    let keys: Vec<&[u8]> = argv.iter().skip(3).take(n).copied().collect();
+    crate::namespaces::gate(shared, &local.settings, &mut local.evict_pool, &keys).map(|e| e.text().to_string())
 }
 
 /// Redis's disk-error gate: while the last snapshot failed (and `stop-writes-on-bgsave-error`

@@ -434,6 +434,11 @@ fn run_command(call: &mut Call<'_, '_>, argv: Vec<Vec<u8>>) -> Result<Vec<u8>, S
             return Err(e.text().to_string());
         }
     }
+    if spec.has(flags::DENYOOM) && !WROTE.load(Ordering::Acquire) {
+        if let Some(e) = &call.local.script_oom {
+            return Err(e.clone());
+        }
+    }
     let mut out = ReplyBuf::new(if call.resp3 { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });
     match spec.handler {
         Handler::Keyspace(f) => {
