@@ -54,6 +54,12 @@ fn oom_scenario(server: &Server, policy: &str) -> Vec<(String, String)> {
     let mut c = server.conn();
     let mut out = Vec::new();
     fill(&mut c);
+    // functions with no flags, allow-oom and no-writes
+    let lib = "#!lua name=oomlib\n\
+        redis.register_function('w', function(keys) return redis.call('set', keys[1], 'v') end)\n\
+        redis.register_function{function_name='oomok', callback=function(keys) return redis.call('set', keys[1], 'v') end, flags={'allow-oom'}}\n\
+        redis.register_function{function_name='ro', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    cmd(&mut c, &["FUNCTION", "LOAD", "REPLACE", lib]);
     cmd(&mut c, &["CONFIG", "SET", "maxmemory-policy", policy]);
     cmd(&mut c, &["CONFIG", "SET", "maxmemory", "1"]);
     for args in [
@@ -74,6 +80,10 @@ fn oom_scenario(server: &Server, policy: &str) -> Vec<(String, String)> {
         &["EVAL", "return redis.pcall('set','s2','v')", "0"],
         &["EVAL", "redis.call('del','p:s8'); return redis.call('set','s3','v')", "0"],
         &["EVAL", "return redis.call('get','p:s1')", "0"],
+        &["FCALL", "w", "1", "f1"],
+        &["FCALL", "oomok", "1", "f2"],
+        &["FCALL", "ro", "1", "p:s1"],
+        &["FCALL_RO", "ro", "1", "p:s1"],
         &["MULTI"],
         &["SET", "a", "b"],
         &["EXEC"],
@@ -93,6 +103,7 @@ fn oom_scenario(server: &Server, policy: &str) -> Vec<(String, String)> {
     out.push(("v kept".into(), kept(&mut c, "v:").to_string()));
     out.push(("evicted_keys".into(), info_u64(&mut c, "stats", "evicted_keys").to_string()));
     cmd(&mut c, &["FLUSHALL"]);
+    cmd(&mut c, &["FUNCTION", "FLUSH"]);
     cmd(&mut c, &["CONFIG", "RESETSTAT"]);
     out
 }

@@ -116,8 +116,11 @@ impl Alerts {
                     }
                 }
                 (Some(a), _) => {
-                    a.value = c.value;
-                    a.message = c.message;
+                    // a check with no message only keeps the alert open as it is
+                    if !c.message.is_empty() {
+                        a.value = c.value;
+                        a.message = c.message;
+                    }
                     a.severity = a.severity.max(c.severity);
                 }
                 (None, _) => {}

@@ -321,13 +321,11 @@ impl Guard {
         }
         persistence_checks(cfg, s, &mut checks);
         self.rss_check(s, &mut checks);
+        // An open alert no rule speaks for any more (its namespace was removed, its budget or
+        // level unset, the log turned off) is resolved rather than left open forever.
+        let ids: std::collections::HashSet<String> = checks.iter().map(|c| c.id.clone()).collect();
         let mut events = self.alerts.update(t, checks);
-        let names: Vec<String> = self.namespaces.iter().map(|tr| tr.name.clone()).collect();
-        events.extend(self.alerts.resolve_where(t, |a| {
-            !matches!(a.kind, "memory" | "forecast" | "hit_ratio" | "evictions" | "rejected_writes")
-                || a.subject == "global"
-                || names.contains(&a.subject)
-        }));
+        events.extend(self.alerts.resolve_where(t, |a| ids.contains(&a.id)));
         events
     }
 
@@ -608,6 +606,10 @@ fn hit_ratio_check(cfg: &Config, alerts: &Alerts, tr: &mut Track, now_ms: i64, c
     }
     let Some(base) = tr.hit_baseline else { return };
     if n < cfg.min_lookups || short.is_nan() {
+        // too few reads to judge: an open alert stays as it is
+        if alerts.is_open(&c.id) {
+            checks.push(c);
+        }
         return;
     }
     let floor = base * (1.0 - cfg.hit_ratio_drop);

@@ -29,7 +29,9 @@ impl std::hash::Hasher for Identity {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        // sampled hashes are small (below the rate's share of the range): move their
+        // random low bits to the top, where the table takes its probe tags from
+        self.0 = n.rotate_left(32);
     }
 
     fn finish(&self) -> u64 {

@@ -157,6 +157,8 @@ pub struct Pass {
     pub rate: f64,
     pub visited: u64,
     pub patterns: HashMap<Vec<u8>, Stat>,
+    /// Some patterns went to `(other)`: one missing from this pass may still have had keys.
+    pub overflow: bool,
 }
 
 /// One pattern in the report.
@@ -217,6 +219,7 @@ impl Census {
         let mut pattern = fold(k.key);
         if !pass.patterns.contains_key(&pattern) && pass.patterns.len() >= MAX_PATTERNS {
             pattern = b"(other)".to_vec();
+            pass.overflow = true;
         }
         let st = pass.patterns.entry(pattern).or_default();
         st.keys += weight;
@@ -259,8 +262,9 @@ impl Census {
 
     fn build_report(&self) -> Vec<Report> {
         let Some(last) = self.history.back() else { return Vec::new() };
-        let slope = |f: &dyn Fn(&Pass) -> f64| -> f64 {
-            let pts: Vec<(i64, f64)> = self.history.iter().map(|p| (p.at_ms, f(p))).collect();
+        // a pattern missing from a pass counts as 0 only if that pass kept every pattern
+        let slope = |f: &dyn Fn(&Pass) -> Option<f64>| -> f64 {
+            let pts: Vec<(i64, f64)> = self.history.iter().filter_map(|p| f(p).map(|v| (p.at_ms, v))).collect();
             if pts.len() < 2 {
                 return 0.0;
             }
@@ -270,12 +274,18 @@ impl Census {
             .patterns
             .iter()
             .map(|(pat, st)| {
-                let get = |p: &Pass| p.patterns.get(pat).cloned().unwrap_or_default();
+                let get = |p: &Pass| match p.patterns.get(pat) {
+                    Some(st) => Some(st.clone()),
+                    None if p.overflow => None,
+                    None => Some(Stat::default()),
+                };
                 let largest = st
                     .largest
                     .iter()
                     .map(|(key, bytes, elements)| {
-                        let el = |p: &Pass| get(p).largest.iter().find(|b| &b.0 == key).map_or(0.0, |b| b.2 as f64);
+                        let el = |p: &Pass| {
+                            get(p).map(|st| st.largest.iter().find(|b| &b.0 == key).map_or(0.0, |b| b.2 as f64))
+                        };
                         (String::from_utf8_lossy(key).into_owned(), *bytes, *elements, slope(&el))
                     })
                     .collect();
@@ -285,8 +295,8 @@ impl Census {
                     keys: st.keys,
                     bytes: st.bytes,
                     ttl_share: if st.keys > 0.0 { st.ttl_keys / st.keys } else { 0.0 },
-                    keys_per_hour: slope(&|p| get(p).keys),
-                    bytes_per_hour: slope(&|p| get(p).bytes),
+                    keys_per_hour: slope(&|p| get(p).map(|st| st.keys)),
+                    bytes_per_hour: slope(&|p| get(p).map(|st| st.bytes)),
                     largest,
                     indexes: None,
                     indexed_by: None,
@@ -446,5 +456,30 @@ mod tests {
         assert_eq!(c.report[0].indexes.as_deref(), Some("bull:q:*"));
         assert_eq!(c.report[1].indexed_by.as_deref(), Some("bull:q:completed"));
         assert!((c.report[0].largest[0].3 - 2000.0).abs() < 1e-6, "elements per hour");
+    }
+
+    #[test]
+    fn a_pattern_folded_into_other_earlier_does_not_read_as_growth() {
+        let mut c = Census::default();
+        for h in 0..3i64 {
+            c.begin(h * 3_600_000, 1000);
+            // the first pass fills the pattern table before "late:*" is seen
+            let letters = |i: usize| -> String {
+                [i / 676, i / 26 % 26, i % 26].iter().map(|&d| (b'a' + d as u8) as char).collect()
+            };
+            let fillers: Vec<String> =
+                (0..if h == 0 { MAX_PATTERNS } else { 0 }).map(|i| format!("f{}:k", letters(i))).collect();
+            for n in &fillers {
+                c.visit(&KeyInfo { kind: "string", elements: 1, ..key(n, 10) });
+            }
+            let late: Vec<String> = (0..100).map(|i| format!("late:{i}")).collect();
+            for n in &late {
+                c.visit(&KeyInfo { kind: "string", elements: 1, ..key(n, 100) });
+            }
+            c.finish(h * 3_600_000);
+        }
+        assert!(c.history[0].overflow);
+        let late = c.report.iter().find(|r| r.pattern == "late:*").unwrap();
+        assert_eq!((late.keys, late.bytes_per_hour), (100.0, 0.0), "{late:?}");
     }
 }

@@ -215,3 +215,44 @@ fn the_json_document_holds_alerts_forecasts_and_series() {
     assert!(text.contains(r#""forecast":{"method":"theil-sen""#), "{text}");
     assert!(text.contains(r#""ops_per_sec":[[0,0],"#), "{text}");
 }
+
+#[test]
+fn alerts_whose_rule_no_longer_applies_resolve() {
+    let mut g = Guard::new(Config::default());
+    let mut s = base(0);
+    s.used = 950 * MB;
+    assert!(opened(&g.observe(&s)).contains(&"memory:global:90".to_string()));
+    // maxmemory is switched off: no budget, so no level can hold the alert open
+    s.at_ms += 10 * SECOND;
+    s.maxmemory = 0;
+    let events = g.observe(&s);
+    assert!(resolved(&events).contains(&"memory:global:90".to_string()), "{events:?}");
+    assert!(g.alerts.open().iter().all(|a| a.kind != "memory"));
+}
+
+#[test]
+fn an_open_hit_ratio_alert_holds_while_there_are_too_few_reads() {
+    let mut g = Guard::new(Config::default());
+    let (mut hits, mut misses, mut t) = (0u64, 0u64, 0i64);
+    let mut step = |g: &mut Guard, reads: u64, ratio: f64| {
+        t += 10 * SECOND;
+        hits += (reads as f64 * ratio) as u64;
+        misses += reads - (reads as f64 * ratio) as u64;
+        let mut s = base(t);
+        s.namespaces = vec![NsSample { name: "cache".into(), hits, misses, ..NsSample::default() }];
+        g.observe(&s)
+    };
+    for _ in 0..360 {
+        step(&mut g, 1000, 0.9);
+    }
+    let mut events = Vec::new();
+    for _ in 0..60 {
+        events.extend(step(&mut g, 1000, 0.4));
+    }
+    assert_eq!(opened(&events), ["hit_ratio:cache"]);
+    // traffic stops: nothing to judge, the alert stays open with its last message
+    for _ in 0..60 {
+        assert!(step(&mut g, 0, 0.0).is_empty());
+    }
+    assert!(g.alerts.is_open("hit_ratio:cache"));
+}

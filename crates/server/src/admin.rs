@@ -3,7 +3,7 @@
 //!
 //! It runs on threads of its own (an accept loop and one short-lived thread per request, at
 //! most [`MAX_ACTIVE`] at once), so a slow scraper never touches the workers. Requests are
-//! HTTP/1.1 GETs answered with `Connection: close`; headers are limited to 16 KiB and 5
+//! HTTP/1.1 GETs answered with `Connection: close`; headers are limited to 16 KiB and 3
 //! seconds. When `requirepass` is set every path asks for it, as HTTP Basic authentication
 //! (any user name) or `Authorization: Bearer <password>`.
 //!
@@ -32,10 +32,11 @@ use crate::Shared;
 /// The dashboard: one page, its script and style inline, drawing from `/api/status`.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// Requests served at once; more are answered 503 at once.
-pub const MAX_ACTIVE: usize = 16;
+/// Requests served at once; more are answered 503 at once. Generous, so a few slow clients
+/// cannot starve a liveness probe.
+pub const MAX_ACTIVE: usize = 64;
 const HEADER_LIMIT: usize = 16 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -78,7 +79,17 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
         if ready <= 0 {
             continue;
         }
-        while let Ok((mut conn, _)) = listener.accept() {
+        loop {
+            let mut conn = match listener.accept() {
+                Ok((conn, _)) => conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // out of descriptors, say: the listener stays ready, so do not spin
+                    crate::log_warning!("Admin HTTP listener cannot accept: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    break;
+                }
+            };
             let _ = conn.set_nonblocking(false);
             if ACTIVE.fetch_add(1, Ordering::AcqRel) >= MAX_ACTIVE {
                 ACTIVE.fetch_sub(1, Ordering::AcqRel);
@@ -303,7 +314,8 @@ fn health(shared: &Shared, settings: &Settings) -> Result<(), String> {
     }
     let text = String::from_utf8_lossy(&got);
     let last = text.lines().last().unwrap_or("");
-    if last == "+PONG" || last.starts_with("-LOADING") {
+    // a server loading its dataset or running a long script is alive
+    if last == "+PONG" || last.starts_with("-LOADING") || last.starts_with("-BUSY") {
         Ok(())
     } else {
         Err(format!("PING answered '{last}'"))

@@ -40,7 +40,17 @@ pub struct WorkerLocal {
     /// The memory refusal the running script's first write gets: Redis checks memory when
     /// a script starts and refuses its `denyoom` calls until it has written (after that it
     /// must finish). Set for EVAL, EVALSHA and FCALL by the memory gate.
-    pub script_oom: Option<String>,
+    pub script_oom: Option<ScriptOom>,
+}
+
+/// A memory refusal waiting for a script's first write.
+#[derive(Clone, Debug)]
+pub struct ScriptOom {
+    /// What `redis.call` raises, and what a function without `allow-oom` or `no-writes`
+    /// gets instead of running (Redis treats such an FCALL as a `denyoom` command).
+    pub text: String,
+    /// The namespace that refuses (its refused-writes counter moves only on a refusal).
+    pub namespace: Option<usize>,
 }
 
 impl WorkerLocal {
@@ -511,12 +521,15 @@ fn oom_check(
 
 /// The memory state a script starts in: Redis's maxmemory refusal when nothing can be
 /// evicted, or a namespace refusal for one of its declared keys.
-fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Option<String> {
+fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Option<ScriptOom> {
     if local.settings.maxmemory > 0 {
         let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
         if crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget) == crate::evict::Outcome::Fail
         {
-            return Some("OOM command not allowed when used memory > 'maxmemory'.".to_string());
+            return Some(ScriptOom {
+                text: "OOM command not allowed when used memory > 'maxmemory'.".to_string(),
+                namespace: None,
+            });
         }
     }
     if !store::namespace::enabled() {
@@ -524,7 +537,8 @@ fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Optio
     }
     let n = argv.get(2).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse::<usize>().ok())?;
     let keys: Vec<&[u8]> = argv.iter().skip(3).take(n).copied().collect();
-    crate::namespaces::gate(shared, &local.settings, &mut local.evict_pool, &keys).map(|e| e.text().to_string())
+    let (e, i) = crate::namespaces::gate_quiet(shared, &local.settings, &mut local.evict_pool, &keys)?;
+    Some(ScriptOom { text: e.text().to_string(), namespace: Some(i) })
 }
 
 /// Redis's disk-error gate: while the last snapshot failed (and `stop-writes-on-bgsave-error`

@@ -89,8 +89,11 @@ pub fn cron(shared: &Shared, settings: &crate::config::Settings) {
 /// `DEBUG GUARD-TICK <ms> [count]`: moves the guardrail clock forward by `ms` and takes a
 /// sample, `count` times.
 pub fn tick(shared: &Shared, ms: i64, count: u64) {
+    // the clock may run at most a century ahead (the series' arithmetic stays far from overflow)
+    const MAX_OFFSET_MS: i64 = 100 * 366 * 86_400_000;
     for _ in 0..count {
-        shared.guardrails.offset_ms.fetch_add(ms, Ordering::Relaxed);
+        let g = &shared.guardrails;
+        let _ = g.offset_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| Some((o + ms).min(MAX_OFFSET_MS)));
         take(shared, shared.guardrails.now());
     }
 }
@@ -131,13 +134,20 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
         let stalled = if appended > durable { (at_ms - d.1) as f64 } else { 0.0 };
         fsync_ms = Some((st.last_sync_us as f64 / 1000.0, stalled));
     }
+    // The table may only be read under its guard (or a shard lock): a reconfiguration frees it.
+    let read_guard = store::namespace::GUARD.read_recursive();
     let namespaces: Vec<guard::NsSample> = store::namespace::with_table(|t| {
         (0..t.specs.len())
             .map(|i| {
                 let c = &t.counters[i];
                 let reads = c.hits.load(Ordering::Relaxed) + c.misses.load(Ordering::Relaxed);
                 guard::NsSample {
-                    curve: if settings.guard_mrc { c.mrc.settle(reads, decay, t.bytes(i) as f64) } else { Vec::new() },
+                    curve: if settings.guard_mrc {
+                        c.mrc.settle(reads, decay, t.bytes(i) as f64)
+                    } else {
+                        c.mrc.note_reads(reads);
+                        Vec::new()
+                    },
                     name: t.specs[i].name.clone(),
                     bytes: t.bytes(i),
                     keys: c.keys.load(Ordering::Relaxed).max(0) as u64,
@@ -152,9 +162,11 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
             .collect()
     })
     .unwrap_or_default();
+    drop(read_guard);
     let curve = if settings.guard_mrc {
         store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64)
     } else {
+        store::mrc::GLOBAL.note_reads(ks.hits + ks.misses);
         Vec::new()
     };
     guard::Sample {

@@ -213,6 +213,7 @@ pub fn render(shared: &Shared, args: &[&[u8]], held: Option<&mut store::View<'_>
     if !store::namespace::enabled() {
         sections.retain(|s| *s != "namespaces");
     }
+    let holding_shards = held.is_some();
     let ks = keyspace_totals(shared, held);
     let mut out = String::new();
     for (i, section) in sections.iter().enumerate() {
@@ -235,7 +236,7 @@ pub fn render(shared: &Shared, args: &[&[u8]], held: Option<&mut store::View<'_>
             "errorstats" => errorstats(shared, &mut out),
             "latencystats" => latencystats(shared, &mut out),
             "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
-            "namespaces" => crate::namespaces::info_section(shared, &mut out),
+            "namespaces" => crate::namespaces::info_section(shared, &mut out, holding_shards),
             "alerts" => crate::guardrails::info_alerts(shared, &mut out),
             "forecast" => crate::guardrails::info_forecast(shared, &mut out),
             _ => keyspace(&ks, &mut out),

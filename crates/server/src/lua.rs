@@ -435,8 +435,11 @@ fn run_command(call: &mut Call<'_, '_>, argv: Vec<Vec<u8>>) -> Result<Vec<u8>, S
         }
     }
     if spec.has(flags::DENYOOM) && !WROTE.load(Ordering::Acquire) {
-        if let Some(e) = &call.local.script_oom {
-            return Err(e.clone());
+        if let Some(oom) = &call.local.script_oom {
+            if let Some(i) = oom.namespace {
+                crate::namespaces::count_refusal(i, true);
+            }
+            return Err(oom.text.clone());
         }
     }
     let mut out = ReplyBuf::new(if call.resp3 { resp::Protocol::Resp3 } else { resp::Protocol::Resp2 });

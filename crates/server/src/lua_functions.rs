@@ -29,6 +29,7 @@ use crate::Shared;
 /// Function flags, in the order FUNCTION LIST shows them.
 const FLAG_NAMES: [&str; 5] = ["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 const NO_WRITES: u8 = 1;
+const ALLOW_OOM: u8 = 2;
 
 /// The chunk name library code runs under (Redis's).
 const CHUNK: &str = "@user_function";
@@ -363,6 +364,18 @@ pub fn fcall(
         return Err(CmdError::fixed("ERR Can not execute a script with write flag using *_ro command."));
     }
     let read_only = ro || flags & NO_WRITES != 0;
+    // Functions declare their flags, so as in Redis the memory state is judged before they
+    // run: `allow-oom` may write anyway, `no-writes` cannot write, the rest are refused.
+    if flags & ALLOW_OOM != 0 {
+        local.script_oom = None;
+    } else if !read_only {
+        if let Some(oom) = local.script_oom.take() {
+            if let Some(i) = oom.namespace {
+                crate::namespaces::count_refusal(i, held.is_some());
+            }
+            return Err(CmdError::new(oom.text));
+        }
+    }
     let target = crate::lua::Target::Function { name: &name };
     crate::lua::run_script(shared, local, s, target, keys, args, read_only, held, now)
 }

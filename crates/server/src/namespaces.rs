@@ -189,6 +189,7 @@ pub fn apply(shared: &Shared, specs: &[Spec]) {
             for (i, s) in old.specs.iter().enumerate() {
                 if let Some(j) = t.find(&s.name) {
                     let (from, to) = (&old.counters[i], &t.counters[j]);
+                    to.mrc.take_from(&from.mrc);
                     for (a, b) in [
                         (&from.hits, &to.hits),
                         (&from.misses, &to.misses),
@@ -240,6 +241,27 @@ pub fn gate(
     pool: &mut crate::evict::Pool,
     keys: &[&[u8]],
 ) -> Option<CmdError> {
+    let (e, i) = gate_quiet(shared, settings, pool, keys)?;
+    count_refusal(i, false);
+    Some(e)
+}
+
+/// Counts a write refused by namespace `i`. A caller that holds shard locks (a script)
+/// must say so: the table is then safe to read, and taking the guard could deadlock with
+/// a reconfiguration waiting for those shards.
+pub fn count_refusal(i: usize, holding_shards: bool) {
+    let _read = (!holding_shards).then(|| namespace::GUARD.read_recursive());
+    namespace::with_table(|t| t.counters.get(i).map(|c| c.rejected.fetch_add(1, Ordering::Relaxed)));
+}
+
+/// [`gate`] without counting the refusal: the error and the refusing namespace, for a
+/// script that is refused only if it then tries to write.
+pub fn gate_quiet(
+    shared: &Shared,
+    settings: &crate::config::Settings,
+    pool: &mut crate::evict::Pool,
+    keys: &[&[u8]],
+) -> Option<(CmdError, usize)> {
     let _read = namespace::GUARD.read_recursive();
     let m = settings.maxmemory;
     let budget = crate::evict::time_limit(settings.eviction_tenacity);
@@ -257,14 +279,14 @@ pub fn gate(
             let freed = policy_of(&spec, &settings.maxmemory_policy)
                 .map(|p| crate::evict::perform_namespace(shared, settings, pool, i, &p, limit, budget));
             if freed != Some(crate::evict::Outcome::Ok) && freed != Some(crate::evict::Outcome::Running) {
-                return Some(refuse(
-                    i,
-                    format!(
+                return Some((
+                    CmdError::new(format!(
                         "OOM command not allowed: namespace '{}' is at its limit ({} of {})",
                         spec.name,
                         human_bytes(used),
                         human_bytes(limit)
-                    ),
+                    )),
+                    i,
                 ));
             }
         }
@@ -282,21 +304,16 @@ pub fn gate(
         }
         let outcome = crate::evict::perform_shared(shared, settings, pool, ceiling, budget);
         if outcome == crate::evict::Outcome::Fail {
-            return Some(refuse(i, format!(
+            return Some((CmdError::new(format!(
                 "OOM command not allowed: namespace '{}' cannot grow: used memory is {} and the {} left under maxmemory {} is reserved for other namespaces",
                 spec.name,
                 human_bytes(store::memory::used()),
                 human_bytes(held_back),
                 human_bytes(m)
-            )));
+            )), i));
         }
     }
     None
-}
-
-fn refuse(i: usize, text: String) -> CmdError {
-    namespace::with_table(|t| t.counters[i].rejected.fetch_add(1, Ordering::Relaxed));
-    CmdError::new(text)
 }
 
 /// One namespace's figures, as INFO and NAMESPACE INFO show them.
@@ -321,10 +338,12 @@ fn describe(t: &Table, i: usize, maxmemory: u64, global_policy: &str) -> Vec<(&'
 }
 
 /// INFO's `# Namespaces` section: one line per namespace.
-pub fn info_section(shared: &Shared, out: &mut String) {
+pub fn info_section(shared: &Shared, out: &mut String, holding_shards: bool) {
     let settings = shared.settings();
     out.push_str("# Namespaces\r\n");
-    let _read = namespace::GUARD.read_recursive();
+    // Inside EXEC the caller holds every shard, which already keeps the table in place;
+    // taking the guard there would wait for a reconfiguration that waits for those shards.
+    let _read = (!holding_shards).then(|| namespace::GUARD.read_recursive());
     namespace::with_table(|t| {
         for i in 0..t.specs.len() {
             let fields = describe(t, i, settings.maxmemory, &settings.maxmemory_policy);

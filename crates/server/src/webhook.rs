@@ -43,8 +43,9 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
+        // a bracketed IPv6 address has colons of its own: a port follows only after ']'
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+            Some((h, p)) if !authority.starts_with('[') || h.ends_with(']') => {
                 (h, p.parse::<u16>().map_err(|_| format!("alert-webhook '{u}': bad port '{p}'"))?)
             }
             _ => (authority, 80),
@@ -107,6 +108,9 @@ fn run(shared: &Shared) {
         let Some(body) = body else { continue };
         let settings = shared.settings();
         for url in &settings.webhooks {
+            if shared.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
             let Ok(parsed) = Url::parse(url) else { continue };
             let timeout = Duration::from_millis(settings.webhook_timeout_ms);
             let mut last_error = String::new();
@@ -219,6 +223,10 @@ mod tests {
         );
         assert_eq!(Url::parse("http://pager.local").unwrap().port, 80);
         assert_eq!(Url::parse("http://[::1]:9/a").unwrap().host, "::1");
+        assert_eq!(
+            Url::parse("http://[::1]/hook").unwrap(),
+            Url { host: "::1".into(), port: 80, path: "/hook".into() }
+        );
         assert!(Url::parse("https://x").unwrap_err().contains("https is not supported"));
         assert!(Url::parse("ftp://x").is_err());
         assert!(Url::parse("http://:80/").is_err());

@@ -19,7 +19,8 @@ pub const MAX_RATE: f64 = 0.02;
 /// One curve and its sampling threshold (mirrored outside the lock for the fast path).
 pub struct Mrc {
     threshold: AtomicU64,
-    shards: Mutex<Shards>,
+    /// Made on the first sampled read, so a curve nobody reads costs nothing.
+    shards: Mutex<Option<Shards>>,
     /// The scope's read count at the last [`Mrc::settle`].
     last_reads: AtomicU64,
 }
@@ -32,22 +33,46 @@ impl std::fmt::Debug for Mrc {
 
 impl Default for Mrc {
     fn default() -> Mrc {
-        let shards = Shards::with_rate(SAMPLED_KEYS, MAX_RATE);
-        Mrc { threshold: AtomicU64::new(shards.threshold()), shards: Mutex::new(shards), last_reads: AtomicU64::new(0) }
+        Mrc {
+            threshold: AtomicU64::new((MAX_RATE * u64::MAX as f64) as u64),
+            shards: Mutex::new(None),
+            last_reads: AtomicU64::new(0),
+        }
     }
 }
 
 impl Mrc {
     /// One read of a key whose table hash is `hash`; `size` is its bytes when it exists.
+    ///
+    /// The caller holds a shard lock, so a sampled read that finds the curve busy (another
+    /// worker's sampled read, or the cron thread settling it) is dropped rather than waited
+    /// for: the curve loses a sample, the read loses no time.
     #[inline]
     pub fn record(&self, hash: u64, size: Option<usize>) {
         let h = guard::mrc::remix(hash);
         if h >= self.threshold.load(Ordering::Relaxed) {
             return;
         }
-        let mut s = self.shards.lock();
+        let Some(mut slot) = self.shards.try_lock() else { return };
+        let s = slot.get_or_insert_with(|| Shards::with_rate(SAMPLED_KEYS, MAX_RATE));
         s.access(h, size.map(|b| b as f64));
         self.threshold.store(s.threshold(), Ordering::Relaxed);
+    }
+
+    /// Remembers the scope's read count while curves are off, so turning them back on
+    /// does not count every read since as unsampled.
+    pub fn note_reads(&self, reads: u64) {
+        self.last_reads.store(reads, Ordering::Relaxed);
+    }
+
+    /// Takes over `other`'s curve (a namespace carried into a new configuration).
+    pub fn take_from(&self, other: &Mrc) {
+        let taken = other.shards.lock().take();
+        let mut mine = self.shards.lock();
+        *mine = taken;
+        self.threshold
+            .store(mine.as_ref().map_or(other.threshold.load(Ordering::Relaxed), Shards::threshold), Ordering::Relaxed);
+        self.last_reads.store(other.last_reads.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Called at each guardrail sample with the scope's read count so far: counts the reads
@@ -56,15 +81,11 @@ impl Mrc {
     /// any sampled read).
     pub fn settle(&self, reads: u64, decay: f64, base_bytes: f64) -> Vec<f64> {
         let last = self.last_reads.swap(reads, Ordering::Relaxed);
-        let mut s = self.shards.lock();
+        let mut slot = self.shards.lock();
+        let Some(s) = slot.as_mut() else { return vec![f64::NAN; guard::mrc::FACTORS.len()] };
         s.count_all(reads.saturating_sub(last) as f64);
         s.decay(decay);
         guard::mrc::FACTORS.iter().map(|f| s.hit_ratio(f * base_bytes.max(1.0))).collect()
-    }
-
-    /// Runs `f` on the curve.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Shards) -> R) -> R {
-        f(&mut self.shards.lock())
     }
 }
 
