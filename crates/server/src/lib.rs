@@ -253,6 +253,9 @@ pub fn start(config: Config) -> Result<Running, String> {
     record_access(&settings);
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
+    if settings.guard_mrc {
+        store::mrc::GLOBAL.prepare();
+    }
     namespaces::apply(&shared, &settings.namespaces);
     // Clients may connect while the snapshot loads: they get -LOADING (INFO shows progress).
     shared.persistence.begin_loading(&settings);

@@ -59,6 +59,12 @@ impl Mrc {
         self.threshold.store(s.threshold(), Ordering::Relaxed);
     }
 
+    /// Makes the curve now (the keyspace's, at startup), so its memory is part of the
+    /// server's baseline rather than a jump at the first sampled read.
+    pub fn prepare(&self) {
+        self.shards.lock().get_or_insert_with(|| Shards::with_rate(SAMPLED_KEYS, MAX_RATE));
+    }
+
     /// Remembers the scope's read count while curves are off, so turning them back on
     /// does not count every read since as unsampled.
     pub fn note_reads(&self, reads: u64) {
