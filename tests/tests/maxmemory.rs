@@ -88,6 +88,10 @@ fn oom_scenario(server: &Server, policy: &str) -> Vec<(String, String)> {
         &["SET", "a", "b"],
         &["EXEC"],
         &["MULTI"],
+        &["EVAL", "return redis.call('set','s4','v')", "0"],
+        &["EVAL", "return redis.call('get','p:s1')", "0"],
+        &["EXEC"],
+        &["MULTI"],
         &["GET", "p:s7"],
         &["EXEC"],
     ] {
@@ -344,4 +348,30 @@ fn postmortem_004_limit_cut_keeps_the_hot_set() {
     // Eviction is paced: no batch waited for the whole excess to be evicted at once (a
     // generous bound, far above a batch's normal time, that a stall would still exceed).
     assert!(slowest < Duration::from_millis(500), "a batch took {slowest:?} during the cut");
+}
+
+/// A script queued in MULTI meets the memory state EXEC starts in: over `maxmemory` its
+/// first write is refused inside EXEC's reply, its reads still answer (as Redis).
+fn queued_script_scenario(server: &Server) -> Vec<String> {
+    let (mut c, mut admin) = (server.conn(), server.conn());
+    fill(&mut c);
+    let mut out = vec![cmd(&mut c, &["MULTI"])];
+    for script in ["return redis.call('set','s5','v')", "return redis.call('get','p:s1')"] {
+        out.push(cmd(&mut c, &["EVAL", script, "0"]));
+    }
+    cmd(&mut admin, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    cmd(&mut admin, &["CONFIG", "SET", "maxmemory", "1"]);
+    out.push(cmd(&mut c, &["EXEC"]));
+    cmd(&mut admin, &["CONFIG", "SET", "maxmemory", "0"]);
+    out.push(cmd(&mut c, &["EXISTS", "s5"]));
+    cmd(&mut c, &["FLUSHALL"]);
+    out
+}
+
+#[test]
+fn scripts_in_a_transaction_meet_the_memory_state_of_exec() {
+    let (redis, redoubt) = (Server::redis(), Server::redoubt());
+    let want = queued_script_scenario(&redis);
+    assert!(want[3].contains("OOM command not allowed"), "the scenario reaches OOM: {want:?}");
+    assert_eq!(want, queued_script_scenario(&redoubt));
 }

@@ -480,9 +480,24 @@ fn oom_check(
     if local.settings.maxmemory == 0 && !namespaces {
         return None;
     }
-    if s.multi.is_none() && matches!(spec.name, "eval" | "evalsha" | "fcall") {
-        local.script_oom = script_oom(shared, local, argv);
+    let is_script = |name: &str| matches!(name, "eval" | "evalsha" | "fcall");
+    if s.multi.is_none() && is_script(spec.name) {
+        local.script_oom = script_oom(shared, local, &script_keys(argv));
         return None;
+    }
+    // Scripts queued in a transaction meet the memory state EXEC starts in, as in Redis.
+    if let Some(m) = s.multi.as_ref().filter(|_| spec.name == "exec") {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut any = false;
+        for q in m.queued.iter().filter(|q| is_script(q.spec().name)) {
+            any = true;
+            let args: Vec<&[u8]> = q.args.iter().map(Vec::as_slice).collect();
+            keys.extend(script_keys(&args).into_iter().map(<[u8]>::to_vec));
+        }
+        if any {
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            local.script_oom = script_oom(shared, local, &keys);
+        }
     }
     // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused (queuing would
     // grow memory without limit), as in Redis.
@@ -521,7 +536,13 @@ fn oom_check(
 
 /// The memory state a script starts in: Redis's maxmemory refusal when nothing can be
 /// evicted, or a namespace refusal for one of its declared keys.
-fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Option<ScriptOom> {
+/// The keys a script call declares (EVAL/EVALSHA/FCALL `numkeys key...`).
+fn script_keys<'a>(argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let n = argv.get(2).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    argv.iter().skip(3).take(n).copied().collect()
+}
+
+fn script_oom(shared: &Shared, local: &mut WorkerLocal, keys: &[&[u8]]) -> Option<ScriptOom> {
     if local.settings.maxmemory > 0 {
         let budget = crate::evict::time_limit(local.settings.eviction_tenacity);
         if crate::evict::perform(shared, &local.settings, &mut local.evict_pool, budget) == crate::evict::Outcome::Fail
@@ -532,12 +553,10 @@ fn script_oom(shared: &Shared, local: &mut WorkerLocal, argv: &[&[u8]]) -> Optio
             });
         }
     }
-    if !store::namespace::enabled() {
+    if !store::namespace::enabled() || keys.is_empty() {
         return None;
     }
-    let n = argv.get(2).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse::<usize>().ok())?;
-    let keys: Vec<&[u8]> = argv.iter().skip(3).take(n).copied().collect();
-    let (e, i) = crate::namespaces::gate_quiet(shared, &local.settings, &mut local.evict_pool, &keys)?;
+    let (e, i) = crate::namespaces::gate_quiet(shared, &local.settings, &mut local.evict_pool, keys)?;
     Some(ScriptOom { text: e.text().to_string(), namespace: Some(i) })
 }
 
