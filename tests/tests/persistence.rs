@@ -256,12 +256,15 @@ fn a_full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns() {
     let filler = disk.path.join("filler");
     std::fs::write(&filler, vec![7u8; 900 * 1024]).expect("fill the tmpfs");
     let dir = disk.path.display().to_string();
-    let ours = Server::redoubt_with_args(&["--dir", &dir, "--save", "1 1", "--rdbcompression", "no"]);
+    // The schedule is set only once the data is in, so no background save can be running
+    // when SAVE is sent (on a slow machine the loop takes over a second).
+    let ours = Server::redoubt_with_args(&["--dir", &dir, "--save", "", "--rdbcompression", "no"]);
     let mut o = ours.conn();
     for i in 0..2000 {
         cmd(&mut o, &[b"SET", format!("key:{i}").as_bytes(), &[b'x'; 200]]);
     }
     assert_eq!(cmd(&mut o, &[b"SAVE"]), b"-ERR\r\n", "the snapshot does not fit");
+    assert_eq!(cmd(&mut o, &[b"CONFIG", b"SET", b"save", b"1 1"]), b"+OK\r\n");
     assert_eq!(info(&mut o, "persistence")["rdb_last_bgsave_status"], "err");
     let refused = cmd(&mut o, &[b"SET", b"key:0", b"new"]);
     assert!(refused.starts_with(b"-MISCONF "), "{}", String::from_utf8_lossy(&refused));
