@@ -213,7 +213,7 @@ fn take(shared: &Shared, at_ms: i64) {
             _ => crate::log_notice!("Alert resolved after {}: {}", guard::time::duration(e.at_ms - a.opened_ms), a.id),
         }
         if !settings.webhooks.is_empty() {
-            shared.guardrails.webhooks.push(event_json(shared, &e));
+            shared.guardrails.webhooks.push(shared, event_json(shared, &e));
         }
     }
 }

@@ -285,7 +285,6 @@ pub fn start(config: Config) -> Result<Running, String> {
         return Err(e);
     }
     threads.push(cron::spawn(shared.clone())?);
-    threads.push(webhook::spawn(shared.clone())?);
     store::memory::publish();
     Ok(Running { shared, threads })
 }

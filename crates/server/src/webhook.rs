@@ -1,16 +1,18 @@
-//! Alert webhooks: every alert event is POSTed as JSON to each `alert-webhook` URL by a
-//! thread of its own, so a slow or dead receiver never slows the server.
+//! Alert webhooks: every alert event is POSTed as JSON to each `alert-webhook` URL. Each
+//! URL has its own queue and thread, so a slow or dead receiver delays neither the server
+//! nor the other receivers.
 //!
-//! Events wait in a bounded queue ([`QUEUE_MAX`]; when it is full the oldest is dropped and
-//! counted). Each delivery has `alert-webhook-timeout-ms` for connecting, sending and reading
+//! Events wait in a bounded queue per URL ([`QUEUE_MAX`]; when it is full the oldest is
+//! dropped and counted). Each delivery has `alert-webhook-timeout-ms` for connecting, sending and reading
 //! the status line, and is retried `alert-webhook-retries` times with a doubling pause (0.5 s,
 //! 1 s, 2 s, ...). A 2xx status is success. Plain `http://` only: a receiver behind TLS
 //! needs a local relay.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -58,84 +60,107 @@ impl Url {
     }
 }
 
-/// The queue and its counters.
+/// One URL's queue, served by a thread of its own, so a dead receiver delays only itself.
 #[derive(Default)]
-pub struct Webhooks {
+struct Lane {
     queue: Mutex<VecDeque<String>>,
     ready: Condvar,
+}
+
+/// The per-URL queues and the delivery counters.
+#[derive(Default)]
+pub struct Webhooks {
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
     pub sent: AtomicU64,
     pub failed: AtomicU64,
     pub dropped: AtomicU64,
 }
 
 impl Webhooks {
-    /// Queues a JSON body for every configured URL.
-    pub fn push(&self, body: String) {
-        let mut q = self.queue.lock();
-        if q.len() >= QUEUE_MAX {
-            q.pop_front();
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// Queues a JSON body for every configured URL (starting a URL's thread on first use).
+    pub fn push(&self, shared: &Shared, body: String) {
+        let Some(handle) = shared.handle() else { return };
+        for url in &shared.settings().webhooks {
+            let lane = {
+                let mut lanes = self.lanes.lock();
+                match lanes.get(url) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let lane = Arc::new(Lane::default());
+                        let (h, l, u) = (handle.clone(), lane.clone(), url.clone());
+                        let started = std::thread::Builder::new().name("webhook".into()).spawn(move || run(&h, &u, &l));
+                        if let Err(e) = started {
+                            crate::log_warning!("Alert webhook {url}: cannot start its thread: {e}");
+                            continue;
+                        }
+                        lanes.insert(url.clone(), lane.clone());
+                        lane
+                    }
+                }
+            };
+            let mut q = lane.queue.lock();
+            if q.len() >= QUEUE_MAX {
+                q.pop_front();
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(body.clone());
+            lane.ready.notify_one();
         }
-        q.push_back(body);
-        self.ready.notify_one();
     }
 
+    /// Events waiting, over every URL.
     pub fn pending(&self) -> usize {
-        self.queue.lock().len()
-    }
-
-    /// Wakes the thread (at shutdown).
-    pub fn wake(&self) {
-        self.ready.notify_all();
+        self.lanes.lock().values().map(|l| l.queue.lock().len()).sum()
     }
 }
 
-/// Starts the delivery thread; it exits when the server shuts down.
-pub fn spawn(shared: std::sync::Arc<Shared>) -> Result<std::thread::JoinHandle<()>, String> {
-    std::thread::Builder::new().name("webhook".into()).spawn(move || run(&shared)).map_err(|e| e.to_string())
-}
-
-fn run(shared: &Shared) {
+/// A URL's delivery thread: posts its queue's events in order; exits at shutdown, or once
+/// the URL is no longer configured and its queue is empty.
+fn run(shared: &Shared, url: &str, lane: &Lane) {
     let hooks = &shared.guardrails.webhooks;
     while !shared.shutdown.load(Ordering::SeqCst) {
         let body = {
-            let mut q = hooks.queue.lock();
+            let mut q = lane.queue.lock();
             if q.is_empty() {
-                hooks.ready.wait_for(&mut q, Duration::from_millis(250));
+                lane.ready.wait_for(&mut q, Duration::from_millis(250));
             }
             q.pop_front()
         };
-        let Some(body) = body else { continue };
         let settings = shared.settings();
-        for url in &settings.webhooks {
-            if shared.shutdown.load(Ordering::SeqCst) {
-                return;
-            }
-            let Ok(parsed) = Url::parse(url) else { continue };
-            let timeout = Duration::from_millis(settings.webhook_timeout_ms);
-            let mut last_error = String::new();
-            let mut ok = false;
-            for attempt in 0..=settings.webhook_retries {
-                if attempt > 0 && !pause(shared, Duration::from_millis(500 << (attempt - 1).min(6))) {
+        let Some(body) = body else {
+            if !settings.webhooks.iter().any(|u| u == url) {
+                let mut lanes = hooks.lanes.lock();
+                if lane.queue.lock().is_empty() {
+                    lanes.remove(url);
                     return;
                 }
-                match post(&parsed, &body, timeout) {
-                    Ok(()) => {
-                        ok = true;
-                        break;
-                    }
-                    Err(e) => last_error = e,
+            }
+            continue;
+        };
+        let Ok(parsed) = Url::parse(url) else { continue };
+        let timeout = Duration::from_millis(settings.webhook_timeout_ms);
+        let mut last_error = String::new();
+        let mut ok = false;
+        for attempt in 0..=settings.webhook_retries {
+            if attempt > 0 && !pause(shared, Duration::from_millis(500 << (attempt - 1).min(6))) {
+                return;
+            }
+            match post(&parsed, &body, timeout) {
+                Ok(()) => {
+                    ok = true;
+                    break;
                 }
+                Err(e) => last_error = e,
             }
-            if ok {
-                hooks.sent.fetch_add(1, Ordering::Relaxed);
-            } else {
-                hooks.failed.fetch_add(1, Ordering::Relaxed);
-                crate::log_warning!(
-                    "Alert webhook {url} failed after {} attempts: {last_error}. The alert is still in INFO alerts and /api/status; check that the receiver is up and reachable from this host.",
-                    settings.webhook_retries + 1
-                );
-            }
+        }
+        if ok {
+            hooks.sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            hooks.failed.fetch_add(1, Ordering::Relaxed);
+            crate::log_warning!(
+                "Alert webhook {url} failed after {} attempts: {last_error}. The alert is still in INFO alerts and /api/status; check that the receiver is up and reachable from this host.",
+                settings.webhook_retries + 1
+            );
         }
     }
 }

@@ -175,6 +175,13 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
             r.config_set("namespace", "q match q:* limit 1mb evict none")
             r.set("q:big", "z" * 600_000)
             assert r.execute_command("DEBUG", "GUARD-TICK", "10000") == "OK"
+            ticked = time.monotonic()
+            # the live receiver (listed second) gets both events while the dead one, listed
+            # first, still holds its own thread: each URL has its own queue
+            while len(Collector.bodies) < 2 and time.monotonic() - ticked < 5:
+                time.sleep(0.01)
+            took = time.monotonic() - ticked
+            assert len(Collector.bodies) == 2 and took < 1.2, f"{len(Collector.bodies)} events after {took:.2f} s"
             alerts = r.info("alerts")
             assert alerts["alerts_open"] == 2
             assert {alerts["alert0"]["id"], alerts["alert1"]["id"]} == {"memory:q:20", "memory:q:50"}
