@@ -49,6 +49,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Sends `cmds` pipelined and returns each reply as text.
+pub fn pipeline(conn: &mut Conn, cmds: &[Vec<String>]) -> Vec<String> {
+    for a in cmds {
+        conn.send(a).unwrap_or_else(|e| panic!("send {a:?}: {e}"));
+    }
+    cmds.iter()
+        .map(|a| String::from_utf8_lossy(&conn.read_reply_raw().unwrap_or_else(|e| panic!("{a:?}: {e}"))).into_owned())
+        .collect()
+}
+
 /// Sends `INFO <section>` and returns its `field:value` lines as a map.
 pub fn info(conn: &mut Conn, section: &str) -> BTreeMap<String, String> {
     let reply = conn.cmd(&["INFO", section]).unwrap_or_else(|e| panic!("INFO {section}: {e}"));

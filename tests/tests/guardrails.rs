@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use redoubt_tests::util::{info, info_u64, poll_until, TempDir};
+use redoubt_tests::util::{info, info_u64, pipeline, poll_until, TempDir};
 use redoubt_tests::{Conn, Server};
 
 const MINUTE: u64 = 60_000;
@@ -19,14 +19,6 @@ fn text(reply: Vec<u8>) -> String {
 
 fn cmd(c: &mut Conn, args: &[&str]) -> String {
     text(c.cmd(args).unwrap())
-}
-
-/// Sends `cmds` pipelined and returns the replies.
-fn pipeline(c: &mut Conn, cmds: &[Vec<String>]) -> Vec<String> {
-    for a in cmds {
-        c.send(a).unwrap();
-    }
-    cmds.iter().map(|_| text(c.read_reply_raw().unwrap())).collect()
 }
 
 /// Moves the guardrail clock forward by `ms` and takes a sample.

@@ -338,13 +338,7 @@ impl Guard {
         let rss = recent.get(recent.len() / 2).copied().unwrap_or(s.rss as f64);
         let excess = rss - s.dataset as f64 - baseline;
         let threshold = self.config.rss_min_excess.max(s.dataset as f64 * (self.config.rss_ratio - 1.0));
-        let state = if excess > threshold {
-            State::Fire
-        } else if excess < threshold * 0.8 {
-            State::Clear
-        } else {
-            State::Hold
-        };
+        let state = rising(excess, threshold, threshold * 0.8);
         checks.push(Check {
             id: "rss:global".into(),
             kind: "rss",
@@ -475,6 +469,17 @@ fn track_json(j: &mut Json, tr: &Track, now_ms: i64, range_ms: i64) {
     j.end_object();
 }
 
+/// Where `value` stands when higher is worse: past `open` fires, below `clear` clears.
+fn rising(value: f64, open: f64, clear: f64) -> State {
+    if value >= open {
+        State::Fire
+    } else if value < clear {
+        State::Clear
+    } else {
+        State::Hold
+    }
+}
+
 fn check(tr: &Track, kind: &'static str, detail: Option<String>, severity: Severity) -> Check {
     let id = match detail {
         Some(d) => format!("{kind}:{}:{d}", tr.name),
@@ -526,13 +531,7 @@ fn memory_checks(cfg: &Config, tr: &Track, level: f64, checks: &mut Vec<Check>) 
         let mut c = check(tr, "memory", Some(format!("{l}")), severity);
         // resolves 5 points (a quarter of the level for low ones) below
         let clear = l - 5f64.min(l / 4.0);
-        c.state = if pct >= l {
-            State::Fire
-        } else if pct < clear {
-            State::Clear
-        } else {
-            State::Hold
-        };
+        c.state = rising(pct, l, clear);
         c.value = pct;
         c.threshold = l;
         c.message = format!(
@@ -641,13 +640,7 @@ fn eviction_check(cfg: &Config, alerts: &Alerts, tr: &mut Track, now_ms: i64, ch
     }
     let base = tr.evict_baseline.unwrap_or(0.0);
     let threshold = (base * cfg.eviction_storm_factor).max(cfg.eviction_storm_min);
-    c.state = if last >= threshold {
-        State::Fire
-    } else if last < (base * 2.0).max(cfg.eviction_storm_min / 2.0) {
-        State::Clear
-    } else {
-        State::Hold
-    };
+    c.state = rising(last, threshold, (base * 2.0).max(cfg.eviction_storm_min / 2.0));
     c.value = last;
     c.threshold = threshold;
     c.message = format!(
@@ -706,13 +699,7 @@ fn persistence_checks(cfg: &Config, s: &Sample, checks: &mut Vec<Check>) {
             kind: "slow_disk",
             subject: "aof".into(),
             severity: Severity::Warning,
-            state: if worst >= cfg.slow_fsync_ms {
-                State::Fire
-            } else if worst < cfg.slow_fsync_ms / 2.0 {
-                State::Clear
-            } else {
-                State::Hold
-            },
+            state: rising(worst, cfg.slow_fsync_ms, cfg.slow_fsync_ms / 2.0),
             value: worst,
             threshold: cfg.slow_fsync_ms,
             message: format!(

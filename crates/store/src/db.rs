@@ -231,8 +231,10 @@ impl Db {
     /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
     pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         let hash = hash_key(key);
-        let found = self.lookup_hashed(hash, key, now).map(|e| entry_bytes(e));
-        if crate::mrc::enabled() {
+        // the entry's size matters only to the miss-ratio curves
+        let sizes = crate::mrc::enabled();
+        let found = self.lookup_hashed(hash, key, now).map(|e| if sizes { entry_bytes(e) } else { 0 });
+        if sizes {
             crate::mrc::GLOBAL.record(hash, found);
         }
         crate::namespace::count_read(key, found, hash);
