@@ -8,7 +8,8 @@
 //!                       [--factors 1,1.7] [--policies LIST] [--rate 150000] [--threads 1]
 //! cache-replay traces   [trace options]        (prints the exact trace definitions)
 //! cache-replay mrc      [--traces LIST] [trace options] [--max-keys 4096] [--max-rate 0.02]
-//!                       [--cache-frac 0.1]
+//!                       [--cache-frac 0.1] [--policy lru|lfu|auto|random] [--rate 150000]
+//!                       [--samples 5]
 //!                       (the online miss-ratio curve against the exact offline one)
 //! ```
 //! Trace options: `--keys N` (100000), `--requests R` (20 * N), `--seed S` (1), `--scan-len`
@@ -111,42 +112,71 @@ fn cmd_traces(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The server's online miss-ratio curve (SHARDS with a fixed sample, `guard::mrc`) against
-/// the exact LRU curve of each whole trace, at 0.25x..4x of a cache of `cache-frac` of the
-/// bytes the trace touches. Key sizes are 50..1050 bytes, drawn per key from the seed, so
-/// the curves are byte-weighted as the server's are.
+/// The server's online miss-ratio curve against the exact offline one of each whole trace,
+/// at 0.25x..4x of a cache of `cache-frac` of the bytes the trace touches. Key sizes are
+/// 50..1050 bytes, drawn per key from the seed, so the curves are byte-weighted as the
+/// server's are.
+///
+/// `--policy lru` (the default) measures SHARDS's stack distances against the exact LRU
+/// curve. `lfu`, `auto` and `random` measure the miniature simulations (the server's own
+/// clock rules, on the sampled keys at the sample's scale) against full-size simulations
+/// of the same rules on every request; `--rate` requests a second set the clock LFU decays by.
 fn cmd_mrc(a: &Args) -> Result<(), String> {
-    a.check_known(&with(&["traces", "max-keys", "max-rate", "cache-frac"]))?;
+    a.check_known(&with(&["traces", "max-keys", "max-rate", "cache-frac", "policy", "rate", "samples"]))?;
     let max_keys: usize = a.get("max-keys", 4096)?;
     let max_rate: f64 = a.get("max-rate", 0.02)?;
     let frac: f64 = a.get("cache-frac", 0.1)?;
+    let per_sec: f64 = a.get("rate", 150_000.0)?;
+    let samples: usize = a.get("samples", 5)?;
+    let model = match a.str("policy").unwrap_or("lru") {
+        "lru" => store::mrc::Model::Lru,
+        "lfu" => store::mrc::Model::Lfu { log_factor: 10, decay_minutes: 1, samples },
+        "auto" => store::mrc::Model::Auto { samples: samples.max(8) },
+        "random" => store::mrc::Model::Random,
+        other => return Err(format!("unknown policy '{other}' (lru, lfu, auto or random)")),
+    };
     let mut worst: f64 = 0.0;
     for t in a.str("traces").unwrap_or(trace::DEFAULT_TRACES).split(',') {
         let p = a.trace_params(trace::Kind::parse(t)?)?;
         let (tr, ids) = p.generate();
         let size = |k: u64| 50.0 + (trace::mix64(k ^ p.seed.rotate_left(17)) % 1001) as f64;
         let keys: Vec<u64> = tr.iter().map(|&k| k as u64).collect();
+        let ms = |i: usize| (i as f64 * 1000.0 / per_sec) as i64;
         let mut seen = vec![false; ids];
         let touched: f64 =
             tr.iter().filter(|&&k| !std::mem::replace(&mut seen[k as usize], true)).map(|&k| size(k as u64)).sum();
-        let cache: Vec<f64> = guard::mrc::FACTORS.iter().map(|f| f * touched * frac).collect();
+        let base = touched * frac;
+        let cache: Vec<f64> = guard::mrc::FACTORS.iter().map(|f| f * base).collect();
         let started = Instant::now();
-        let exact = guard::mrc::exact_curve(&keys, size, &cache);
+        let exact = match model.policy() {
+            None => guard::mrc::exact_curve(&keys, size, &cache),
+            Some(rules) => {
+                let mut full = guard::minisim::MiniSim::new(rules, &guard::mrc::FACTORS);
+                full.set_scale(base, 1.0);
+                for (i, &k) in keys.iter().enumerate() {
+                    full.access(guard::mrc::remix(k), size(k), 1.0, ms(i));
+                }
+                full.hit_ratios(0.0)
+            }
+        };
         let exact_secs = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let mut s = guard::mrc::Shards::with_rate(max_keys, max_rate);
-        for &k in &keys {
+        s.set_policy(model.policy());
+        s.set_base(base);
+        for (i, &k) in keys.iter().enumerate() {
+            s.set_now(ms(i));
             s.access(guard::mrc::remix(k), Some(size(k)));
             s.count_all(1.0);
         }
         let online_ns = started.elapsed().as_nanos() as f64 / keys.len() as f64;
-        let got: Vec<f64> = cache.iter().map(|&c| s.hit_ratio(c)).collect();
+        let got = s.curve();
         let mae = exact.iter().zip(&got).map(|(x, y)| (x - y).abs()).sum::<f64>() / exact.len() as f64;
         let max = exact.iter().zip(&got).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         worst = worst.max(mae);
         let pts: Vec<String> = exact.iter().zip(&got).map(|(x, y)| format!("{x:.3}/{y:.3}")).collect();
         println!(
-            "RESULT trace={t} requests={} mae={mae:.4} max_error={max:.4} rate={:.4} online_ns_per_access={online_ns:.0} exact_secs={exact_secs:.1} exact/online@0.25..4x={}",
+            "RESULT trace={t} policy={model:?} requests={} mae={mae:.4} max_error={max:.4} rate={:.4} online_ns_per_access={online_ns:.0} exact_secs={exact_secs:.1} exact/online@0.25..4x={}",
             keys.len(),
             s.rate(),
             pts.join(",")

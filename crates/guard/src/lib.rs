@@ -11,6 +11,7 @@
 pub mod alerts;
 pub mod forecast;
 pub mod json;
+pub mod minisim;
 pub mod mrc;
 pub mod patterns;
 pub mod series;

@@ -13,9 +13,15 @@
 //! whatever the keyspace. Each later access counts 1 / rate, so the histogram keeps
 //! estimating the whole stream. [`Shards::decay`] ages the histogram so the curve follows
 //! recent behaviour.
+//!
+//! Stack distances answer for LRU only. For another policy ([`Shards::set_policy`]) the same
+//! sampled accesses also feed miniature simulations of that policy (`minisim`), one small
+//! cache per size of the curve, and [`Shards::curve`] reports those.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasherDefault;
+
+use crate::minisim::{MiniSim, Policy};
 
 /// Keys here are already uniform 64-bit hashes: hash them as themselves.
 #[derive(Default)]
@@ -73,6 +79,12 @@ pub struct Shards {
     total: f64,
     /// Every access, sampled or not (for the SHARDS-adj correction).
     all: f64,
+    /// Miniature simulations of a policy other than LRU (`None`: the LRU stack distances).
+    mini: Option<MiniSim>,
+    /// The full-size cache the simulations' sizes are factors of, in bytes.
+    base: f64,
+    /// The time given to the simulated policy, in Unix milliseconds.
+    now_ms: i64,
 }
 
 impl std::fmt::Debug for Shards {
@@ -102,6 +114,49 @@ impl Shards {
             cold: 0.0,
             total: 0.0,
             all: 0.0,
+            mini: None,
+            base: 0.0,
+            now_ms: 0,
+        }
+    }
+
+    /// Simulates `policy` at [`FACTORS`] × the base size from now on (`None`: LRU, from the
+    /// stack distances). The simulations start empty and learn from the next accesses.
+    pub fn set_policy(&mut self, policy: Option<Box<dyn Policy>>) {
+        self.mini = policy.map(|p| {
+            let mut m = MiniSim::new(p, &FACTORS);
+            m.set_scale(self.base, self.rate());
+            m
+        });
+    }
+
+    /// Whether a policy other than LRU is simulated.
+    pub fn simulates(&self) -> bool {
+        self.mini.is_some()
+    }
+
+    /// The full-size cache, in bytes, that the simulated sizes are factors of.
+    pub fn set_base(&mut self, bytes: f64) {
+        self.base = bytes;
+        let rate = self.rate();
+        if let Some(m) = &mut self.mini {
+            m.set_scale(bytes, rate);
+        }
+    }
+
+    /// The time the next accesses happen at (for policies that age by time).
+    pub fn set_now(&mut self, ms: i64) {
+        self.now_ms = ms;
+    }
+
+    /// The hit ratio at each of [`FACTORS`] × the base size (NaN before any access).
+    pub fn curve(&self) -> Vec<f64> {
+        match &self.mini {
+            Some(m) => {
+                let all = if self.all > 0.0 { self.all } else { self.total };
+                m.hit_ratios(all - m.total())
+            }
+            None => FACTORS.iter().map(|f| self.hit_ratio(f * self.base.max(1.0))).collect(),
         }
     }
 
@@ -184,6 +239,9 @@ impl Shards {
                 self.add(now, size);
                 let t = self.keys.get_mut(&hash).expect("tracked");
                 (t.time, t.size) = (now, size);
+                if let Some(m) = &mut self.mini {
+                    m.access(hash, size, weight, self.now_ms);
+                }
             }
             None => {
                 self.cold += weight;
@@ -191,14 +249,43 @@ impl Shards {
                 self.keys.insert(hash, Tracked { time: now, size });
                 self.heap.push(hash);
                 self.add(now, size);
+                if let Some(m) = &mut self.mini {
+                    m.access(hash, size, weight, self.now_ms);
+                }
+                let mut fell = false;
                 while self.keys.len() > self.max_keys {
                     let Some(top) = self.heap.pop() else { break };
                     if let Some(t) = self.keys.remove(&top) {
                         self.add(t.time, -t.size);
                     }
+                    if let Some(m) = &mut self.mini {
+                        m.forget(top);
+                    }
                     self.threshold = top;
+                    fell = true;
+                }
+                if fell {
+                    let (base, rate) = (self.base, self.rate());
+                    if let Some(m) = &mut self.mini {
+                        m.set_scale(base, rate);
+                    }
                 }
             }
+        }
+    }
+
+    /// A write changed the size of the key with hash `hash` (already remixed) to `size`
+    /// bytes. Only a key already in the sample is updated: writes are not accesses.
+    pub fn resize(&mut self, hash: u64, size: f64) {
+        if hash >= self.threshold {
+            return;
+        }
+        let size = size.max(1.0);
+        let Some((time, old)) = self.keys.get(&hash).map(|t| (t.time, t.size)) else { return };
+        self.add(time, size - old);
+        self.keys.get_mut(&hash).expect("tracked").size = size;
+        if let Some(m) = &mut self.mini {
+            m.resize(hash, size);
         }
     }
 
@@ -213,6 +300,9 @@ impl Shards {
     /// Multiplies the history by `f` (0..1) so older accesses weigh less.
     pub fn decay(&mut self, f: f64) {
         self.hist.iter_mut().for_each(|v| *v *= f);
+        if let Some(m) = &mut self.mini {
+            m.decay(f);
+        }
         self.cold *= f;
         self.total *= f;
         self.all *= f;
@@ -237,7 +327,10 @@ impl Shards {
 
     /// Bytes this structure holds.
     pub fn footprint(&self) -> usize {
-        self.tree.len() * 8 + self.hist.len() * 8 + self.max_keys * 48
+        self.tree.len() * 8
+            + self.hist.len() * 8
+            + self.max_keys * 48
+            + self.mini.as_ref().map_or(0, MiniSim::footprint)
     }
 }
 

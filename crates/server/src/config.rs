@@ -120,6 +120,7 @@ pub static PARAMS: &[Param] = &[
     p("fsync-delay-ms", int(0, 60_000), "0", true),
     p("guard-interval", int(0, 3600), "5", true),
     p("guard-mrc", Kind::Bool, "yes", true),
+    p("guard-mrc-sample-percent", int(1, 100), "2", false),
     pa("hash-max-listpack-entries", "hash-max-ziplist-entries", ULONG, "512", true),
     pa("hash-max-listpack-value", "hash-max-ziplist-value", ULONG, "64", true),
     p("hz", UINT, "10", true),
@@ -587,6 +588,8 @@ pub struct Settings {
     pub guard_interval_s: u64,
     /// `guard-mrc`: record reads for the miss-ratio curves.
     pub guard_mrc: bool,
+    /// `guard-mrc-sample-percent`: the share of keys each curve samples at most.
+    pub guard_mrc_sample_percent: u32,
     pub admin_enabled: bool,
     pub admin_bind: String,
     pub admin_port: u16,
@@ -709,6 +712,7 @@ impl Settings {
             },
             guard_interval_s: num("guard-interval").max(0) as u64,
             guard_mrc: c.get("guard-mrc") == "yes",
+            guard_mrc_sample_percent: num("guard-mrc-sample-percent") as u32,
             admin_enabled: c.get("admin-enabled") == "yes",
             admin_bind: c.get("admin-bind").to_string(),
             admin_port: num("admin-port") as u16,

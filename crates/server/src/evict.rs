@@ -327,6 +327,24 @@ fn run(shared: &Shared, plan: &Plan, pool: &mut Pool, budget: Option<Duration>, 
     }
 }
 
+/// The policy a miss-ratio curve models for a scope evicting with `policy` (a policy name;
+/// `None` for a scope that does not evict, whose curve shows what LRU would do).
+pub fn curve_model(settings: &crate::config::Settings, policy: Option<&str>) -> store::mrc::Model {
+    use store::mrc::Model;
+    let Some(name) = policy else { return Model::Lru };
+    let plan = plan(settings, Policy::parse(name), None);
+    match plan.policy {
+        Policy::AllKeysLfu | Policy::VolatileLfu => Model::Lfu {
+            log_factor: settings.lfu_log_factor,
+            decay_minutes: settings.lfu_decay_time,
+            samples: plan.samples,
+        },
+        Policy::AllKeysAuto => Model::Auto { samples: plan.samples },
+        Policy::AllKeysRandom | Policy::VolatileRandom => Model::Random,
+        _ => Model::Lru,
+    }
+}
+
 /// A namespace's own policy.
 fn namespace_policy(name: &str) -> Policy {
     Policy::parse(name)

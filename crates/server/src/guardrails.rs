@@ -73,8 +73,12 @@ impl Guardrails {
     }
 }
 
-/// Called by cron: takes a sample when `guard-interval` seconds have passed.
+/// Called by cron: feeds the reads sampled since the last tick to the miss-ratio curves, and
+/// takes a sample when `guard-interval` seconds have passed.
 pub fn cron(shared: &Shared, settings: &crate::config::Settings) {
+    if settings.guard_mrc {
+        drain_curves();
+    }
     if settings.guard_interval_s == 0 {
         return;
     }
@@ -84,6 +88,14 @@ pub fn cron(shared: &Shared, settings: &crate::config::Settings) {
         shared.guardrails.last_auto_ms.store(now, Ordering::Relaxed);
         take(shared, shared.guardrails.now());
     }
+}
+
+/// Runs the sampled reads buffered by every curve through it.
+fn drain_curves() {
+    let now = unix_ms();
+    store::mrc::GLOBAL.drain(now);
+    let _read = store::namespace::GUARD.read_recursive();
+    store::namespace::with_table(|t| t.counters.iter().take(64).for_each(|c| c.mrc.drain(now)));
 }
 
 /// `DEBUG GUARD-TICK <ms> [count]`: moves the guardrail clock forward by `ms` and takes a
@@ -143,7 +155,9 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
                 let reads = c.hits.load(Ordering::Relaxed) + c.misses.load(Ordering::Relaxed);
                 guard::NsSample {
                     curve: if settings.guard_mrc {
-                        c.mrc.settle(reads, decay, t.bytes(i) as f64)
+                        let policy = crate::namespaces::policy_of(&t.specs[i], &settings.maxmemory_policy);
+                        let model = crate::evict::curve_model(&settings, policy.as_deref());
+                        c.mrc.settle(reads, decay, t.bytes(i) as f64, model, unix_ms())
                     } else {
                         c.mrc.note_reads(reads);
                         Vec::new()
@@ -164,7 +178,9 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
     .unwrap_or_default();
     drop(read_guard);
     let curve = if settings.guard_mrc {
-        store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64)
+        let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
+        let model = crate::evict::curve_model(&settings, policy);
+        store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64, model, unix_ms())
     } else {
         store::mrc::GLOBAL.note_reads(ks.hits + ks.misses);
         Vec::new()

@@ -251,6 +251,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     let settings = shared.settings();
     record_events(settings.notify_flags);
     record_access(&settings);
+    store::mrc::set_max_rate(f64::from(settings.guard_mrc_sample_percent) / 100.0);
     // The starting thread's allocations (configuration, the keyspace's tables) count too.
     store::memory::register_thread();
     if settings.guard_mrc {

@@ -115,7 +115,7 @@ struct AutoState {
     ghost: Vec<u32>,
 }
 
-const AUTO_WINDOW: u64 = 40;
+pub(crate) const AUTO_WINDOW: u64 = 40;
 
 impl AutoState {
     fn access(&mut self, keys: usize) {
@@ -278,6 +278,7 @@ impl Db {
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
+        crate::mrc::record_write(hash, bytes, entry.key());
         if entry.expire_at().is_some() {
             self.expires += 1;
         }
@@ -306,6 +307,7 @@ impl Db {
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
+        crate::mrc::record_write(hash, bytes, entry.key());
         if entry.expire_at().is_some() {
             self.expires += 1;
         }

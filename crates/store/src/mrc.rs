@@ -1,26 +1,215 @@
 //! Recording reads for the online miss-ratio curves (`guard::mrc`): one curve for the whole
 //! keyspace and one per namespace. A read costs a hash remix and one relaxed load unless
-//! its key is in the sample (at most 2% of the keys and 4,096 per curve), which then takes
-//! the curve's lock.
+//! its key is in the sample (at most 2% of the keys and 4,096 per curve); a sampled read
+//! appends its key's hash and size to the curve's buffer. The cron thread drains the buffers
+//! into the curves ([`Mrc::drain`]), so the stack distances and the policy simulations run
+//! off the serving threads and outside every shard lock.
+//!
+//! Each curve models its scope's eviction policy ([`Model`]): LRU by its stack distances,
+//! LFU, `allkeys-auto` and the random policies by miniature simulations that apply the
+//! clock rules of `access`, as eviction does.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
 
+use guard::minisim::{Now, Policy};
 use guard::mrc::Shards;
 use parking_lot::Mutex;
 
-/// Keys each curve samples at most (about 230 KiB per curve).
+use crate::access;
+
+/// Keys each curve samples at most (about 230 KiB per curve, 0.7 MiB with a simulated
+/// policy).
 pub const SAMPLED_KEYS: usize = 4096;
-/// The share of keys each curve samples at most: 2% keeps the sampled reads' cost near 1%
-/// of a GET's and the curve within 0.011 of the exact one on the benchmark traces
-/// (`cache-replay mrc --max-rate 0.02`; at 1% the error reached 0.037).
+/// The share of keys each curve samples at most, by default (`guard-mrc-sample-percent`): 2%
+/// keeps the cron thread's work on the sampled reads near 1% of the reads' and the curve
+/// within 0.011 of the exact one on the benchmark traces (`cache-replay mrc --max-rate 0.02`;
+/// at 1% the error reached 0.037). A small keyspace has few keys in 2%, and its curve is
+/// coarser: a higher share buys precision with cron-thread time.
 pub const MAX_RATE: f64 = 0.02;
 
-/// One curve and its sampling threshold (mirrored outside the lock for the fast path).
+/// The sampling threshold curves start from ([`set_max_rate`]).
+static START_THRESHOLD: AtomicU64 = AtomicU64::new((MAX_RATE * u64::MAX as f64) as u64);
+
+fn threshold_of(rate: f64) -> u64 {
+    if rate >= 1.0 {
+        u64::MAX
+    } else {
+        (rate.max(0.0) * u64::MAX as f64) as u64
+    }
+}
+
+/// Sets the share of keys curves sample at most (at startup, before any curve is made).
+pub fn set_max_rate(rate: f64) {
+    START_THRESHOLD.store(threshold_of(rate), Ordering::Relaxed);
+}
+
+fn max_rate() -> f64 {
+    START_THRESHOLD.load(Ordering::Relaxed) as f64 / u64::MAX as f64
+}
+/// Sampled reads a curve buffers between two drains (64 KiB). The cron thread drains every
+/// `1 / hz` seconds, so at the default `hz` of 10 a curve keeps up with 40,960 sampled reads
+/// a second: 2 million reads a second at 2%. Reads beyond that are not sampled, and the
+/// curve discounts them rather than counting them as misses.
+pub const BUFFER: usize = 4096;
+
+/// The eviction policy a curve models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// The LRU policies, `volatile-ttl` and `noeviction` (what LRU would do).
+    Lru,
+    /// Redis's LFU with its counter's log factor and decay, ranking `samples` keys a round.
+    Lfu { log_factor: u32, decay_minutes: u32, samples: usize },
+    /// `allkeys-auto`, ranking `samples` keys a round.
+    Auto { samples: usize },
+    /// The random policies.
+    Random,
+}
+
+impl Model {
+    /// The rules simulated (`None` for LRU, which the stack distances answer).
+    pub fn policy(self) -> Option<Box<dyn Policy>> {
+        match self {
+            Model::Lru => None,
+            Model::Lfu { log_factor, decay_minutes, samples } => {
+                Some(Box::new(LfuRules { mode: access::Mode::Lfu { log_factor, decay_minutes }, samples, coin: 1 }))
+            }
+            Model::Auto { samples } => Some(Box::new(AutoRules { samples })),
+            Model::Random => Some(Box::new(RandomRules)),
+        }
+    }
+}
+
+/// Redis's LFU counter (`access::touched`): a returning key starts afresh.
+struct LfuRules {
+    mode: access::Mode,
+    samples: usize,
+    coin: u64,
+}
+
+impl Policy for LfuRules {
+    fn samples(&self) -> usize {
+        self.samples
+    }
+    fn enter(&mut self, _left: u32, now: Now) -> u32 {
+        access::fresh(self.mode, now.ms)
+    }
+    fn touch(&mut self, clock: u32, now: Now) -> u32 {
+        self.coin = guard::mrc::remix(self.coin);
+        access::touched(self.mode, clock, now.ms, (self.coin >> 11) as f64 / (1u64 << 53) as f64)
+    }
+    fn score(&self, clock: u32, now: Now) -> u64 {
+        let access::Mode::Lfu { decay_minutes, .. } = self.mode else { return 0 };
+        255 - u64::from(access::lfu_counter(clock, now.ms, decay_minutes))
+    }
+    fn leave(&self, _clock: u32, _now: Now) -> u32 {
+        0
+    }
+}
+
+/// `allkeys-auto`: counts and ticks, and an evicted key's count kept for its return (the
+/// database's ghost table).
+struct AutoRules {
+    samples: usize,
+}
+
+impl Policy for AutoRules {
+    fn samples(&self) -> usize {
+        self.samples
+    }
+    fn window_per_key(&self) -> u64 {
+        crate::db::AUTO_WINDOW
+    }
+    fn enter(&mut self, left: u32, now: Now) -> u32 {
+        let kept = if left == 0 { 0 } else { access::auto_state(left, now.tick).0 };
+        access::auto_clock(kept + 1, now.tick)
+    }
+    fn touch(&mut self, clock: u32, now: Now) -> u32 {
+        access::auto_clock(access::auto_state(clock, now.tick).0 + 1, now.tick)
+    }
+    fn score(&self, clock: u32, now: Now) -> u64 {
+        u64::MAX - (access::auto_score(clock, now.tick) * 1e12) as u64
+    }
+    fn leave(&self, clock: u32, _now: Now) -> u32 {
+        clock
+    }
+}
+
+/// `allkeys-random` and `volatile-random`.
+struct RandomRules;
+
+impl Policy for RandomRules {
+    fn samples(&self) -> usize {
+        0
+    }
+    fn enter(&mut self, _left: u32, _now: Now) -> u32 {
+        0
+    }
+    fn touch(&mut self, clock: u32, _now: Now) -> u32 {
+        clock
+    }
+    fn score(&self, _clock: u32, _now: Now) -> u64 {
+        0
+    }
+    fn leave(&self, _clock: u32, _now: Now) -> u32 {
+        0
+    }
+}
+
+/// A curve and the policy it models.
+struct Curve {
+    shards: Shards,
+    model: Model,
+}
+
+impl Curve {
+    fn new() -> Curve {
+        Curve { shards: Shards::with_rate(SAMPLED_KEYS, max_rate()), model: Model::Lru }
+    }
+}
+
+/// Sampled reads and writes waiting for the cron thread: (remixed hash, size or `MISS`, with
+/// `WRITE` set for a write).
+type Buffer = Vec<(u64, u32)>;
+const MISS: u32 = u32::MAX >> 1;
+const WRITE: u32 = 1 << 31;
+
+/// Whether a remixed hash may be in any curve's sample (thresholds only fall from here).
+#[inline]
+fn may_sample(h: u64) -> bool {
+    h < START_THRESHOLD.load(Ordering::Relaxed)
+}
+
+/// A write stored `bytes` for the key `key` (table hash `hash`): a sampled key's size is
+/// updated in the curves, so a key a cache-aside client brings in after a miss takes its
+/// real room in them, not just the room of the keys that are read again.
+#[inline]
+pub fn record_write(hash: u64, bytes: usize, key: &[u8]) {
+    if !enabled() {
+        return;
+    }
+    let h = guard::mrc::remix(hash);
+    if !may_sample(h) {
+        return;
+    }
+    GLOBAL.push(h, bytes, WRITE);
+    crate::namespace::with_table(|t| {
+        let i = t.index_of(key);
+        if i < 64 {
+            t.counters[i].mrc.push(h, bytes, WRITE);
+        }
+    });
+}
+
+/// One curve, its buffer and its sampling threshold (mirrored outside the locks for the
+/// fast path).
 pub struct Mrc {
     threshold: AtomicU64,
+    buffer: Mutex<Buffer>,
+    /// Sampled reads that found the buffer full or busy since the last settle.
+    dropped: AtomicU64,
     /// Made on the first sampled read, so a curve nobody reads costs nothing.
-    shards: Mutex<Option<Shards>>,
+    curve: Mutex<Option<Curve>>,
     /// The scope's read count at the last [`Mrc::settle`].
     last_reads: AtomicU64,
 }
@@ -34,8 +223,10 @@ impl std::fmt::Debug for Mrc {
 impl Default for Mrc {
     fn default() -> Mrc {
         Mrc {
-            threshold: AtomicU64::new((MAX_RATE * u64::MAX as f64) as u64),
-            shards: Mutex::new(None),
+            threshold: AtomicU64::new(START_THRESHOLD.load(Ordering::Relaxed)),
+            buffer: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+            curve: Mutex::new(None),
             last_reads: AtomicU64::new(0),
         }
     }
@@ -44,54 +235,116 @@ impl Default for Mrc {
 impl Mrc {
     /// One read of a key whose table hash is `hash`; `size` is its bytes when it exists.
     ///
-    /// The caller holds a shard lock, so a sampled read that finds the curve busy (another
-    /// worker's sampled read, or the cron thread settling it) is dropped rather than waited
-    /// for: the curve loses a sample, the read loses no time.
+    /// The caller holds a shard lock, so a sampled read that finds the buffer busy (another
+    /// worker's sampled read, or the cron thread taking it) or full is dropped rather than
+    /// waited for: the curve loses a sample, the read loses no time.
     #[inline]
     pub fn record(&self, hash: u64, size: Option<usize>) {
         let h = guard::mrc::remix(hash);
+        match size {
+            Some(b) => self.push(h, b, 0),
+            None => self.push(h, MISS as usize, 0),
+        }
+    }
+
+    /// Buffers a sampled read or write (`tag` 0 or `WRITE`) of the key with remixed hash `h`.
+    #[inline]
+    fn push(&self, h: u64, bytes: usize, tag: u32) {
         if h >= self.threshold.load(Ordering::Relaxed) {
             return;
         }
-        let Some(mut slot) = self.shards.try_lock() else { return };
-        let s = slot.get_or_insert_with(|| Shards::with_rate(SAMPLED_KEYS, MAX_RATE));
-        s.access(h, size.map(|b| b as f64));
-        self.threshold.store(s.threshold(), Ordering::Relaxed);
+        let size = bytes.min(MISS as usize) as u32 | tag;
+        match self.buffer.try_lock() {
+            Some(mut buf) if buf.len() < BUFFER => {
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(BUFFER);
+                }
+                buf.push((h, size));
+            }
+            // a lost write only leaves the key's size as last read
+            _ if tag == WRITE => {}
+            _ => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Makes the curve now (the keyspace's, at startup), so its memory is part of the
     /// server's baseline rather than a jump at the first sampled read.
     pub fn prepare(&self) {
-        self.shards.lock().get_or_insert_with(|| Shards::with_rate(SAMPLED_KEYS, MAX_RATE));
+        self.curve.lock().get_or_insert_with(Curve::new);
+        let mut buf = self.buffer.lock();
+        if buf.capacity() == 0 {
+            buf.reserve_exact(BUFFER);
+        }
+    }
+
+    /// Feeds the buffered reads to the curve, at `now_ms` for policies that age by time.
+    /// Called by the cron thread every tick.
+    pub fn drain(&self, now_ms: i64) {
+        let batch = {
+            let mut buf = self.buffer.lock();
+            if buf.is_empty() {
+                return;
+            }
+            std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER))
+        };
+        let mut slot = self.curve.lock();
+        let c = slot.get_or_insert_with(Curve::new);
+        c.shards.set_now(now_ms);
+        for (h, size) in batch {
+            if size & WRITE != 0 {
+                c.shards.resize(h, f64::from(size & !WRITE));
+            } else {
+                c.shards.access(h, (size != MISS).then_some(f64::from(size)));
+            }
+        }
+        self.threshold.store(c.shards.threshold(), Ordering::Relaxed);
     }
 
     /// Remembers the scope's read count while curves are off, so turning them back on
     /// does not count every read since as unsampled.
     pub fn note_reads(&self, reads: u64) {
         self.last_reads.store(reads, Ordering::Relaxed);
+        self.dropped.store(0, Ordering::Relaxed);
+        self.buffer.lock().clear();
     }
 
     /// Takes over `other`'s curve (a namespace carried into a new configuration).
     pub fn take_from(&self, other: &Mrc) {
-        let taken = other.shards.lock().take();
-        let mut mine = self.shards.lock();
+        let taken = other.curve.lock().take();
+        let pending = std::mem::take(&mut *other.buffer.lock());
+        let mut mine = self.curve.lock();
         *mine = taken;
-        self.threshold
-            .store(mine.as_ref().map_or(other.threshold.load(Ordering::Relaxed), Shards::threshold), Ordering::Relaxed);
+        *self.buffer.lock() = pending;
+        self.threshold.store(
+            mine.as_ref().map_or(other.threshold.load(Ordering::Relaxed), |c| c.shards.threshold()),
+            Ordering::Relaxed,
+        );
         self.last_reads.store(other.last_reads.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.dropped.store(other.dropped.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
-    /// Called at each guardrail sample with the scope's read count so far: counts the reads
-    /// since the last call (for the SHARDS-adj correction), ages the history by `decay`, and
-    /// returns the hit ratio at each of [`guard::mrc::FACTORS`] × `base_bytes` (NaN before
-    /// any sampled read).
-    pub fn settle(&self, reads: u64, decay: f64, base_bytes: f64) -> Vec<f64> {
+    /// Called at each guardrail sample with the scope's read count so far and its policy:
+    /// drains the buffer, counts the reads since the last call (for the SHARDS-adj
+    /// correction, less the sampled reads dropped), ages the history by `decay`, and returns
+    /// the hit ratio at each of [`guard::mrc::FACTORS`] × `base_bytes` (NaN before any
+    /// sampled read). A change of model starts the policy's simulations afresh.
+    pub fn settle(&self, reads: u64, decay: f64, base_bytes: f64, model: Model, now_ms: i64) -> Vec<f64> {
+        self.drain(now_ms);
         let last = self.last_reads.swap(reads, Ordering::Relaxed);
-        let mut slot = self.shards.lock();
-        let Some(s) = slot.as_mut() else { return vec![f64::NAN; guard::mrc::FACTORS.len()] };
-        s.count_all(reads.saturating_sub(last) as f64);
-        s.decay(decay);
-        guard::mrc::FACTORS.iter().map(|f| s.hit_ratio(f * base_bytes.max(1.0))).collect()
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        let mut slot = self.curve.lock();
+        let Some(c) = slot.as_mut() else { return vec![f64::NAN; guard::mrc::FACTORS.len()] };
+        if c.model != model || c.shards.simulates() != (model != Model::Lru) {
+            c.model = model;
+            c.shards.set_policy(model.policy());
+        }
+        let unsampled = dropped as f64 / c.shards.rate();
+        c.shards.count_all((reads.saturating_sub(last) as f64 - unsampled).max(0.0));
+        c.shards.decay(decay);
+        c.shards.set_base(base_bytes.max(1.0));
+        c.shards.curve()
     }
 }
 
@@ -108,4 +361,80 @@ pub fn set_enabled(on: bool) {
 #[inline]
 pub fn enabled() -> bool {
     ON.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Table hashes this curve samples.
+    fn sampled(m: &Mrc, n: usize) -> Vec<u64> {
+        let t = m.threshold.load(Ordering::Relaxed);
+        (0u64..).filter(|&h| guard::mrc::remix(h) < t).take(n).collect()
+    }
+
+    #[test]
+    fn a_write_after_a_miss_gives_the_key_its_size() {
+        // two rounds over 50 keys of 1,000 bytes: each key missed and then written, then each
+        // read again at a distance of the 50 keys (50,000 bytes)
+        let curve = |writes: bool| {
+            let m = Mrc::default();
+            let keys = sampled(&m, 50);
+            for &h in &keys {
+                m.record(h, None);
+                if writes {
+                    m.push(guard::mrc::remix(h), 1000, WRITE);
+                }
+            }
+            for &h in &keys {
+                m.record(h, Some(1000));
+            }
+            // the reads are all sampled ones: 100 of them at the curve's rate
+            let reads = (100.0 / max_rate()) as u64;
+            m.settle(reads, 1.0, 25_000.0 / max_rate(), Model::Lru, 0)
+        };
+        let sized = curve(true);
+        // at 1x (25,000 bytes) nothing is reused within reach; at 4x every second read hits
+        assert!(sized[3] < 0.01, "{sized:?}");
+        assert!((sized[7] - 0.5).abs() < 0.01, "{sized:?}");
+        // without the writes the missed keys count one byte, and half the reuses look near
+        let unsized_ = curve(false);
+        assert!(unsized_[3] > 0.1, "{unsized_:?}");
+    }
+
+    #[test]
+    fn lfu_keeps_the_frequent_keys_that_lru_loses_to_a_scan() {
+        let model = Model::Lfu { log_factor: 10, decay_minutes: 1, samples: 5 };
+        let keys = sampled(&Mrc::default(), 1_000);
+        let (hot, scan) = keys.split_at(20);
+        // 20 hot keys read 24 times each, interleaved with 960 keys read once, 40 a round
+        let run = |model: Model| {
+            let m = Mrc::default();
+            let mut count = 0u64;
+            for round in 0..24 {
+                for &h in hot {
+                    m.record(h, Some(100));
+                    count += 1;
+                }
+                for &h in &scan[round * 40..round * 40 + 40] {
+                    m.record(h, None);
+                    m.push(guard::mrc::remix(h), 100, WRITE);
+                    count += 1;
+                }
+                m.drain(0);
+                // the model is set at a settle: the first one, before any read, sets it
+                if round == 0 {
+                    m.settle(0, 1.0, 4_000.0 / max_rate(), model, 0);
+                }
+            }
+            let curve = m.settle((count as f64 / max_rate()) as u64, 1.0, 4_000.0 / max_rate(), model, 0);
+            (curve, count)
+        };
+        let (lfu, reads) = run(model);
+        let (lru, _) = run(Model::Lru);
+        // a cache of 40 keys' room at 1x: LFU keeps the hot keys (a third of the reads, all
+        // hits after the first rounds), LRU's room goes to the keys read once
+        assert!(lfu[3] > 0.18, "LFU {lfu:?}, {reads} reads");
+        assert!(lru[3] < 0.05, "LRU {lru:?}");
+    }
 }

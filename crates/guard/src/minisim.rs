@@ -1,0 +1,376 @@
+//! Miniature simulations (Waldspurger et al., USENIX ATC 2017): the hit ratio of an eviction
+//! policy other than LRU, at several cache sizes, from the spatially sampled stream SHARDS
+//! already sees.
+//!
+//! A cache of C bytes serving the whole stream behaves like a cache of C × rate bytes
+//! serving the sample at `rate`: a sampled key sees every one of its accesses, and the keys
+//! it competes with for room are sampled in the same proportion. So each size of the curve is
+//! one small cache, run with the policy's own rules (its clocks, its sampled victims and
+//! candidate pool, its memory of evicted keys) on the sampled keys only. The policy is
+//! supplied by the caller ([`Policy`]), so the rules simulated are the ones the server runs.
+//!
+//! Memory: one record per sampled key (at most the SHARDS sample), holding its clock and
+//! place in each simulated cache, plus each cache's member list: about 110 bytes per sampled
+//! key at 8 sizes.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::mrc::Identity;
+
+/// What a policy's clock functions see.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Unix milliseconds.
+    pub ms: i64,
+    /// The simulated cache's access tick (for policies that count time in accesses).
+    pub tick: u32,
+}
+
+/// An eviction policy's rules, applied to a key's 32-bit clock.
+pub trait Policy: Send {
+    /// Keys sampled per eviction round; 0 evicts a random key.
+    fn samples(&self) -> usize;
+    /// Accesses per key held that make one window of 256 ticks (0: no ticks).
+    fn window_per_key(&self) -> u64 {
+        0
+    }
+    /// The clock of a key entering the cache; `left` is what [`Policy::leave`] returned when
+    /// it was last evicted from this cache (0 if never).
+    fn enter(&mut self, left: u32, now: Now) -> u32;
+    /// The clock after a hit.
+    fn touch(&mut self, clock: u32, now: Now) -> u32;
+    /// How eager the key is to go: higher is evicted first.
+    fn score(&self, clock: u32, now: Now) -> u64;
+    /// What an evicted key leaves behind for its return.
+    fn leave(&self, clock: u32, now: Now) -> u32;
+}
+
+type Index = HashMap<u64, u32, BuildHasherDefault<Identity>>;
+
+/// Not a member of that cache.
+const OUT: u32 = u32::MAX;
+/// Redis's eviction pool size.
+const POOL: usize = 16;
+
+/// A sampled key: its size and, per simulated cache, its clock (or what it left) and its
+/// place in the member list.
+struct Rec {
+    hash: u64,
+    size: f32,
+    clock: [u32; MAX_SIZES],
+    pos: [u32; MAX_SIZES],
+}
+
+/// Cache sizes one simulation runs at most.
+pub const MAX_SIZES: usize = 8;
+
+/// One simulated cache.
+#[derive(Default)]
+struct Cache {
+    cap: f64,
+    used: f64,
+    members: Vec<u32>,
+    hits: f64,
+    /// Accesses since the tick moved, accesses per tick, the tick.
+    acc: u64,
+    per_tick: u64,
+    tick: u32,
+    /// The best eviction candidates seen (score, key hash), ascending.
+    pool: Vec<(u64, u64)>,
+}
+
+/// Several caches of different sizes fed the same sampled stream.
+pub struct MiniSim {
+    policy: Box<dyn Policy>,
+    factors: Vec<f64>,
+    recs: Vec<Rec>,
+    index: Index,
+    caches: Vec<Cache>,
+    total: f64,
+    rng: u64,
+}
+
+impl std::fmt::Debug for MiniSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MiniSim").field("keys", &self.recs.len()).field("factors", &self.factors).finish()
+    }
+}
+
+impl MiniSim {
+    /// Caches at `factors` × the base size set by [`MiniSim::set_scale`].
+    pub fn new(policy: Box<dyn Policy>, factors: &[f64]) -> MiniSim {
+        let factors = &factors[..factors.len().min(MAX_SIZES)];
+        MiniSim {
+            policy,
+            factors: factors.to_vec(),
+            recs: Vec::new(),
+            index: Index::default(),
+            caches: factors.iter().map(|_| Cache::default()).collect(),
+            total: 0.0,
+            rng: 0x853c_49e6_748f_ea9b,
+        }
+    }
+
+    /// Sizes the caches for a full-size cache of `base` bytes sampled at `rate`.
+    pub fn set_scale(&mut self, base: f64, rate: f64) {
+        for (c, f) in self.caches.iter_mut().zip(&self.factors) {
+            c.cap = f * base * rate;
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng = crate::mrc::remix(self.rng);
+        self.rng
+    }
+
+    /// One access of the key `hash` of `size` bytes, counting `weight` accesses of the whole
+    /// stream, at `ms`. A miss brings the key in, as a cache-aside client does.
+    pub fn access(&mut self, hash: u64, size: f64, weight: f64, ms: i64) {
+        self.total += weight;
+        let n = self.caches.len();
+        let r = match self.index.get(&hash) {
+            Some(&r) => r,
+            None => {
+                let r = self.recs.len() as u32;
+                self.recs.push(Rec { hash, size: size as f32, clock: [0; MAX_SIZES], pos: [OUT; MAX_SIZES] });
+                self.index.insert(hash, r);
+                r
+            }
+        };
+        let old = f64::from(std::mem::replace(&mut self.recs[r as usize].size, size as f32));
+        let window = self.policy.window_per_key();
+        for i in 0..n {
+            let now = {
+                let c = &mut self.caches[i];
+                if window > 0 {
+                    c.acc += 1;
+                    if c.per_tick == 0 || c.acc >= c.per_tick {
+                        c.acc = 0;
+                        c.tick = (c.tick + 1) & 0xFFFF;
+                        if c.tick & 0xFF == 0 || c.per_tick == 0 {
+                            c.per_tick = (window * c.members.len() as u64 / 256).max(1);
+                        }
+                    }
+                }
+                Now { ms, tick: c.tick }
+            };
+            let rec = &mut self.recs[r as usize];
+            if rec.pos[i] != OUT {
+                rec.clock[i] = self.policy.touch(rec.clock[i], now);
+                let c = &mut self.caches[i];
+                c.hits += weight;
+                c.used += size - old;
+            } else {
+                rec.clock[i] = self.policy.enter(rec.clock[i], now);
+                let c = &mut self.caches[i];
+                rec.pos[i] = c.members.len() as u32;
+                c.members.push(r);
+                c.used += size;
+            }
+            while self.caches[i].used > self.caches[i].cap && !self.caches[i].members.is_empty() {
+                self.evict(i, now);
+            }
+        }
+    }
+
+    /// Takes one key out of cache `i`.
+    fn evict(&mut self, i: usize, now: Now) {
+        let samples = self.policy.samples();
+        let victim = if samples == 0 {
+            let pick = (self.random() % self.caches[i].members.len() as u64) as usize;
+            self.caches[i].members[pick]
+        } else {
+            loop {
+                for _ in 0..samples {
+                    let pick = (self.random() % self.caches[i].members.len() as u64) as usize;
+                    let m = self.caches[i].members[pick];
+                    let rec = &self.recs[m as usize];
+                    let score = self.policy.score(rec.clock[i], now);
+                    let pool = &mut self.caches[i].pool;
+                    if pool.iter().any(|&(_, h)| h == rec.hash) {
+                        continue;
+                    }
+                    if pool.len() == POOL {
+                        if pool[0].0 >= score {
+                            continue;
+                        }
+                        pool.remove(0);
+                    }
+                    let at = pool.partition_point(|&(s, _)| s < score);
+                    pool.insert(at, (score, rec.hash));
+                }
+                // the best candidate still in this cache (the pool may hold keys gone since)
+                let found = loop {
+                    let Some((_, h)) = self.caches[i].pool.pop() else { break None };
+                    if let Some(&m) = self.index.get(&h) {
+                        if self.recs[m as usize].pos[i] != OUT {
+                            break Some(m);
+                        }
+                    }
+                };
+                if let Some(m) = found {
+                    break m;
+                }
+            }
+        };
+        let rec = &mut self.recs[victim as usize];
+        rec.clock[i] = self.policy.leave(rec.clock[i], now);
+        let size = f64::from(rec.size);
+        self.unlink(i, victim);
+        self.caches[i].used -= size;
+    }
+
+    /// Removes record `r` from cache `i`'s member list.
+    fn unlink(&mut self, i: usize, r: u32) {
+        let at = std::mem::replace(&mut self.recs[r as usize].pos[i], OUT) as usize;
+        let c = &mut self.caches[i];
+        c.members.swap_remove(at);
+        if let Some(&moved) = c.members.get(at) {
+            self.recs[moved as usize].pos[i] = at as u32;
+        }
+    }
+
+    /// A write changed a sampled key's size (the caches over their size evict at the next
+    /// access).
+    pub fn resize(&mut self, hash: u64, size: f64) {
+        let Some(&r) = self.index.get(&hash) else { return };
+        let rec = &mut self.recs[r as usize];
+        let old = f64::from(std::mem::replace(&mut rec.size, size as f32));
+        for (c, &at) in self.caches.iter_mut().zip(&rec.pos) {
+            if at != OUT {
+                c.used += size - old;
+            }
+        }
+    }
+
+    /// Drops a key the sample no longer tracks.
+    pub fn forget(&mut self, hash: u64) {
+        let Some(r) = self.index.remove(&hash) else { return };
+        for i in 0..self.caches.len() {
+            if self.recs[r as usize].pos[i] != OUT {
+                self.caches[i].used -= f64::from(self.recs[r as usize].size);
+                self.unlink(i, r);
+            }
+        }
+        self.recs.swap_remove(r as usize);
+        if let Some(moved) = self.recs.get(r as usize) {
+            self.index.insert(moved.hash, r);
+            for i in 0..self.caches.len() {
+                let at = moved.pos[i];
+                if at != OUT {
+                    self.caches[i].members[at as usize] = r;
+                }
+            }
+        }
+    }
+
+    /// Multiplies the history by `f` (0..1).
+    pub fn decay(&mut self, f: f64) {
+        self.total *= f;
+        self.caches.iter_mut().for_each(|c| c.hits *= f);
+    }
+
+    /// Accesses counted.
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+
+    /// The hit ratio of each cache, with `extra` accesses of the whole stream that the sample
+    /// missed (positive) or over-counted (negative) credited as hits, as SHARDS-adj does.
+    pub fn hit_ratios(&self, extra: f64) -> Vec<f64> {
+        let all = self.total + extra;
+        self.caches
+            .iter()
+            .map(|c| if self.total <= 0.0 || all <= 0.0 { f64::NAN } else { ((c.hits + extra) / all).clamp(0.0, 1.0) })
+            .collect()
+    }
+
+    /// Bytes held.
+    pub fn footprint(&self) -> usize {
+        self.recs.capacity() * std::mem::size_of::<Rec>()
+            + self.index.capacity() * 13
+            + self.caches.iter().map(|c| c.members.capacity() * 4 + POOL * 16).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Least recently used, by access order: enough to check the machinery against the
+    /// exact LRU curve.
+    struct Lru(u32);
+    impl Policy for Lru {
+        fn samples(&self) -> usize {
+            16
+        }
+        fn enter(&mut self, _left: u32, _now: Now) -> u32 {
+            self.0 += 1;
+            self.0
+        }
+        fn touch(&mut self, _clock: u32, _now: Now) -> u32 {
+            self.0 += 1;
+            self.0
+        }
+        fn score(&self, clock: u32, _now: Now) -> u64 {
+            u64::from(self.0 - clock)
+        }
+        fn leave(&self, _clock: u32, _now: Now) -> u32 {
+            0
+        }
+    }
+
+    #[test]
+    fn caches_stay_within_their_sizes_and_forget_keys() {
+        let mut m = MiniSim::new(Box::new(Lru(0)), &[0.5, 1.0, 2.0]);
+        m.set_scale(400.0, 1.0);
+        for i in 0..10_000u64 {
+            let k = crate::mrc::remix(i) % 37;
+            m.access(crate::mrc::remix(k), 10.0 + (k % 7) as f64, 1.0, 0);
+            for c in &m.caches {
+                assert!(c.used <= c.cap + 1e-6, "{} > {}", c.used, c.cap);
+                assert_eq!(c.members.iter().map(|&r| f64::from(m.recs[r as usize].size)).sum::<f64>(), c.used);
+            }
+        }
+        let ratios = m.hit_ratios(0.0);
+        assert!(ratios[0] < ratios[1] && ratios[1] < ratios[2], "{ratios:?}");
+        assert!(ratios[2] > 0.99, "37 keys of at most 16 bytes fit in 800: {ratios:?}");
+        for i in 0..37u64 {
+            m.forget(crate::mrc::remix(i));
+        }
+        assert!(m.recs.is_empty() && m.index.is_empty());
+        assert!(m.caches.iter().all(|c| c.members.is_empty() && c.used.abs() < 1e-6));
+    }
+
+    #[test]
+    fn sampled_lru_matches_the_exact_curve() {
+        // 20,000 keys of 100 bytes, Zipf-like by a cubed uniform; caches of 10..40% of them
+        let mut seed = 0x1234_5678u64;
+        let trace: Vec<u64> = (0..400_000)
+            .map(|_| {
+                seed = crate::mrc::remix(seed);
+                let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                (20_000.0 * u * u * u) as u64
+            })
+            .collect();
+        let base = 20_000.0 * 100.0 * 0.2;
+        let factors = [0.5, 1.0, 2.0];
+        let cache: Vec<f64> = factors.iter().map(|f| f * base).collect();
+        let exact = crate::mrc::exact_curve(&trace, |_| 100.0, &cache);
+        let rate = 0.1;
+        let mut m = MiniSim::new(Box::new(Lru(0)), &factors);
+        m.set_scale(base, rate);
+        let threshold = (rate * u64::MAX as f64) as u64;
+        for &k in &trace {
+            let h = crate::mrc::remix(k);
+            if h < threshold {
+                m.access(h, 100.0, 1.0 / rate, 0);
+            }
+        }
+        let got = m.hit_ratios(trace.len() as f64 - m.total());
+        for (e, g) in exact.iter().zip(&got) {
+            assert!((e - g).abs() < 0.03, "exact {exact:?}, sampled {got:?}");
+        }
+    }
+}
