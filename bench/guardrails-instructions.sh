@@ -5,7 +5,8 @@
 # (guard-interval 0, guard-mrc no, admin-enabled no) and on as shipped (guard-interval 5,
 # guard-mrc yes, the admin listener). Each serves the same load: SETS SETs then GETS GETs
 # (redis-benchmark, 4 clients, pipeline 16, random keys of a KEYSPACE-key space), with the
-# namespaces sessions and cache. Reported: instructions of the worker thread and of all
+# namespaces sessions and cache (evicting with allkeys-lfu, so its curve runs the LFU
+# simulations). Reported: instructions of the worker thread and of all
 # threads, and the on/off ratios.
 #
 # Usage: bench/guardrails-instructions.sh
@@ -39,7 +40,7 @@ run() {
   port=$(free_port)
   (cd "$dir" && exec taskset -c "$SERVER_CPU" valgrind --tool=callgrind --separate-threads=yes \
     --callgrind-out-file="$dir/callgrind.out" "$REDOUBT_BIN" --port "$port" --bind 127.0.0.1 --save '' \
-    --appendonly no --namespace 'sessions match sess:* reserve 1mb evict none; cache default' "${flags[@]}") \
+    --appendonly no --namespace 'sessions match sess:* reserve 1mb evict none; cache default evict allkeys-lfu' "${flags[@]}") \
     >"$dir/server.log" 2>&1 &
   pid=$!
   BENCH_PIDS+=("$pid")

@@ -4,8 +4,9 @@
 # the admin listener; GUARD_INTERVAL=1 samples every second instead) against the same
 # binary with them off (guard-interval 0, guard-mrc no, admin-enabled no), with
 # redis-server for reference.
-# Both Redoubt runs have the same namespaces (sessions, cache), so per-namespace curves
-# are exercised too.
+# Both Redoubt runs have the same namespaces (sessions, cache evicting with allkeys-lfu),
+# so per-namespace curves are exercised too: the keyspace's by LRU stack distances, the
+# cache's by miniature simulations of LFU.
 #
 # For each round and pipeline depth: each server fresh (pinned to SERVER_CPU), then
 # redis-benchmark -t set,get (pinned to CLIENT_CPU), CLIENTS clients, random keys of a
@@ -41,7 +42,7 @@ ln -sfn "$RUN_DIR" "$OUT_DIR/guardrails-latest"
 
 declare -A R
 BASE_FLAGS=("${SERVER_FLAGS[@]}")
-NAMESPACES='sessions match sess:* reserve 1mb evict none; cache default'
+NAMESPACES='sessions match sess:* reserve 1mb evict none; cache default evict allkeys-lfu'
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 

@@ -231,13 +231,13 @@ impl Db {
     /// Like [`Db::lookup`], and counts a keyspace hit or miss (Redis counts these for reads).
     pub fn lookup_read(&mut self, key: &[u8], now: i64) -> Option<&mut Entry> {
         let hash = hash_key(key);
-        // the entry's size matters only to the miss-ratio curves
-        let sizes = crate::mrc::enabled();
-        let found = self.lookup_hashed(hash, key, now).map(|e| if sizes { entry_bytes(e) } else { 0 });
-        if sizes {
-            crate::mrc::GLOBAL.record(hash, found);
+        // the entry's size matters only to the miss-ratio curves, for a key in their sample
+        let sample = crate::mrc::sample_of(hash);
+        let found = self.lookup_hashed(hash, key, now).map(|e| if sample.is_some() { entry_bytes(e) } else { 0 });
+        if let Some(h) = sample {
+            crate::mrc::GLOBAL.record(h, found);
         }
-        crate::namespace::count_read(key, found, hash);
+        crate::namespace::count_read(key, found, sample);
         if found.is_some() {
             self.hits += 1;
             self.table.get_mut(hash, key)

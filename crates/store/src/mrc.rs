@@ -180,23 +180,29 @@ fn may_sample(h: u64) -> bool {
     h < START_THRESHOLD.load(Ordering::Relaxed)
 }
 
+/// The remixed hash of a key with table hash `hash` when the curves are on and may sample
+/// it (one in 50 keys at the default share): the callers skip the rest of the work,
+/// such as the entry's size, for every other key.
+#[inline]
+pub fn sample_of(hash: u64) -> Option<u64> {
+    if !enabled() {
+        return None;
+    }
+    let h = guard::mrc::remix(hash);
+    may_sample(h).then_some(h)
+}
+
 /// A write stored `bytes` for the key `key` (table hash `hash`): a sampled key's size is
 /// updated in the curves, so a key a cache-aside client brings in after a miss takes its
 /// real room in them, not just the room of the keys that are read again.
 #[inline]
 pub fn record_write(hash: u64, bytes: usize, key: &[u8]) {
-    if !enabled() {
-        return;
-    }
-    let h = guard::mrc::remix(hash);
-    if !may_sample(h) {
-        return;
-    }
-    GLOBAL.push(h, bytes, WRITE);
+    let Some(h) = sample_of(hash) else { return };
+    GLOBAL.offer(h, bytes, WRITE);
     crate::namespace::with_table(|t| {
         let i = t.index_of(key);
         if i < 64 {
-            t.counters[i].mrc.push(h, bytes, WRITE);
+            t.counters[i].mrc.offer(h, bytes, WRITE);
         }
     });
 }
@@ -233,26 +239,30 @@ impl Default for Mrc {
 }
 
 impl Mrc {
-    /// One read of a key whose table hash is `hash`; `size` is its bytes when it exists.
+    /// One read of a key whose remixed hash ([`sample_of`]) is `h`; `size` is its bytes when
+    /// it exists.
     ///
     /// The caller holds a shard lock, so a sampled read that finds the buffer busy (another
     /// worker's sampled read, or the cron thread taking it) or full is dropped rather than
     /// waited for: the curve loses a sample, the read loses no time.
     #[inline]
-    pub fn record(&self, hash: u64, size: Option<usize>) {
-        let h = guard::mrc::remix(hash);
-        match size {
-            Some(b) => self.push(h, b, 0),
-            None => self.push(h, MISS as usize, 0),
+    pub fn record(&self, h: u64, size: Option<usize>) {
+        self.offer(h, size.unwrap_or(MISS as usize), 0);
+    }
+
+    /// Buffers a read or write (`tag` 0 or `WRITE`) of the key with remixed hash `h` if the
+    /// key is in the sample.
+    #[inline]
+    fn offer(&self, h: u64, bytes: usize, tag: u32) {
+        if h < self.threshold.load(Ordering::Relaxed) {
+            self.push(h, bytes, tag);
         }
     }
 
-    /// Buffers a sampled read or write (`tag` 0 or `WRITE`) of the key with remixed hash `h`.
-    #[inline]
+    /// The sampled path (a few percent of the reads at most), kept out of the readers' code.
+    #[cold]
+    #[inline(never)]
     fn push(&self, h: u64, bytes: usize, tag: u32) {
-        if h >= self.threshold.load(Ordering::Relaxed) {
-            return;
-        }
         let size = bytes.min(MISS as usize) as u32 | tag;
         match self.buffer.try_lock() {
             Some(mut buf) if buf.len() < BUFFER => {
@@ -381,13 +391,13 @@ mod tests {
             let m = Mrc::default();
             let keys = sampled(&m, 50);
             for &h in &keys {
-                m.record(h, None);
+                m.record(guard::mrc::remix(h), None);
                 if writes {
-                    m.push(guard::mrc::remix(h), 1000, WRITE);
+                    m.offer(guard::mrc::remix(h), 1000, WRITE);
                 }
             }
             for &h in &keys {
-                m.record(h, Some(1000));
+                m.record(guard::mrc::remix(h), Some(1000));
             }
             // the reads are all sampled ones: 100 of them at the curve's rate
             let reads = (100.0 / max_rate()) as u64;
@@ -413,12 +423,12 @@ mod tests {
             let mut count = 0u64;
             for round in 0..24 {
                 for &h in hot {
-                    m.record(h, Some(100));
+                    m.record(guard::mrc::remix(h), Some(100));
                     count += 1;
                 }
                 for &h in &scan[round * 40..round * 40 + 40] {
-                    m.record(h, None);
-                    m.push(guard::mrc::remix(h), 100, WRITE);
+                    m.record(guard::mrc::remix(h), None);
+                    m.offer(guard::mrc::remix(h), 100, WRITE);
                     count += 1;
                 }
                 m.drain(0);
