@@ -1,5 +1,5 @@
 //! Recording reads for the online miss-ratio curves (`guard::mrc`): one curve for the whole
-//! keyspace and one per namespace. A read costs a hash remix and one relaxed load unless
+//! keyspace and one per namespace. A read costs a rotation of its hash and a compare unless
 //! its key is in the sample (at most 2% of the keys and 4,096 per curve); a sampled read
 //! appends its key's hash and size to the curve's buffer. The cron thread drains the buffers
 //! into the curves ([`Mrc::drain`]), so the stack distances and the policy simulations run
@@ -10,7 +10,6 @@
 //! clock rules of `access`, as eviction does.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::LazyLock;
 
 use guard::minisim::{Now, Policy};
 use guard::mrc::Shards;
@@ -28,8 +27,9 @@ pub const SAMPLED_KEYS: usize = 4096;
 /// coarser: a higher share buys precision with cron-thread time.
 pub const MAX_RATE: f64 = 0.02;
 
+const DEFAULT_THRESHOLD: u64 = (MAX_RATE * u64::MAX as f64) as u64;
 /// The sampling threshold curves start from ([`set_max_rate`]).
-static START_THRESHOLD: AtomicU64 = AtomicU64::new((MAX_RATE * u64::MAX as f64) as u64);
+static START_THRESHOLD: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD);
 
 fn threshold_of(rate: f64) -> u64 {
     if rate >= 1.0 {
@@ -42,12 +42,14 @@ fn threshold_of(rate: f64) -> u64 {
 /// Sets the share of keys curves sample at most (at startup, before any curve is made).
 pub fn set_max_rate(rate: f64) {
     START_THRESHOLD.store(threshold_of(rate), Ordering::Relaxed);
+    GLOBAL.threshold.store(threshold_of(rate), Ordering::Relaxed);
 }
 
 fn max_rate() -> f64 {
     START_THRESHOLD.load(Ordering::Relaxed) as f64 / u64::MAX as f64
 }
-/// Sampled reads a curve buffers between two drains (64 KiB). The cron thread drains every
+/// Sampled reads a curve buffers between two drains (64 KiB, twice: the cron thread
+/// works through one half while the readers fill the other). The cron thread drains every
 /// `1 / hz` seconds, so at the default `hz` of 10 a curve keeps up with 40,960 sampled reads
 /// a second: 2 million reads a second at 2%. Reads beyond that are not sampled, and the
 /// curve discounts them rather than counting them as misses.
@@ -160,35 +162,41 @@ impl Policy for RandomRules {
 struct Curve {
     shards: Shards,
     model: Model,
+    /// The buffer's other half: a drain swaps it with the full one, so no drain allocates.
+    spare: Buffer,
 }
 
 impl Curve {
     fn new() -> Curve {
-        Curve { shards: Shards::with_rate(SAMPLED_KEYS, max_rate()), model: Model::Lru }
+        Curve { shards: Shards::with_rate(SAMPLED_KEYS, max_rate()), model: Model::Lru, spare: Vec::new() }
     }
 }
 
-/// Sampled reads and writes waiting for the cron thread: (remixed hash, size or `MISS`, with
+/// Sampled reads and writes waiting for the cron thread: (sampling hash, size or `MISS`, with
 /// `WRITE` set for a write).
 type Buffer = Vec<(u64, u32)>;
 const MISS: u32 = u32::MAX >> 1;
 const WRITE: u32 = 1 << 31;
 
-/// Whether a remixed hash may be in any curve's sample (thresholds only fall from here).
+/// Whether a sampling hash may be in any curve's sample (thresholds only fall from here).
 #[inline]
 fn may_sample(h: u64) -> bool {
     h < START_THRESHOLD.load(Ordering::Relaxed)
 }
 
-/// The remixed hash of a key with table hash `hash` when the curves are on and may sample
+/// The sampling hash of a key with table hash `hash` when the curves are on and may sample
 /// it (one in 50 keys at the default share): the callers skip the rest of the work,
 /// such as the entry's size, for every other key.
+///
+/// The table hash is already uniform; rotated, the bits compared with the thresholds are
+/// bits 42..47, which neither the shard (the top 6 bits), the bucket tag (bits 48..55) nor
+/// a bucket index below 2^42 buckets uses, so the sample is spread over every shard.
 #[inline]
 pub fn sample_of(hash: u64) -> Option<u64> {
     if !enabled() {
         return None;
     }
-    let h = guard::mrc::remix(hash);
+    let h = hash.rotate_left(16);
     may_sample(h).then_some(h)
 }
 
@@ -228,18 +236,22 @@ impl std::fmt::Debug for Mrc {
 
 impl Default for Mrc {
     fn default() -> Mrc {
+        Mrc::new(START_THRESHOLD.load(Ordering::Relaxed))
+    }
+}
+
+impl Mrc {
+    const fn new(threshold: u64) -> Mrc {
         Mrc {
-            threshold: AtomicU64::new(START_THRESHOLD.load(Ordering::Relaxed)),
+            threshold: AtomicU64::new(threshold),
             buffer: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             curve: Mutex::new(None),
             last_reads: AtomicU64::new(0),
         }
     }
-}
 
-impl Mrc {
-    /// One read of a key whose remixed hash ([`sample_of`]) is `h`; `size` is its bytes when
+    /// One read of a key whose sampling hash ([`sample_of`]) is `h`; `size` is its bytes when
     /// it exists.
     ///
     /// The caller holds a shard lock, so a sampled read that finds the buffer busy (another
@@ -250,7 +262,7 @@ impl Mrc {
         self.offer(h, size.unwrap_or(MISS as usize), 0);
     }
 
-    /// Buffers a read or write (`tag` 0 or `WRITE`) of the key with remixed hash `h` if the
+    /// Buffers a read or write (`tag` 0 or `WRITE`) of the key with sampling hash `h` if the
     /// key is in the sample.
     #[inline]
     fn offer(&self, h: u64, bytes: usize, tag: u32) {
@@ -282,7 +294,11 @@ impl Mrc {
     /// Makes the curve now (the keyspace's, at startup), so its memory is part of the
     /// server's baseline rather than a jump at the first sampled read.
     pub fn prepare(&self) {
-        self.curve.lock().get_or_insert_with(Curve::new);
+        let mut slot = self.curve.lock();
+        let c = slot.get_or_insert_with(Curve::new);
+        if c.spare.capacity() == 0 {
+            c.spare.reserve_exact(BUFFER);
+        }
         let mut buf = self.buffer.lock();
         if buf.capacity() == 0 {
             buf.reserve_exact(BUFFER);
@@ -292,17 +308,21 @@ impl Mrc {
     /// Feeds the buffered reads to the curve, at `now_ms` for policies that age by time.
     /// Called by the cron thread every tick.
     pub fn drain(&self, now_ms: i64) {
-        let batch = {
-            let mut buf = self.buffer.lock();
-            if buf.is_empty() {
-                return;
-            }
-            std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER))
-        };
+        if self.buffer.lock().is_empty() {
+            return;
+        }
+        // the curve's lock first: readers only ever take the buffer's
         let mut slot = self.curve.lock();
         let c = slot.get_or_insert_with(Curve::new);
+        {
+            let mut buf = self.buffer.lock();
+            if c.spare.capacity() == 0 {
+                c.spare.reserve_exact(BUFFER);
+            }
+            std::mem::swap(&mut *buf, &mut c.spare);
+        }
         c.shards.set_now(now_ms);
-        for (h, size) in batch {
+        for (h, size) in c.spare.drain(..) {
             if size & WRITE != 0 {
                 c.shards.resize(h, f64::from(size & !WRITE));
             } else {
@@ -361,7 +381,7 @@ impl Mrc {
 static ON: AtomicBool = AtomicBool::new(true);
 
 /// The curve of the whole keyspace.
-pub static GLOBAL: LazyLock<Mrc> = LazyLock::new(Mrc::default);
+pub static GLOBAL: Mrc = Mrc::new(DEFAULT_THRESHOLD);
 
 /// Switches recording on or off (`guard-mrc`).
 pub fn set_enabled(on: bool) {
