@@ -53,13 +53,20 @@ const OUT: u32 = u32::MAX;
 /// Redis's eviction pool size.
 const POOL: usize = 16;
 
-/// A sampled key: its size and, per simulated cache, its clock (or what it left) and its
-/// place in the member list.
+/// A sampled key: its size and, per simulated cache, its place in the member list and what
+/// it left there when last evicted.
 struct Rec {
     hash: u64,
     size: f32,
-    clock: [u32; MAX_SIZES],
+    left: [u32; MAX_SIZES],
     pos: [u32; MAX_SIZES],
+}
+
+/// A key in a cache, with its clock there: eviction ranks members without reading records.
+#[derive(Clone, Copy)]
+struct Member {
+    rec: u32,
+    clock: u32,
 }
 
 /// Cache sizes one simulation runs at most.
@@ -70,14 +77,14 @@ pub const MAX_SIZES: usize = 8;
 struct Cache {
     cap: f64,
     used: f64,
-    members: Vec<u32>,
+    members: Vec<Member>,
     hits: f64,
     /// Accesses since the tick moved, accesses per tick, the tick.
     acc: u64,
     per_tick: u64,
     tick: u32,
-    /// The best eviction candidates seen (score, key hash), ascending.
-    pool: Vec<(u64, u64)>,
+    /// The best eviction candidates seen (score, record), ascending.
+    pool: Vec<(u64, u32)>,
 }
 
 /// Several caches of different sizes fed the same sampled stream.
@@ -133,7 +140,7 @@ impl MiniSim {
             Some(&r) => r,
             None => {
                 let r = self.recs.len() as u32;
-                self.recs.push(Rec { hash, size: size as f32, clock: [0; MAX_SIZES], pos: [OUT; MAX_SIZES] });
+                self.recs.push(Rec { hash, size: size as f32, left: [0; MAX_SIZES], pos: [OUT; MAX_SIZES] });
                 self.index.insert(hash, r);
                 r
             }
@@ -156,16 +163,16 @@ impl MiniSim {
                 Now { ms, tick: c.tick }
             };
             let rec = &mut self.recs[r as usize];
+            let c = &mut self.caches[i];
             if rec.pos[i] != OUT {
-                rec.clock[i] = self.policy.touch(rec.clock[i], now);
-                let c = &mut self.caches[i];
+                let m = &mut c.members[rec.pos[i] as usize];
+                m.clock = self.policy.touch(m.clock, now);
                 c.hits += weight;
                 c.used += size - old;
             } else {
-                rec.clock[i] = self.policy.enter(rec.clock[i], now);
-                let c = &mut self.caches[i];
+                let clock = self.policy.enter(rec.left[i], now);
                 rec.pos[i] = c.members.len() as u32;
-                c.members.push(r);
+                c.members.push(Member { rec: r, clock });
                 c.used += size;
             }
             while self.caches[i].used > self.caches[i].cap && !self.caches[i].members.is_empty() {
@@ -177,18 +184,17 @@ impl MiniSim {
     /// Takes one key out of cache `i`.
     fn evict(&mut self, i: usize, now: Now) {
         let samples = self.policy.samples();
-        let victim = if samples == 0 {
-            let pick = (self.random() % self.caches[i].members.len() as u64) as usize;
-            self.caches[i].members[pick]
+        let at = if samples == 0 {
+            (self.random() % self.caches[i].members.len() as u64) as usize
         } else {
             loop {
                 for _ in 0..samples {
                     let pick = (self.random() % self.caches[i].members.len() as u64) as usize;
-                    let m = self.caches[i].members[pick];
-                    let rec = &self.recs[m as usize];
-                    let score = self.policy.score(rec.clock[i], now);
-                    let pool = &mut self.caches[i].pool;
-                    if pool.iter().any(|&(_, h)| h == rec.hash) {
+                    let c = &mut self.caches[i];
+                    let m = c.members[pick];
+                    let score = self.policy.score(m.clock, now);
+                    let pool = &mut c.pool;
+                    if pool.iter().any(|&(_, r)| r == m.rec) {
                         continue;
                     }
                     if pool.len() == POOL {
@@ -198,26 +204,26 @@ impl MiniSim {
                         pool.remove(0);
                     }
                     let at = pool.partition_point(|&(s, _)| s < score);
-                    pool.insert(at, (score, rec.hash));
+                    pool.insert(at, (score, m.rec));
                 }
                 // the best candidate still in this cache (the pool may hold keys gone since)
                 let found = loop {
-                    let Some((_, h)) = self.caches[i].pool.pop() else { break None };
-                    if let Some(&m) = self.index.get(&h) {
-                        if self.recs[m as usize].pos[i] != OUT {
-                            break Some(m);
-                        }
+                    let Some((_, r)) = self.caches[i].pool.pop() else { break None };
+                    let at = self.recs[r as usize].pos[i];
+                    if at != OUT {
+                        break Some(at as usize);
                     }
                 };
-                if let Some(m) = found {
-                    break m;
+                if let Some(at) = found {
+                    break at;
                 }
             }
         };
-        let rec = &mut self.recs[victim as usize];
-        rec.clock[i] = self.policy.leave(rec.clock[i], now);
+        let m = self.caches[i].members[at];
+        let rec = &mut self.recs[m.rec as usize];
+        rec.left[i] = self.policy.leave(m.clock, now);
         let size = f64::from(rec.size);
-        self.unlink(i, victim);
+        self.unlink(i, m.rec);
         self.caches[i].used -= size;
     }
 
@@ -226,8 +232,8 @@ impl MiniSim {
         let at = std::mem::replace(&mut self.recs[r as usize].pos[i], OUT) as usize;
         let c = &mut self.caches[i];
         c.members.swap_remove(at);
-        if let Some(&moved) = c.members.get(at) {
-            self.recs[moved as usize].pos[i] = at as u32;
+        if let Some(moved) = c.members.get(at) {
+            self.recs[moved.rec as usize].pos[i] = at as u32;
         }
     }
 
@@ -253,13 +259,19 @@ impl MiniSim {
                 self.unlink(i, r);
             }
         }
+        let last = self.recs.len() as u32 - 1;
         self.recs.swap_remove(r as usize);
+        // the pools name records by index: the removed one goes, the last one moved to `r`
+        for c in &mut self.caches {
+            c.pool.retain(|&(_, p)| p != r);
+            c.pool.iter_mut().filter(|(_, p)| *p == last).for_each(|(_, p)| *p = r);
+        }
         if let Some(moved) = self.recs.get(r as usize) {
             self.index.insert(moved.hash, r);
             for i in 0..self.caches.len() {
                 let at = moved.pos[i];
                 if at != OUT {
-                    self.caches[i].members[at as usize] = r;
+                    self.caches[i].members[at as usize].rec = r;
                 }
             }
         }
@@ -290,7 +302,7 @@ impl MiniSim {
     pub fn footprint(&self) -> usize {
         self.recs.capacity() * std::mem::size_of::<Rec>()
             + self.index.capacity() * 13
-            + self.caches.iter().map(|c| c.members.capacity() * 4 + POOL * 16).sum::<usize>()
+            + self.caches.iter().map(|c| c.members.capacity() * 8 + POOL * 16).sum::<usize>()
     }
 }
 
@@ -330,7 +342,7 @@ mod tests {
             m.access(crate::mrc::remix(k), 10.0 + (k % 7) as f64, 1.0, 0);
             for c in &m.caches {
                 assert!(c.used <= c.cap + 1e-6, "{} > {}", c.used, c.cap);
-                assert_eq!(c.members.iter().map(|&r| f64::from(m.recs[r as usize].size)).sum::<f64>(), c.used);
+                assert_eq!(c.members.iter().map(|k| f64::from(m.recs[k.rec as usize].size)).sum::<f64>(), c.used);
             }
         }
         let ratios = m.hit_ratios(0.0);
