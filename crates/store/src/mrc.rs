@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 
 use crate::access;
 
-/// Keys each curve samples at most (about 230 KiB per curve, 0.7 MiB with a simulated
+/// Keys each curve samples at most (about 230 KiB per curve, 0.9 MiB with a simulated
 /// policy).
 pub const SAMPLED_KEYS: usize = 4096;
 /// The share of keys each curve samples at most, by default (`guard-mrc-sample-percent`): 2%
