@@ -49,6 +49,16 @@ impl Drop for TempDir {
     }
 }
 
+/// A raw reply as text (lossily), to compare with the RESP a test expects.
+pub fn text(reply: Vec<u8>) -> String {
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Sends one command and returns its raw reply as text.
+pub fn cmd(conn: &mut Conn, args: &[&str]) -> String {
+    text(conn.cmd(args).unwrap_or_else(|e| panic!("{args:?}: {e}")))
+}
+
 /// Sends `cmds` pipelined and returns each reply as text.
 pub fn pipeline(conn: &mut Conn, cmds: &[Vec<String>]) -> Vec<String> {
     for a in cmds {

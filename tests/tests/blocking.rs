@@ -7,12 +7,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use redoubt_tests::util::poll_until;
+use redoubt_tests::util::{poll_until, text};
 use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 /// Waits until the server reports `n` blocked clients.
 fn wait_blocked(admin: &mut Conn, n: usize) {

@@ -7,19 +7,11 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use redoubt_tests::util::{info, info_u64, pipeline, poll_until, TempDir};
+use redoubt_tests::util::{cmd, info, info_u64, pipeline, poll_until, TempDir};
 use redoubt_tests::{Conn, Server};
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
-
-fn cmd(c: &mut Conn, args: &[&str]) -> String {
-    text(c.cmd(args).unwrap())
-}
 
 /// Moves the guardrail clock forward by `ms` and takes a sample.
 fn tick(c: &mut Conn, ms: u64) {
@@ -428,6 +420,13 @@ fn the_curve_at_1x_predicts_the_hit_ratio_under_each_policy() {
             tick(&mut c, 10_000);
         }
         let got = hits as f64 / reads as f64;
+        // the curve names the policy it models, in MEMORY MRC and in INFO
+        let name = policy.trim_start_matches("allkeys-");
+        let reply = redoubt_tests::value::decode(&c.cmd(&["MEMORY", "MRC", "cache"]).unwrap()).unwrap();
+        let first = &reply.as_list().unwrap()[0];
+        assert_eq!(first.get("policy").and_then(|v| v.as_text()).as_deref(), Some(name), "{reply:?}");
+        let line = &info(&mut c, "forecast")["mrc_ns_cache"];
+        assert!(line.starts_with(&format!("policy={name},x0.25=")), "{line}");
         let curve = mrc(&mut c, "cache");
         let at1 = curve.iter().find(|p| p.0 == 1.0).unwrap().2;
         eprintln!("{policy}: observed hit ratio {got:.3}, curve {curve:?}");

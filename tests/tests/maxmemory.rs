@@ -5,16 +5,8 @@
 
 use std::time::Duration;
 
-use redoubt_tests::util::{info_u64, poll_until};
+use redoubt_tests::util::{cmd, info_u64, poll_until, text};
 use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
-
-fn cmd(c: &mut Conn, args: &[&str]) -> String {
-    text(c.cmd(args).unwrap())
-}
 
 const POLICIES: &[&str] = &[
     "noeviction",

@@ -5,16 +5,8 @@
 
 use std::time::Duration;
 
-use redoubt_tests::util::{info, info_u64, pipeline, poll_until, TempDir};
+use redoubt_tests::util::{cmd, info, info_u64, pipeline, poll_until, TempDir};
 use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
-
-fn cmd(c: &mut Conn, args: &[&str]) -> String {
-    text(c.cmd(args).unwrap())
-}
 
 /// The fields of one namespace's INFO line.
 fn ns_fields(c: &mut Conn, name: &str) -> std::collections::BTreeMap<String, String> {

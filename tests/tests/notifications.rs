@@ -3,12 +3,8 @@
 
 use std::time::Duration;
 
-use redoubt_tests::util::poll_until;
+use redoubt_tests::util::{poll_until, text};
 use redoubt_tests::Server;
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 const COMMANDS: &[&[&str]] = &[
     &["SET", "k", "v"],

@@ -5,11 +5,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use redoubt_tests::util::text;
 use redoubt_tests::Server;
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 /// Subscribes in the given protocol and records what a publisher's messages look like.
 fn deliveries(server: &Server, proto: &str) -> Vec<String> {

@@ -9,12 +9,8 @@
 
 use std::time::Duration;
 
-use redoubt_tests::util::poll_until;
+use redoubt_tests::util::{poll_until, text};
 use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 /// Sends `args` on fresh connections until one answers within 300 ms; returns the reply.
 fn ask(server: &Server, args: &[&str]) -> String {

@@ -4,12 +4,8 @@
 
 use std::time::Duration;
 
-use redoubt_tests::util::poll_until;
+use redoubt_tests::util::{poll_until, text};
 use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 /// Runs `MULTI; SET key tx; EXEC` on `c` and returns EXEC's reply.
 fn exec_set(c: &mut Conn, key: &str) -> String {

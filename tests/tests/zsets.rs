@@ -3,15 +3,8 @@
 //! WITHSCORE, the shortest round-trip double format in replies, `%.17g` scores in ZSCAN of
 //! skiplist-encoded sets, and the ZADD encoding choice by pair count.
 
-use redoubt_tests::{Conn, Server};
-
-fn text(reply: Vec<u8>) -> String {
-    String::from_utf8_lossy(&reply).into_owned()
-}
-
-fn cmd(c: &mut Conn, args: &[&str]) -> String {
-    text(c.cmd(args).unwrap())
-}
+use redoubt_tests::util::cmd;
+use redoubt_tests::Server;
 
 #[test]
 fn rank_with_score() {

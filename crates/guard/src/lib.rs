@@ -83,6 +83,8 @@ pub struct NsSample {
     pub rejected: u64,
     /// Hit ratios at [`mrc::FACTORS`] × `bytes` (empty when not measured).
     pub curve: Vec<f64>,
+    /// The eviction policy the curve models (`lru`, `lfu`, `auto`, `random`).
+    pub curve_policy: &'static str,
 }
 
 /// The server's figures at one instant. Counters are totals since start; the guard takes
@@ -109,6 +111,8 @@ pub struct Sample {
     pub clients: u64,
     /// Hit ratios at [`mrc::FACTORS`] × `dataset` (empty when not measured).
     pub curve: Vec<f64>,
+    /// The eviction policy the curve models.
+    pub curve_policy: &'static str,
     /// Persistence parts (`rdb`, `aof`) and their current error, if any.
     pub persistence: Vec<(&'static str, Option<String>)>,
     /// The last fsync's duration, and how long durability has been stalled with data
@@ -169,6 +173,8 @@ pub struct Track {
     /// The miss-ratio curve at the last sample: (size in bytes, hit ratio) at each of
     /// [`mrc::FACTORS`] × the memory the scope used then.
     pub curve: Vec<(f64, f64)>,
+    /// The eviction policy the curve models.
+    pub curve_policy: &'static str,
     /// The hit ratio and eviction rate an open alert compares with (frozen while open).
     hit_baseline: Option<f64>,
     evict_baseline: Option<f64>,
@@ -190,6 +196,7 @@ impl Track {
             capped: false,
             forecast: None,
             curve: Vec::new(),
+            curve_policy: "lru",
             hit_baseline: None,
             evict_baseline: None,
         }
@@ -273,6 +280,7 @@ impl Guard {
         g.budgeted = s.maxmemory > 0;
         g.evicts = s.maxmemory > 0 && s.evicts;
         g.curve = curve_points(&s.curve, s.dataset);
+        g.curve_policy = s.curve_policy;
         g.capacity = match (s.maxmemory, s.system_memory) {
             (0, 0) => None,
             (0, m) | (m, _) => Some(m as f64),
@@ -301,6 +309,7 @@ impl Guard {
             tr.budgeted = n.limit.is_some();
             tr.evicts = n.evicts;
             tr.curve = curve_points(&n.curve, n.bytes);
+            tr.curve_policy = n.curve_policy;
             tr.capacity = n.limit.map(|l| l as f64).or((s.maxmemory > 0).then_some(s.maxmemory as f64));
         }
         let live: Vec<&str> = s.namespaces.iter().take(MAX_TRACKED).map(|n| n.name.as_str()).collect();
@@ -444,6 +453,7 @@ fn track_json(j: &mut Json, tr: &Track, now_ms: i64, range_ms: i64) {
             j.field("forecast").null();
         }
     }
+    j.kv_str("mrc_policy", tr.curve_policy);
     j.field("mrc").begin_array();
     for (&(bytes, ratio), factor) in tr.curve.iter().zip(mrc::FACTORS) {
         j.begin_object()

@@ -540,14 +540,16 @@ pub fn metrics(shared: &Shared) -> String {
     p.family(
         "redoubt_mrc_hit_ratio",
         "gauge",
-        "Miss-ratio curve: the LRU hit ratio at factor x the scope's memory now.",
+        "Miss-ratio curve: the hit ratio at factor x the scope's memory now, under the eviction policy named.",
     );
     for (k, v) in info.get("forecast").into_iter().flatten() {
         let Some(scope) = k.strip_prefix("mrc_") else { continue };
         let scope = scope.strip_prefix("ns_").unwrap_or(scope);
-        for (f, ratio) in sub_fields(v) {
+        let fields = sub_fields(v);
+        let policy = fields.iter().find(|(f, _)| *f == "policy").map_or("lru", |(_, p)| *p);
+        for (f, ratio) in &fields {
             if let (Some(factor), Ok(r)) = (f.strip_prefix('x'), ratio.parse::<f64>()) {
-                p.sample("redoubt_mrc_hit_ratio", &[("scope", scope), ("factor", factor)], r);
+                p.sample("redoubt_mrc_hit_ratio", &[("scope", scope), ("policy", policy), ("factor", factor)], r);
             }
         }
     }

@@ -153,15 +153,16 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
             .map(|i| {
                 let c = &t.counters[i];
                 let reads = c.hits.load(Ordering::Relaxed) + c.misses.load(Ordering::Relaxed);
+                let policy = crate::namespaces::policy_of(&t.specs[i], &settings.maxmemory_policy);
+                let model = crate::evict::curve_model(&settings, policy.as_deref());
                 guard::NsSample {
                     curve: if settings.guard_mrc {
-                        let policy = crate::namespaces::policy_of(&t.specs[i], &settings.maxmemory_policy);
-                        let model = crate::evict::curve_model(&settings, policy.as_deref());
                         c.mrc.settle(reads, decay, t.bytes(i) as f64, model, unix_ms())
                     } else {
                         c.mrc.note_reads(reads);
                         Vec::new()
                     },
+                    curve_policy: model.name(),
                     name: t.specs[i].name.clone(),
                     bytes: t.bytes(i),
                     keys: c.keys.load(Ordering::Relaxed).max(0) as u64,
@@ -177,9 +178,9 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
     })
     .unwrap_or_default();
     drop(read_guard);
+    let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
+    let model = crate::evict::curve_model(&settings, policy);
     let curve = if settings.guard_mrc {
-        let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
-        let model = crate::evict::curve_model(&settings, policy);
         store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64, model, unix_ms())
     } else {
         store::mrc::GLOBAL.note_reads(ks.hits + ks.misses);
@@ -188,6 +189,7 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
     guard::Sample {
         at_ms,
         curve,
+        curve_policy: model.name(),
         used: store::memory::used(),
         rss: mem.rss,
         dataset: ks.dataset_bytes as u64,
@@ -485,7 +487,7 @@ pub fn info_forecast(shared: &Shared, out: &mut String) {
                 .map(|(p, f)| format!("x{f}={:.4}", if p.1.is_finite() { p.1 } else { 0.0 }))
                 .collect();
             let scope = if tr.name == "global" { "global".to_string() } else { format!("ns_{}", tr.name) };
-            let _ = write!(out, "mrc_{scope}:{}\r\n", points.join(","));
+            let _ = write!(out, "mrc_{scope}:policy={},{}\r\n", tr.curve_policy, points.join(","));
         }
         let key = if tr.name == "global" { "forecast_global".to_string() } else { format!("forecast_ns_{}", tr.name) };
         let _ = match &tr.forecast {

@@ -127,16 +127,17 @@ fn patterns(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// MEMORY MRC [namespace]: the curve at the last guardrail sample.
+/// MEMORY MRC [namespace]: the curve at the last guardrail sample, and the eviction policy it
+/// models.
 fn mrc(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
     if argv.len() > 3 {
         return Err(CmdError::fixed("ERR syntax error"));
     }
     let g = shared.guardrails.guard.lock();
-    let curve = match argv.get(2) {
-        None => g.global.curve.clone(),
+    let (curve, policy) = match argv.get(2) {
+        None => (g.global.curve.clone(), g.global.curve_policy),
         Some(name) => match g.namespaces.iter().find(|t| t.name.as_bytes() == *name) {
-            Some(t) => t.curve.clone(),
+            Some(t) => (t.curve.clone(), t.curve_policy),
             None => return Err(CmdError::new(format!("ERR no such namespace '{}'", String::from_utf8_lossy(name)))),
         },
     };
@@ -145,13 +146,15 @@ fn mrc(shared: &Shared, s: &mut Session, argv: &[&[u8]]) -> CmdResult {
         curve.iter().zip(guard::mrc::FACTORS).filter(|(p, _)| p.1.is_finite()).map(|(p, f)| (f, p.0, p.1)).collect();
     s.out.array(points.len());
     for (factor, bytes, ratio) in points {
-        s.out.map(3);
+        s.out.map(4);
         s.out.bulk(b"factor");
         double(s, factor);
         s.out.bulk(b"bytes");
         s.out.int(bytes.round() as i64);
         s.out.bulk(b"hit-ratio");
         double(s, (ratio * 10_000.0).round() / 10_000.0);
+        s.out.bulk(b"policy");
+        s.out.bulk(policy.as_bytes());
     }
     Ok(())
 }

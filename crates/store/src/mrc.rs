@@ -69,6 +69,16 @@ pub enum Model {
 }
 
 impl Model {
+    /// The policy's name as INFO, `/metrics` and MEMORY MRC show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Lru => "lru",
+            Model::Lfu { .. } => "lfu",
+            Model::Auto { .. } => "auto",
+            Model::Random => "random",
+        }
+    }
+
     /// The rules simulated (`None` for LRU, which the stack distances answer).
     pub fn policy(self) -> Option<Box<dyn Policy>> {
         match self {
