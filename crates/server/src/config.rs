@@ -86,6 +86,7 @@ pub static PARAMS: &[Param] = &[
     p("alert-rss-ratio", Kind::Text, "1.5", true),
     p("alert-slow-fsync-ms", int(1, 3_600_000), "1000", true),
     p("alert-webhook", Kind::Text, "", true),
+    p("alert-webhook-ca-file", Kind::Text, "", true),
     p("alert-webhook-retries", int(0, 10), "3", true),
     p("alert-webhook-timeout-ms", int(100, 60_000), "3000", true),
     p("always-show-logo", Kind::Bool, "no", false),
@@ -311,6 +312,7 @@ fn guard_check(name: &str) -> Option<Check> {
             _ => Err(format!("alert-rss-ratio must be a number from 1 to 1000, not '{v}'")),
         }),
         "alert-webhook" => Some(|v| v.split_whitespace().try_for_each(|u| crate::webhook::Url::parse(u).map(|_| ()))),
+        "alert-webhook-ca-file" => Some(|v| crate::webhook::tls_roots(v).map(|_| ())),
         _ => None,
     }
 }
@@ -595,6 +597,8 @@ pub struct Settings {
     pub admin_port: u16,
     pub webhooks: Vec<String>,
     pub webhook_timeout_ms: u64,
+    /// `alert-webhook-ca-file`: a PEM bundle trusted for `https://` webhooks besides the Mozilla roots.
+    pub webhook_ca_file: String,
     pub webhook_retries: u32,
     pub port: u16,
     pub bind: Vec<String>,
@@ -718,6 +722,7 @@ impl Settings {
             admin_port: num("admin-port") as u16,
             webhooks: c.get("alert-webhook").split_whitespace().map(str::to_string).collect(),
             webhook_timeout_ms: num("alert-webhook-timeout-ms") as u64,
+            webhook_ca_file: c.get("alert-webhook-ca-file").to_string(),
             webhook_retries: num("alert-webhook-retries") as u32,
             port: num("port") as u16,
             bind: c.get("bind").split_whitespace().map(str::to_string).collect(),

@@ -1,11 +1,15 @@
 """The admin HTTP listener, as an operator's tools use it: /metrics read by
 Prometheus's own text parser and compared with INFO, the health and readiness
 probes, the JSON status document, the server password, and alert webhooks
-(a dead receiver must not slow the server down)."""
+(a dead receiver must not slow the server down; an https receiver is verified)."""
 
 import base64
 import json
+import os
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -213,3 +217,82 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
     finally:
         good.shutdown()
         dead.close()
+
+
+class TlsCollector(BaseHTTPRequestHandler):
+    bodies = []
+
+    def do_POST(self):
+        length = int(self.headers["Content-Length"])
+        TlsCollector.bodies.append((self.path, json.loads(self.rfile.read(length))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_https_webhook_is_verified_against_the_configured_ca():
+    with tempfile.TemporaryDirectory() as tmp:
+        # a private CA and the receiver's certificate, signed by it for the name localhost
+        def path(name):
+            return os.path.join(tmp, name)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        with open(path("leaf.ext"), "w") as f:
+            f.write("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        for cmd in (
+            ["req", "-x509", *ec, "-keyout", path("ca.key"), "-out", path("ca.pem"), "-days", "2",
+             "-subj", "/CN=redoubt test CA"],
+            ["req", *ec, "-keyout", path("key.pem"), "-out", path("leaf.csr"), "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", path("leaf.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+             "-CAcreateserial", "-days", "2", "-extfile", path("leaf.ext"), "-out", path("cert.pem")],
+        ):
+            subprocess.run(["openssl", *cmd], check=True, capture_output=True)
+        cert, key = path("cert.pem"), path("key.pem")
+        receiver = ThreadingHTTPServer(("127.0.0.1", 0), TlsCollector)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        receiver.socket = tls.wrap_socket(receiver.socket, server_side=True)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        url = f"https://localhost:{receiver.server_address[1]}/hook"
+        args = (
+            "--guard-interval", "0", "--enable-debug-command", "yes", "--alert-webhook", url,
+            "--alert-webhook-timeout-ms", "2000", "--alert-webhook-retries", "0",
+        )
+        try:
+            with running_server("redoubt", args) as port:
+                r = client(port)
+                # a CA file that holds no certificate is refused with the reason
+                empty = os.path.join(tmp, "empty.pem")
+                open(empty, "w").close()
+                try:
+                    r.config_set("alert-webhook-ca-file", empty)
+                    raise AssertionError("an empty CA file was accepted")
+                except redis.ResponseError as e:
+                    assert "no PEM certificate" in str(e)
+                # the private CA is not among the built-in roots: delivery fails
+                r.config_set("namespace", "q match q:* limit 1mb evict none")
+                r.set("q:big", "z" * 300_000)
+                r.execute_command("DEBUG", "GUARD-TICK", "10000")
+                deadline = time.time() + 20
+                while time.time() < deadline and r.info("alerts")["alert_webhook_failed"] < 1:
+                    time.sleep(0.05)
+                assert r.info("alerts")["alert_webhook_failed"] == 1 and TlsCollector.bodies == []
+                log = os.path.join(r.config_get("dir")["dir"], "server.log")
+                with open(log) as f:
+                    text = f.read()
+                # the log says why, and what to do
+                assert "UnknownIssuer" in text and "set alert-webhook-ca-file" in text, text[-1000:]
+                # with the CA in the CA file, the next event arrives, over TLS
+                r.config_set("alert-webhook-ca-file", path("ca.pem"))
+                r.delete("q:big")
+                r.execute_command("DEBUG", "GUARD-TICK", "10000")
+                deadline = time.time() + 20
+                while time.time() < deadline and not TlsCollector.bodies:
+                    time.sleep(0.05)
+                assert [(p, b["event"], b["alert"]["id"]) for p, b in TlsCollector.bodies] == [
+                    ("/hook", "resolve", "memory:q:20")], TlsCollector.bodies
+                assert r.info("alerts")["alert_webhook_sent"] == 1
+        finally:
+            receiver.shutdown()
