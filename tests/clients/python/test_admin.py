@@ -148,20 +148,27 @@ def test_the_server_password_guards_every_path():
         assert get(base + "/readyz")[0] == 401
 
 
-class Collector(BaseHTTPRequestHandler):
-    bodies = []
+def collector(status):
+    """A webhook receiver's handler class: answers each POST with `status` and keeps its
+    path and JSON body in the class's own `posts`."""
 
-    def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        Collector.bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
+    class Handler(BaseHTTPRequestHandler):
+        posts = []
 
-    def log_message(self, *args):
-        pass
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            Handler.posts.append((self.path, json.loads(self.rfile.read(length))))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
 
 
 def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
+    Collector = collector(204)
     good = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=good.serve_forever, daemon=True).start()
     # a receiver that accepts connections and never answers
@@ -169,6 +176,10 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
     dead.bind(("127.0.0.1", 0))
     dead.listen(16)
     hooks = f"http://127.0.0.1:{dead.getsockname()[1]}/x http://127.0.0.1:{good.server_address[1]}/alerts"
+
+    def bodies():
+        return [b for _, b in Collector.posts]
+
     args = (
         "--guard-interval", "0", "--enable-debug-command", "yes", "--alert-webhook", hooks,
         "--alert-webhook-timeout-ms", "400", "--alert-webhook-retries", "1",
@@ -182,10 +193,10 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
             ticked = time.monotonic()
             # the live receiver (listed second) gets both events while the dead one, listed
             # first, still holds its own thread: each URL has its own queue
-            while len(Collector.bodies) < 2 and time.monotonic() - ticked < 5:
+            while len(bodies()) < 2 and time.monotonic() - ticked < 5:
                 time.sleep(0.01)
             took = time.monotonic() - ticked
-            assert len(Collector.bodies) == 2 and took < 1.2, f"{len(Collector.bodies)} events after {took:.2f} s"
+            assert len(bodies()) == 2 and took < 1.2, f"{len(bodies())} events after {took:.2f} s"
             alerts = r.info("alerts")
             assert alerts["alerts_open"] == 2
             assert {alerts["alert0"]["id"], alerts["alert1"]["id"]} == {"memory:q:20", "memory:q:50"}
@@ -201,35 +212,23 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
                 time.sleep(0.05)
             alerts = r.info("alerts")
             assert (alerts["alert_webhook_failed"], alerts["alert_webhook_sent"]) == (2, 2)
-            got = sorted(b["alert"]["id"] for b in Collector.bodies)
+            got = sorted(b["alert"]["id"] for b in bodies())
+            assert {p for p, _ in Collector.posts} == {"/alerts"}
             assert got == ["memory:q:20", "memory:q:50"]
-            body = Collector.bodies[0]
+            body = bodies()[0]
             assert body["event"] == "open" and body["alert"]["subject"] == "q"
             assert body["alert"]["resolved_at"] is None and body["server"]["address"] == f"127.0.0.1:{port}"
             # resolving: the key goes, the next sample resolves both, the receiver hears it
             r.delete("q:big")
             r.execute_command("DEBUG", "GUARD-TICK", "10000")
             deadline = time.time() + 20
-            while time.time() < deadline and sum(b["event"] == "resolve" for b in Collector.bodies) < 2:
+            while time.time() < deadline and sum(b["event"] == "resolve" for b in bodies()) < 2:
                 time.sleep(0.05)
-            assert sorted(b["alert"]["id"] for b in Collector.bodies if b["event"] == "resolve") == got
+            assert sorted(b["alert"]["id"] for b in bodies() if b["event"] == "resolve") == got
             assert r.info("alerts")["alerts_open"] == 0
     finally:
         good.shutdown()
         dead.close()
-
-
-class TlsCollector(BaseHTTPRequestHandler):
-    bodies = []
-
-    def do_POST(self):
-        length = int(self.headers["Content-Length"])
-        TlsCollector.bodies.append((self.path, json.loads(self.rfile.read(length))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 def test_an_https_webhook_is_verified_against_the_configured_ca():
@@ -250,7 +249,8 @@ def test_an_https_webhook_is_verified_against_the_configured_ca():
         ):
             subprocess.run(["openssl", *cmd], check=True, capture_output=True)
         cert, key = path("cert.pem"), path("key.pem")
-        receiver = ThreadingHTTPServer(("127.0.0.1", 0), TlsCollector)
+        Tls = collector(200)
+        receiver = ThreadingHTTPServer(("127.0.0.1", 0), Tls)
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(cert, key)
         receiver.socket = tls.wrap_socket(receiver.socket, server_side=True)
@@ -278,7 +278,7 @@ def test_an_https_webhook_is_verified_against_the_configured_ca():
                 deadline = time.time() + 20
                 while time.time() < deadline and r.info("alerts")["alert_webhook_failed"] < 1:
                     time.sleep(0.05)
-                assert r.info("alerts")["alert_webhook_failed"] == 1 and TlsCollector.bodies == []
+                assert r.info("alerts")["alert_webhook_failed"] == 1 and Tls.posts == []
                 log = os.path.join(r.config_get("dir")["dir"], "server.log")
                 with open(log) as f:
                     text = f.read()
@@ -289,10 +289,10 @@ def test_an_https_webhook_is_verified_against_the_configured_ca():
                 r.delete("q:big")
                 r.execute_command("DEBUG", "GUARD-TICK", "10000")
                 deadline = time.time() + 20
-                while time.time() < deadline and not TlsCollector.bodies:
+                while time.time() < deadline and not Tls.posts:
                     time.sleep(0.05)
-                assert [(p, b["event"], b["alert"]["id"]) for p, b in TlsCollector.bodies] == [
-                    ("/hook", "resolve", "memory:q:20")], TlsCollector.bodies
+                assert [(p, b["event"], b["alert"]["id"]) for p, b in Tls.posts] == [
+                    ("/hook", "resolve", "memory:q:20")], Tls.posts
                 assert r.info("alerts")["alert_webhook_sent"] == 1
         finally:
             receiver.shutdown()
