@@ -425,8 +425,16 @@ fn the_curve_at_1x_predicts_the_hit_ratio_under_each_policy() {
         let reply = redoubt_tests::value::decode(&c.cmd(&["MEMORY", "MRC", "cache"]).unwrap()).unwrap();
         let first = &reply.as_list().unwrap()[0];
         assert_eq!(first.get("policy").and_then(|v| v.as_text()).as_deref(), Some(name), "{reply:?}");
-        let line = &info(&mut c, "forecast")["mrc_ns_cache"];
+        let forecast = info(&mut c, "forecast");
+        let line = &forecast["mrc_ns_cache"];
         assert!(line.starts_with(&format!("policy={name},x0.25=")), "{line}");
+        // two curves (the keyspace's and the namespace's): their memory is counted, and bounded
+        let mrc_memory: u64 = forecast["guard_mrc_memory"].parse().unwrap();
+        assert!((200_000..4_000_000).contains(&mrc_memory), "guard_mrc_memory {mrc_memory}");
+        // INFO inside EXEC holds every shard: the curves' memory is read without waiting
+        assert_eq!(cmd(&mut c, &["MULTI"]), "+OK\r\n");
+        assert_eq!(cmd(&mut c, &["INFO", "forecast"]), "+QUEUED\r\n");
+        assert!(cmd(&mut c, &["EXEC"]).contains("guard_mrc_memory:"));
         let curve = mrc(&mut c, "cache");
         let at1 = curve.iter().find(|p| p.0 == 1.0).unwrap().2;
         eprintln!("{policy}: observed hit ratio {got:.3}, curve {curve:?}");

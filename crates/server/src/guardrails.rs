@@ -455,15 +455,17 @@ fn number(v: f64) -> String {
 }
 
 /// INFO's `# Forecast` section: growth and time to full, server-wide and per namespace.
-pub fn info_forecast(shared: &Shared, out: &mut String) {
+pub fn info_forecast(shared: &Shared, out: &mut String, holding_shards: bool) {
+    let mrc_memory = store::mrc::footprint(holding_shards);
     let g = shared.guardrails.guard.lock();
     let now = shared.guardrails.now();
     let history = g.global.memory.first_ms().map_or(0, |f| (now - f).max(0) / 1000);
     let _ = write!(
         out,
-        "# Forecast\r\nguard_samples:{}\r\nguard_history_seconds:{history}\r\nguard_memory:{}\r\nguard_clock_offset_ms:{}\r\n",
+        "# Forecast\r\nguard_samples:{}\r\nguard_history_seconds:{history}\r\nguard_memory:{}\r\nguard_mrc_memory:{}\r\nguard_clock_offset_ms:{}\r\n",
         g.samples,
         (g.namespaces.len() * 6 + 11) * guard::series::Series::footprint(),
+        mrc_memory,
         shared.guardrails.offset_ms.load(Ordering::Relaxed),
     );
     {

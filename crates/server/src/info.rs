@@ -238,7 +238,7 @@ pub fn render(shared: &Shared, args: &[&[u8]], held: Option<&mut store::View<'_>
             "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             "namespaces" => crate::namespaces::info_section(shared, &mut out, holding_shards),
             "alerts" => crate::guardrails::info_alerts(shared, &mut out),
-            "forecast" => crate::guardrails::info_forecast(shared, &mut out),
+            "forecast" => crate::guardrails::info_forecast(shared, &mut out, holding_shards),
             _ => keyspace(&ks, &mut out),
         }
     }

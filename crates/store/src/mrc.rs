@@ -315,6 +315,14 @@ impl Mrc {
         }
     }
 
+    /// Bytes this curve holds: its sample, simulations and buffers.
+    pub fn footprint(&self) -> usize {
+        let buffered = self.buffer.lock().capacity();
+        let curve = self.curve.lock();
+        let held = curve.as_ref().map_or(0, |c| c.shards.footprint() + c.spare.capacity() * 16);
+        held + buffered * 16
+    }
+
     /// Feeds the buffered reads to the curve, at `now_ms` for policies that age by time.
     /// Called by the cron thread every tick.
     pub fn drain(&self, now_ms: i64) {
@@ -392,6 +400,15 @@ static ON: AtomicBool = AtomicBool::new(true);
 
 /// The curve of the whole keyspace.
 pub static GLOBAL: Mrc = Mrc::new(DEFAULT_THRESHOLD);
+
+/// Bytes every curve holds: the keyspace's and the namespaces'. A caller holding shard locks
+/// (INFO inside EXEC) already keeps the namespace table in place, and must not wait for its
+/// guard.
+pub fn footprint(holding_shards: bool) -> usize {
+    let _read = (!holding_shards).then(|| crate::namespace::GUARD.read_recursive());
+    GLOBAL.footprint()
+        + crate::namespace::with_table(|t| t.counters.iter().map(|c| c.mrc.footprint()).sum::<usize>()).unwrap_or(0)
+}
 
 /// Switches recording on or off (`guard-mrc`).
 pub fn set_enabled(on: bool) {
