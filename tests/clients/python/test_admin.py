@@ -167,6 +167,14 @@ def collector(status):
     return Handler
 
 
+def webhook_args(urls, timeout_ms, retries):
+    """Server arguments: samples only by DEBUG GUARD-TICK, alerts posted to `urls`."""
+    return (
+        "--guard-interval", "0", "--enable-debug-command", "yes", "--alert-webhook", urls,
+        "--alert-webhook-timeout-ms", str(timeout_ms), "--alert-webhook-retries", str(retries),
+    )
+
+
 def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
     Collector = collector(204)
     good = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
@@ -180,10 +188,7 @@ def test_webhooks_deliver_and_a_dead_one_never_slows_serving():
     def bodies():
         return [b for _, b in Collector.posts]
 
-    args = (
-        "--guard-interval", "0", "--enable-debug-command", "yes", "--alert-webhook", hooks,
-        "--alert-webhook-timeout-ms", "400", "--alert-webhook-retries", "1",
-    )
+    args = webhook_args(hooks, timeout_ms=400, retries=1)
     try:
         with running_server("redoubt", args) as port:
             r = client(port)
@@ -256,10 +261,7 @@ def test_an_https_webhook_is_verified_against_the_configured_ca():
         receiver.socket = tls.wrap_socket(receiver.socket, server_side=True)
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         url = f"https://localhost:{receiver.server_address[1]}/hook"
-        args = (
-            "--guard-interval", "0", "--enable-debug-command", "yes", "--alert-webhook", url,
-            "--alert-webhook-timeout-ms", "2000", "--alert-webhook-retries", "0",
-        )
+        args = webhook_args(url, timeout_ms=2000, retries=0)
         try:
             with running_server("redoubt", args) as port:
                 r = client(port)
