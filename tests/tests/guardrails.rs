@@ -369,14 +369,18 @@ fn postmortem_004_a_hit_ratio_drop_alerts() {
     }
 }
 
-/// The curve follows the namespace's eviction policy: under LRU and under LFU, a cache of
-/// 2 MB serving a skewed working set interrupted by scans of keys read once gets the hit
-/// ratio its own curve gives at 1x (the memory it has), within 0.05; so does `allkeys-auto`.
-/// LRU's and LFU's ratios differ by more than that, so one LRU curve could not pass for both.
+/// The curve follows the namespace's eviction policy: a cache of 2 MB serving a skewed
+/// working set interrupted by scans of keys read once (the scanned keys with a TTL) gets the
+/// hit ratio its own curve gives at 1x (the memory it has), within 0.06, under `allkeys-lru`,
+/// `allkeys-lfu`, `allkeys-auto` and `volatile-lru` (where the cache fills with the keys
+/// without a TTL and then refuses new ones). The tolerance allows for the 4,096-key sample,
+/// which differs from run to run (the key hash is seeded per process): in the runs made
+/// while building it the largest error was 0.047. LRU's and LFU's ratios differ by more than the tolerance, so one
+/// LRU curve could not pass for both.
 #[test]
 fn the_curve_at_1x_predicts_the_hit_ratio_under_each_policy() {
     let mut observed = Vec::new();
-    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-auto"] {
+    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-auto", "volatile-lru"] {
         // a quarter of the keys sampled (4,096 of them at most): 2%, the default, samples only
         // 800 of this keyspace's 40,000, and the curve would be coarser than the check
         let (_dir, server) = start(
@@ -414,7 +418,14 @@ fn the_curve_at_1x_predicts_the_hit_ratio_under_each_policy() {
                 .iter()
                 .zip(&replies)
                 .filter(|(_, r)| r.starts_with("$-1"))
-                .map(|(k, _)| vec!["SET".into(), k.clone(), value.clone()])
+                .map(|(k, _)| {
+                    // the scanned keys get a TTL: under volatile-lru only they may be evicted
+                    let mut set = vec!["SET".into(), k.clone(), value.clone()];
+                    if k.starts_with("scan:") {
+                        set.extend(["EX".into(), "3600".into()]);
+                    }
+                    set
+                })
                 .collect();
             pipeline(&mut c, &sets);
             tick(&mut c, 10_000);
@@ -438,10 +449,10 @@ fn the_curve_at_1x_predicts_the_hit_ratio_under_each_policy() {
         let curve = mrc(&mut c, "cache");
         let at1 = curve.iter().find(|p| p.0 == 1.0).unwrap().2;
         eprintln!("{policy}: observed hit ratio {got:.3}, curve {curve:?}");
-        assert!((at1 - got).abs() <= 0.05, "{policy}: observed {got:.3}, curve at 1x {at1:.3}: {curve:?}");
+        assert!((at1 - got).abs() <= 0.06, "{policy}: observed {got:.3}, curve at 1x {at1:.3}: {curve:?}");
         observed.push(got);
     }
-    assert!((observed[0] - observed[1]).abs() > 0.05, "LRU and LFU got {observed:?}: the test cannot tell them apart");
+    assert!((observed[0] - observed[1]).abs() > 0.06, "LRU and LFU got {observed:?}: the test cannot tell them apart");
 }
 
 /// A slow disk and a failing disk are alerts too; both resolve when the disk recovers.

@@ -130,9 +130,9 @@ fn cmd_mrc(a: &Args) -> Result<(), String> {
     let samples: usize = a.get("samples", 5)?;
     let model = match a.str("policy").unwrap_or("lru") {
         "lru" => store::mrc::Model::Lru,
-        "lfu" => store::mrc::Model::Lfu { log_factor: 10, decay_minutes: 1, samples },
+        "lfu" => store::mrc::Model::Lfu { log_factor: 10, decay_minutes: 1, samples, volatile: false },
         "auto" => store::mrc::Model::Auto { samples: samples.max(8) },
-        "random" => store::mrc::Model::Random,
+        "random" => store::mrc::Model::Random { volatile: false },
         other => return Err(format!("unknown policy '{other}' (lru, lfu, auto or random)")),
     };
     let mut worst: f64 = 0.0;
@@ -154,7 +154,7 @@ fn cmd_mrc(a: &Args) -> Result<(), String> {
                 let mut full = guard::minisim::MiniSim::new(rules, &guard::mrc::FACTORS);
                 full.set_scale(base, 1.0);
                 for (i, &k) in keys.iter().enumerate() {
-                    full.access(guard::mrc::remix(k), size(k), 1.0, ms(i));
+                    full.access(guard::mrc::remix(k), size(k), false, 1.0, ms(i));
                 }
                 full.hit_ratios(0.0)
             }

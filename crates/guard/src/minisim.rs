@@ -31,6 +31,11 @@ pub struct Now {
 pub trait Policy: Send {
     /// Keys sampled per eviction round; 0 evicts a random key.
     fn samples(&self) -> usize;
+    /// Only keys with a TTL may be evicted (the `volatile-*` policies): with none in the
+    /// cache, a key that does not fit is refused, as the server refuses the write.
+    fn volatile_only(&self) -> bool {
+        false
+    }
     /// Accesses per key held that make one window of 256 ticks (0: no ticks).
     fn window_per_key(&self) -> u64 {
         0
@@ -58,6 +63,8 @@ const POOL: usize = 16;
 struct Rec {
     hash: u64,
     size: f32,
+    /// The key has a TTL.
+    volatile: bool,
     left: [u32; MAX_SIZES],
     pos: [u32; MAX_SIZES],
 }
@@ -78,6 +85,8 @@ struct Cache {
     cap: f64,
     used: f64,
     members: Vec<Member>,
+    /// Members with a TTL.
+    volatile: usize,
     hits: f64,
     /// Accesses since the tick moved, accesses per tick, the tick.
     acc: u64,
@@ -96,6 +105,8 @@ pub struct MiniSim {
     caches: Vec<Cache>,
     total: f64,
     rng: u64,
+    /// The time of the last access.
+    ms: i64,
 }
 
 impl std::fmt::Debug for MiniSim {
@@ -116,6 +127,7 @@ impl MiniSim {
             caches: factors.iter().map(|_| Cache::default()).collect(),
             total: 0.0,
             rng: 0x853c_49e6_748f_ea9b,
+            ms: 0,
         }
     }
 
@@ -131,20 +143,23 @@ impl MiniSim {
         self.rng
     }
 
-    /// One access of the key `hash` of `size` bytes, counting `weight` accesses of the whole
-    /// stream, at `ms`. A miss brings the key in, as a cache-aside client does.
-    pub fn access(&mut self, hash: u64, size: f64, weight: f64, ms: i64) {
+    /// One access of the key `hash` of `size` bytes (`volatile`: it has a TTL), counting
+    /// `weight` accesses of the whole stream, at `ms`. A miss brings the key in, as a
+    /// cache-aside client does.
+    pub fn access(&mut self, hash: u64, size: f64, volatile: bool, weight: f64, ms: i64) {
         self.total += weight;
+        self.ms = ms;
         let n = self.caches.len();
         let r = match self.index.get(&hash) {
             Some(&r) => r,
             None => {
                 let r = self.recs.len() as u32;
-                self.recs.push(Rec { hash, size: size as f32, left: [0; MAX_SIZES], pos: [OUT; MAX_SIZES] });
+                self.recs.push(Rec { hash, size: size as f32, volatile, left: [0; MAX_SIZES], pos: [OUT; MAX_SIZES] });
                 self.index.insert(hash, r);
                 r
             }
         };
+        self.set_volatile(r, volatile);
         let old = f64::from(std::mem::replace(&mut self.recs[r as usize].size, size as f32));
         let window = self.policy.window_per_key();
         for i in 0..n {
@@ -164,7 +179,8 @@ impl MiniSim {
             };
             let rec = &mut self.recs[r as usize];
             let c = &mut self.caches[i];
-            if rec.pos[i] != OUT {
+            let entered = rec.pos[i] == OUT;
+            if !entered {
                 let m = &mut c.members[rec.pos[i] as usize];
                 m.clock = self.policy.touch(m.clock, now);
                 c.hits += weight;
@@ -174,22 +190,78 @@ impl MiniSim {
                 rec.pos[i] = c.members.len() as u32;
                 c.members.push(Member { rec: r, clock });
                 c.used += size;
+                c.volatile += usize::from(rec.volatile);
             }
-            while self.caches[i].used > self.caches[i].cap && !self.caches[i].members.is_empty() {
-                self.evict(i, now);
+            self.make_room(i, now, entered.then_some(r));
+        }
+    }
+
+    /// Evicts from cache `i` until it fits. When nothing may go, the key `refused` (one the
+    /// access or write just brought in) is taken out again: the server refuses that write.
+    fn make_room(&mut self, i: usize, now: Now, refused: Option<u32>) {
+        while self.caches[i].used > self.caches[i].cap && !self.caches[i].members.is_empty() {
+            if !self.evict(i, now) {
+                if let Some(r) = refused.filter(|&r| self.recs[r as usize].pos[i] != OUT) {
+                    self.caches[i].used -= f64::from(self.recs[r as usize].size);
+                    self.unlink(i, r);
+                }
+                break;
             }
         }
     }
 
-    /// Takes one key out of cache `i`.
-    fn evict(&mut self, i: usize, now: Now) {
+    /// Marks record `r` as having a TTL or not, in every cache that holds it.
+    fn set_volatile(&mut self, r: u32, volatile: bool) {
+        let rec = &mut self.recs[r as usize];
+        if rec.volatile == volatile {
+            return;
+        }
+        rec.volatile = volatile;
+        for (c, &at) in self.caches.iter_mut().zip(&rec.pos) {
+            if at != OUT {
+                if volatile {
+                    c.volatile += 1;
+                } else {
+                    c.volatile -= 1;
+                }
+            }
+        }
+    }
+
+    /// A random member of cache `i` that may be evicted (`None` if none may).
+    fn pick(&mut self, i: usize) -> Option<usize> {
+        let len = self.caches[i].members.len() as u64;
+        if !self.policy.volatile_only() {
+            return (len > 0).then(|| (self.random() % len) as usize);
+        }
+        if self.caches[i].volatile == 0 {
+            return None;
+        }
+        for _ in 0..64 {
+            let at = (self.random() % len) as usize;
+            if self.recs[self.caches[i].members[at].rec as usize].volatile {
+                return Some(at);
+            }
+        }
+        // few members have a TTL: find one in order from a random place
+        let start = (self.random() % len) as usize;
+        (0..len as usize)
+            .map(|k| (start + k) % len as usize)
+            .find(|&at| self.recs[self.caches[i].members[at].rec as usize].volatile)
+    }
+
+    /// Takes one key out of cache `i`; false when no member may go.
+    fn evict(&mut self, i: usize, now: Now) -> bool {
         let samples = self.policy.samples();
         let at = if samples == 0 {
-            (self.random() % self.caches[i].members.len() as u64) as usize
+            match self.pick(i) {
+                Some(at) => at,
+                None => return false,
+            }
         } else {
             loop {
                 for _ in 0..samples {
-                    let pick = (self.random() % self.caches[i].members.len() as u64) as usize;
+                    let Some(pick) = self.pick(i) else { return false };
                     let c = &mut self.caches[i];
                     let m = c.members[pick];
                     let score = self.policy.score(m.clock, now);
@@ -206,12 +278,14 @@ impl MiniSim {
                     let at = pool.partition_point(|&(s, _)| s < score);
                     pool.insert(at, (score, m.rec));
                 }
-                // the best candidate still in this cache (the pool may hold keys gone since)
+                // the best candidate still in this cache, and still evictable (the pool may
+                // hold keys gone since, or whose TTL went)
+                let volatile_only = self.policy.volatile_only();
                 let found = loop {
                     let Some((_, r)) = self.caches[i].pool.pop() else { break None };
-                    let at = self.recs[r as usize].pos[i];
-                    if at != OUT {
-                        break Some(at as usize);
+                    let rec = &self.recs[r as usize];
+                    if rec.pos[i] != OUT && (rec.volatile || !volatile_only) {
+                        break Some(rec.pos[i] as usize);
                     }
                 };
                 if let Some(at) = found {
@@ -225,27 +299,32 @@ impl MiniSim {
         let size = f64::from(rec.size);
         self.unlink(i, m.rec);
         self.caches[i].used -= size;
+        true
     }
 
     /// Removes record `r` from cache `i`'s member list.
     fn unlink(&mut self, i: usize, r: u32) {
         let at = std::mem::replace(&mut self.recs[r as usize].pos[i], OUT) as usize;
         let c = &mut self.caches[i];
+        c.volatile -= usize::from(self.recs[r as usize].volatile);
         c.members.swap_remove(at);
         if let Some(moved) = c.members.get(at) {
             self.recs[moved.rec as usize].pos[i] = at as u32;
         }
     }
 
-    /// A write changed a sampled key's size (the caches over their size evict at the next
-    /// access).
-    pub fn resize(&mut self, hash: u64, size: f64) {
+    /// A write changed a sampled key's size, and whether it has a TTL. The caches holding it
+    /// make room at once; where nothing may go, the write is refused and the key leaves.
+    pub fn resize(&mut self, hash: u64, size: f64, volatile: bool) {
         let Some(&r) = self.index.get(&hash) else { return };
+        self.set_volatile(r, volatile);
         let rec = &mut self.recs[r as usize];
         let old = f64::from(std::mem::replace(&mut rec.size, size as f32));
-        for (c, &at) in self.caches.iter_mut().zip(&rec.pos) {
-            if at != OUT {
-                c.used += size - old;
+        for i in 0..self.caches.len() {
+            if self.recs[r as usize].pos[i] != OUT {
+                self.caches[i].used += size - old;
+                let now = Now { ms: self.ms, tick: self.caches[i].tick };
+                self.make_room(i, now, Some(r));
             }
         }
     }
@@ -339,7 +418,7 @@ mod tests {
         m.set_scale(400.0, 1.0);
         for i in 0..10_000u64 {
             let k = crate::mrc::remix(i) % 37;
-            m.access(crate::mrc::remix(k), 10.0 + (k % 7) as f64, 1.0, 0);
+            m.access(crate::mrc::remix(k), 10.0 + (k % 7) as f64, false, 1.0, 0);
             for c in &m.caches {
                 assert!(c.used <= c.cap + 1e-6, "{} > {}", c.used, c.cap);
                 assert_eq!(c.members.iter().map(|k| f64::from(m.recs[k.rec as usize].size)).sum::<f64>(), c.used);
@@ -377,7 +456,7 @@ mod tests {
         for &k in &trace {
             let h = crate::mrc::remix(k);
             if h < threshold {
-                m.access(h, 100.0, 1.0 / rate, 0);
+                m.access(h, 100.0, false, 1.0 / rate, 0);
             }
         }
         let got = m.hit_ratios(trace.len() as f64 - m.total());

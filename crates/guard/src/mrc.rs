@@ -153,8 +153,11 @@ impl Shards {
     pub fn curve(&self) -> Vec<f64> {
         match &self.mini {
             Some(m) => {
+                // the simulations may have started after the sample (a change of policy): they
+                // answer for their share of the stream, corrected as the whole sample is
                 let all = if self.all > 0.0 { self.all } else { self.total };
-                m.hit_ratios(all - m.total())
+                let share = if self.total > 0.0 { (m.total() / self.total).min(1.0) } else { 1.0 };
+                m.hit_ratios(all * share - m.total())
             }
             None => FACTORS.iter().map(|f| self.hit_ratio(f * self.base.max(1.0))).collect(),
         }
@@ -217,6 +220,12 @@ impl Shards {
     /// One read of the key with hash `hash` (already remixed) and `size` bytes (`None`
     /// when unknown: a miss of a key never seen).
     pub fn access(&mut self, hash: u64, size: Option<f64>) {
+        self.access_with(hash, size, false);
+    }
+
+    /// [`Shards::access`] of a key that has a TTL (`volatile`), which matters to the
+    /// simulations of the `volatile-*` policies.
+    pub fn access_with(&mut self, hash: u64, size: Option<f64>, volatile: bool) {
         if hash >= self.threshold {
             return;
         }
@@ -239,18 +248,23 @@ impl Shards {
                 self.add(now, size);
                 let t = self.keys.get_mut(&hash).expect("tracked");
                 (t.time, t.size) = (now, size);
-                if let Some(m) = &mut self.mini {
-                    m.access(hash, size, weight, self.now_ms);
+                // the simulations start once they know the size they are factors of
+                if let Some(m) = self.mini.as_mut().filter(|_| self.base > 0.0) {
+                    m.access(hash, size, volatile, weight, self.now_ms);
                 }
             }
             None => {
                 self.cold += weight;
-                let size = size.unwrap_or(1.0).max(1.0);
+                // a key read before it exists (a miss) takes the sample's mean size until a write
+                // says what it holds: if that write is refused, it was still a key that needed
+                // room
+                let size = size.unwrap_or_else(|| self.mean_size()).max(1.0);
                 self.keys.insert(hash, Tracked { time: now, size });
                 self.heap.push(hash);
                 self.add(now, size);
-                if let Some(m) = &mut self.mini {
-                    m.access(hash, size, weight, self.now_ms);
+                // the simulations start once they know the size they are factors of
+                if let Some(m) = self.mini.as_mut().filter(|_| self.base > 0.0) {
+                    m.access(hash, size, volatile, weight, self.now_ms);
                 }
                 let mut fell = false;
                 while self.keys.len() > self.max_keys {
@@ -274,9 +288,18 @@ impl Shards {
         }
     }
 
+    /// The mean size of the keys in the sample (1 byte when it is empty).
+    fn mean_size(&self) -> f64 {
+        if self.keys.is_empty() {
+            return 1.0;
+        }
+        self.prefix(self.tree.len() - 1) / self.keys.len() as f64
+    }
+
     /// A write changed the size of the key with hash `hash` (already remixed) to `size`
-    /// bytes. Only a key already in the sample is updated: writes are not accesses.
-    pub fn resize(&mut self, hash: u64, size: f64) {
+    /// bytes, with a TTL or not (`volatile`). Only a key already in the sample is updated:
+    /// writes are not accesses.
+    pub fn resize(&mut self, hash: u64, size: f64, volatile: bool) {
         if hash >= self.threshold {
             return;
         }
@@ -285,7 +308,7 @@ impl Shards {
         self.add(time, size - old);
         self.keys.get_mut(&hash).expect("tracked").size = size;
         if let Some(m) = &mut self.mini {
-            m.resize(hash, size);
+            m.resize(hash, size, volatile);
         }
     }
 

@@ -338,9 +338,13 @@ pub fn curve_model(settings: &crate::config::Settings, policy: Option<&str>) -> 
             log_factor: settings.lfu_log_factor,
             decay_minutes: settings.lfu_decay_time,
             samples: plan.samples,
+            volatile: plan.policy == Policy::VolatileLfu,
         },
+        Policy::VolatileLru => Model::VolatileLru { samples: plan.samples },
         Policy::AllKeysAuto => Model::Auto { samples: plan.samples },
-        Policy::AllKeysRandom | Policy::VolatileRandom => Model::Random,
+        Policy::AllKeysRandom | Policy::VolatileRandom => {
+            Model::Random { volatile: plan.policy == Policy::VolatileRandom }
+        }
         _ => Model::Lru,
     }
 }

@@ -77,7 +77,7 @@ impl Guardrails {
 /// takes a sample when `guard-interval` seconds have passed.
 pub fn cron(shared: &Shared, settings: &crate::config::Settings) {
     if settings.guard_mrc {
-        drain_curves();
+        drain_curves(settings);
     }
     if settings.guard_interval_s == 0 {
         return;
@@ -91,11 +91,28 @@ pub fn cron(shared: &Shared, settings: &crate::config::Settings) {
 }
 
 /// Runs the sampled reads buffered by every curve through it.
-fn drain_curves() {
+fn drain_curves(settings: &crate::config::Settings) {
     let now = unix_ms();
-    store::mrc::GLOBAL.drain(now);
+    // the keyspace's size needs every shard: its curve keeps the one of the last sample
+    store::mrc::GLOBAL.drain(now, global_model(settings), None);
     let _read = store::namespace::GUARD.read_recursive();
-    store::namespace::with_table(|t| t.counters.iter().take(64).for_each(|c| c.mrc.drain(now)));
+    store::namespace::with_table(|t| {
+        for (i, (spec, c)) in t.specs.iter().zip(&t.counters).enumerate().take(64) {
+            c.mrc.drain(now, namespace_model(settings, spec), Some(t.bytes(i) as f64));
+        }
+    });
+}
+
+/// The policy the keyspace's curve models.
+fn global_model(settings: &crate::config::Settings) -> store::mrc::Model {
+    let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
+    crate::evict::curve_model(settings, policy)
+}
+
+/// The policy a namespace's curve models.
+fn namespace_model(settings: &crate::config::Settings, spec: &store::namespace::Spec) -> store::mrc::Model {
+    let policy = crate::namespaces::policy_of(spec, &settings.maxmemory_policy);
+    crate::evict::curve_model(settings, policy.as_deref())
 }
 
 /// `DEBUG GUARD-TICK <ms> [count]`: moves the guardrail clock forward by `ms` and takes a
@@ -153,8 +170,7 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
             .map(|i| {
                 let c = &t.counters[i];
                 let reads = c.hits.load(Ordering::Relaxed) + c.misses.load(Ordering::Relaxed);
-                let policy = crate::namespaces::policy_of(&t.specs[i], &settings.maxmemory_policy);
-                let model = crate::evict::curve_model(&settings, policy.as_deref());
+                let model = namespace_model(&settings, &t.specs[i]);
                 guard::NsSample {
                     curve: if settings.guard_mrc {
                         c.mrc.settle(reads, decay, t.bytes(i) as f64, model, unix_ms())
@@ -178,8 +194,7 @@ fn sample(shared: &Shared, at_ms: i64, decay: f64) -> guard::Sample {
     })
     .unwrap_or_default();
     drop(read_guard);
-    let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
-    let model = crate::evict::curve_model(&settings, policy);
+    let model = global_model(&settings);
     let curve = if settings.guard_mrc {
         store::mrc::GLOBAL.settle(ks.hits + ks.misses, decay, ks.dataset_bytes as f64, model, unix_ms())
     } else {

@@ -233,11 +233,18 @@ impl Db {
         let hash = hash_key(key);
         // the entry's size matters only to the miss-ratio curves, for a key in their sample
         let sample = crate::mrc::sample_of(hash);
-        let found = self.lookup_hashed(hash, key, now).map(|e| if sample.is_some() { entry_bytes(e) } else { 0 });
+        let mut ttl = false;
+        let found = self.lookup_hashed(hash, key, now).map(|e| match sample {
+            Some(_) => {
+                ttl = e.expire_at().is_some();
+                entry_bytes(e)
+            }
+            None => 0,
+        });
         if let Some(h) = sample {
-            crate::mrc::GLOBAL.record(h, found);
+            crate::mrc::GLOBAL.record(h, found, ttl);
         }
-        crate::namespace::count_read(key, found, sample);
+        crate::namespace::count_read(key, found, sample.map(|h| (h, ttl)));
         if found.is_some() {
             self.hits += 1;
             self.table.get_mut(hash, key)
@@ -278,7 +285,7 @@ impl Db {
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
-        crate::mrc::record_write(hash, bytes, entry.key());
+        crate::mrc::record_write(hash, bytes, entry.expire_at().is_some(), entry.key());
         if entry.expire_at().is_some() {
             self.expires += 1;
         }
@@ -307,7 +314,7 @@ impl Db {
         let bytes = entry_bytes(&entry);
         self.used += bytes;
         crate::namespace::charge(entry.key(), bytes as i64, 1);
-        crate::mrc::record_write(hash, bytes, entry.key());
+        crate::mrc::record_write(hash, bytes, entry.expire_at().is_some(), entry.key());
         if entry.expire_at().is_some() {
             self.expires += 1;
         }

@@ -58,14 +58,18 @@ pub const BUFFER: usize = 4096;
 /// The eviction policy a curve models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {
-    /// The LRU policies, `volatile-ttl` and `noeviction` (what LRU would do).
+    /// `allkeys-lru`, `volatile-ttl` and `noeviction` (what LRU would do), by stack distances.
     Lru,
-    /// Redis's LFU with its counter's log factor and decay, ranking `samples` keys a round.
-    Lfu { log_factor: u32, decay_minutes: u32, samples: usize },
+    /// `volatile-lru`: Redis's sampled LRU over the keys with a TTL, ranking `samples` keys a
+    /// round.
+    VolatileLru { samples: usize },
+    /// Redis's LFU with its counter's log factor and decay, ranking `samples` keys a round;
+    /// `volatile`: only keys with a TTL go.
+    Lfu { log_factor: u32, decay_minutes: u32, samples: usize, volatile: bool },
     /// `allkeys-auto`, ranking `samples` keys a round.
     Auto { samples: usize },
-    /// The random policies.
-    Random,
+    /// The random policies; `volatile`: only keys with a TTL go.
+    Random { volatile: bool },
 }
 
 impl Model {
@@ -73,9 +77,12 @@ impl Model {
     pub fn name(self) -> &'static str {
         match self {
             Model::Lru => "lru",
-            Model::Lfu { .. } => "lfu",
+            Model::VolatileLru { .. } => "volatile-lru",
+            Model::Lfu { volatile: false, .. } => "lfu",
+            Model::Lfu { volatile: true, .. } => "volatile-lfu",
             Model::Auto { .. } => "auto",
-            Model::Random => "random",
+            Model::Random { volatile: false } => "random",
+            Model::Random { volatile: true } => "volatile-random",
         }
     }
 
@@ -83,12 +90,42 @@ impl Model {
     pub fn policy(self) -> Option<Box<dyn Policy>> {
         match self {
             Model::Lru => None,
-            Model::Lfu { log_factor, decay_minutes, samples } => {
-                Some(Box::new(LfuRules { mode: access::Mode::Lfu { log_factor, decay_minutes }, samples, coin: 1 }))
-            }
+            Model::VolatileLru { samples } => Some(Box::new(LruRules { samples })),
+            Model::Lfu { log_factor, decay_minutes, samples, volatile } => Some(Box::new(LfuRules {
+                mode: access::Mode::Lfu { log_factor, decay_minutes },
+                samples,
+                volatile,
+                coin: 1,
+            })),
             Model::Auto { samples } => Some(Box::new(AutoRules { samples })),
-            Model::Random => Some(Box::new(RandomRules)),
+            Model::Random { volatile } => Some(Box::new(RandomRules { volatile })),
         }
+    }
+}
+
+/// Redis's LRU clock (seconds) and idle time, over the keys with a TTL (`volatile-lru`).
+struct LruRules {
+    samples: usize,
+}
+
+impl Policy for LruRules {
+    fn samples(&self) -> usize {
+        self.samples
+    }
+    fn volatile_only(&self) -> bool {
+        true
+    }
+    fn enter(&mut self, _left: u32, now: Now) -> u32 {
+        access::fresh(access::Mode::Lru, now.ms)
+    }
+    fn touch(&mut self, _clock: u32, now: Now) -> u32 {
+        access::fresh(access::Mode::Lru, now.ms)
+    }
+    fn score(&self, clock: u32, now: Now) -> u64 {
+        access::idle_ms(clock, now.ms)
+    }
+    fn leave(&self, _clock: u32, _now: Now) -> u32 {
+        0
     }
 }
 
@@ -96,12 +133,16 @@ impl Model {
 struct LfuRules {
     mode: access::Mode,
     samples: usize,
+    volatile: bool,
     coin: u64,
 }
 
 impl Policy for LfuRules {
     fn samples(&self) -> usize {
         self.samples
+    }
+    fn volatile_only(&self) -> bool {
+        self.volatile
     }
     fn enter(&mut self, _left: u32, now: Now) -> u32 {
         access::fresh(self.mode, now.ms)
@@ -148,11 +189,16 @@ impl Policy for AutoRules {
 }
 
 /// `allkeys-random` and `volatile-random`.
-struct RandomRules;
+struct RandomRules {
+    volatile: bool,
+}
 
 impl Policy for RandomRules {
     fn samples(&self) -> usize {
         0
+    }
+    fn volatile_only(&self) -> bool {
+        self.volatile
     }
     fn enter(&mut self, _left: u32, _now: Now) -> u32 {
         0
@@ -180,13 +226,22 @@ impl Curve {
     fn new() -> Curve {
         Curve { shards: Shards::with_rate(SAMPLED_KEYS, max_rate()), model: Model::Lru, spare: Vec::new() }
     }
+
+    /// Models `model` from now on; a change starts the policy's simulations afresh.
+    fn apply(&mut self, model: Model) {
+        if self.model != model || self.shards.simulates() != (model != Model::Lru) {
+            self.model = model;
+            self.shards.set_policy(model.policy());
+        }
+    }
 }
 
 /// Sampled reads and writes waiting for the cron thread: (sampling hash, size or `MISS`, with
-/// `WRITE` set for a write).
+/// `WRITE` set for a write and `TTL` for a key with a TTL).
 type Buffer = Vec<(u64, u32)>;
-const MISS: u32 = u32::MAX >> 1;
 const WRITE: u32 = 1 << 31;
+const TTL: u32 = 1 << 30;
+const MISS: u32 = TTL - 1;
 
 /// Whether a sampling hash may be in any curve's sample (thresholds only fall from here).
 #[inline]
@@ -210,17 +265,19 @@ pub fn sample_of(hash: u64) -> Option<u64> {
     may_sample(h).then_some(h)
 }
 
-/// A write stored `bytes` for the key `key` (table hash `hash`): a sampled key's size is
-/// updated in the curves, so a key a cache-aside client brings in after a miss takes its
-/// real room in them, not just the room of the keys that are read again.
+/// A write stored `bytes` for the key `key` (table hash `hash`), with a TTL or not: a
+/// sampled key's size and TTL are updated in the curves, so a key a cache-aside client
+/// brings in after a miss takes its real room in them, not just the room of the keys that
+/// are read again (and the `volatile-*` simulations know whether it may be evicted).
 #[inline]
-pub fn record_write(hash: u64, bytes: usize, key: &[u8]) {
+pub fn record_write(hash: u64, bytes: usize, ttl: bool, key: &[u8]) {
     let Some(h) = sample_of(hash) else { return };
-    GLOBAL.offer(h, bytes, WRITE);
+    let tag = if ttl { WRITE | TTL } else { WRITE };
+    GLOBAL.offer(h, bytes, tag);
     crate::namespace::with_table(|t| {
         let i = t.index_of(key);
         if i < 64 {
-            t.counters[i].mrc.offer(h, bytes, WRITE);
+            t.counters[i].mrc.offer(h, bytes, tag);
         }
     });
 }
@@ -262,14 +319,14 @@ impl Mrc {
     }
 
     /// One read of a key whose sampling hash ([`sample_of`]) is `h`; `size` is its bytes when
-    /// it exists.
+    /// it exists, `ttl` whether it has a TTL.
     ///
     /// The caller holds a shard lock, so a sampled read that finds the buffer busy (another
     /// worker's sampled read, or the cron thread taking it) or full is dropped rather than
     /// waited for: the curve loses a sample, the read loses no time.
     #[inline]
-    pub fn record(&self, h: u64, size: Option<usize>) {
-        self.offer(h, size.unwrap_or(MISS as usize), 0);
+    pub fn record(&self, h: u64, size: Option<usize>, ttl: bool) {
+        self.offer(h, size.unwrap_or(MISS as usize), if ttl { TTL } else { 0 });
     }
 
     /// Buffers a read or write (`tag` 0 or `WRITE`) of the key with sampling hash `h` if the
@@ -294,7 +351,7 @@ impl Mrc {
                 buf.push((h, size));
             }
             // a lost write only leaves the key's size as last read
-            _ if tag == WRITE => {}
+            _ if tag & WRITE != 0 => {}
             _ => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -323,15 +380,20 @@ impl Mrc {
         held + buffered * 16
     }
 
-    /// Feeds the buffered reads to the curve, at `now_ms` for policies that age by time.
-    /// Called by the cron thread every tick.
-    pub fn drain(&self, now_ms: i64) {
+    /// Feeds the buffered reads to the curve modelling `model`, at `now_ms` for policies that
+    /// age by time, with the scope's memory now when known (`base_bytes`: the simulations'
+    /// sizes are factors of it, and they wait for it). Called by the cron thread every tick.
+    pub fn drain(&self, now_ms: i64, model: Model, base_bytes: Option<f64>) {
         if self.buffer.lock().is_empty() {
             return;
         }
         // the curve's lock first: readers only ever take the buffer's
         let mut slot = self.curve.lock();
         let c = slot.get_or_insert_with(Curve::new);
+        c.apply(model);
+        if let Some(b) = base_bytes {
+            c.shards.set_base(b.max(1.0));
+        }
         {
             let mut buf = self.buffer.lock();
             if c.spare.capacity() == 0 {
@@ -340,11 +402,12 @@ impl Mrc {
             std::mem::swap(&mut *buf, &mut c.spare);
         }
         c.shards.set_now(now_ms);
-        for (h, size) in c.spare.drain(..) {
-            if size & WRITE != 0 {
-                c.shards.resize(h, f64::from(size & !WRITE));
+        for (h, tagged) in c.spare.drain(..) {
+            let (bytes, ttl) = (tagged & MISS, tagged & TTL != 0);
+            if tagged & WRITE != 0 {
+                c.shards.resize(h, f64::from(bytes), ttl);
             } else {
-                c.shards.access(h, (size != MISS).then_some(f64::from(size)));
+                c.shards.access_with(h, (bytes != MISS).then_some(f64::from(bytes)), ttl);
             }
         }
         self.threshold.store(c.shards.threshold(), Ordering::Relaxed);
@@ -379,15 +442,12 @@ impl Mrc {
     /// the hit ratio at each of [`guard::mrc::FACTORS`] × `base_bytes` (NaN before any
     /// sampled read). A change of model starts the policy's simulations afresh.
     pub fn settle(&self, reads: u64, decay: f64, base_bytes: f64, model: Model, now_ms: i64) -> Vec<f64> {
-        self.drain(now_ms);
+        self.drain(now_ms, model, Some(base_bytes));
         let last = self.last_reads.swap(reads, Ordering::Relaxed);
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         let mut slot = self.curve.lock();
         let Some(c) = slot.as_mut() else { return vec![f64::NAN; guard::mrc::FACTORS.len()] };
-        if c.model != model || c.shards.simulates() != (model != Model::Lru) {
-            c.model = model;
-            c.shards.set_policy(model.policy());
-        }
+        c.apply(model);
         let unsampled = dropped as f64 / c.shards.rate();
         c.shards.count_all((reads.saturating_sub(last) as f64 - unsampled).max(0.0));
         c.shards.decay(decay);
@@ -438,13 +498,13 @@ mod tests {
             let m = Mrc::default();
             let keys = sampled(&m, 50);
             for &h in &keys {
-                m.record(guard::mrc::remix(h), None);
+                m.record(guard::mrc::remix(h), None, false);
                 if writes {
                     m.offer(guard::mrc::remix(h), 1000, WRITE);
                 }
             }
             for &h in &keys {
-                m.record(guard::mrc::remix(h), Some(1000));
+                m.record(guard::mrc::remix(h), Some(1000), false);
             }
             // the reads are all sampled ones: 100 of them at the curve's rate
             let reads = (100.0 / max_rate()) as u64;
@@ -461,7 +521,7 @@ mod tests {
 
     #[test]
     fn lfu_keeps_the_frequent_keys_that_lru_loses_to_a_scan() {
-        let model = Model::Lfu { log_factor: 10, decay_minutes: 1, samples: 5 };
+        let model = Model::Lfu { log_factor: 10, decay_minutes: 1, samples: 5, volatile: false };
         let keys = sampled(&Mrc::default(), 1_000);
         let (hot, scan) = keys.split_at(20);
         // 20 hot keys read 24 times each, interleaved with 960 keys read once, 40 a round
@@ -470,19 +530,15 @@ mod tests {
             let mut count = 0u64;
             for round in 0..24 {
                 for &h in hot {
-                    m.record(guard::mrc::remix(h), Some(100));
+                    m.record(guard::mrc::remix(h), Some(100), false);
                     count += 1;
                 }
                 for &h in &scan[round * 40..round * 40 + 40] {
-                    m.record(guard::mrc::remix(h), None);
+                    m.record(guard::mrc::remix(h), None, false);
                     m.offer(guard::mrc::remix(h), 100, WRITE);
                     count += 1;
                 }
-                m.drain(0);
-                // the model is set at a settle: the first one, before any read, sets it
-                if round == 0 {
-                    m.settle(0, 1.0, 4_000.0 / max_rate(), model, 0);
-                }
+                m.drain(0, model, Some(4_000.0 / max_rate()));
             }
             let curve = m.settle((count as f64 / max_rate()) as u64, 1.0, 4_000.0 / max_rate(), model, 0);
             (curve, count)
@@ -493,5 +549,43 @@ mod tests {
         // hits after the first rounds), LRU's room goes to the keys read once
         assert!(lfu[3] > 0.18, "LFU {lfu:?}, {reads} reads");
         assert!(lru[3] < 0.05, "LRU {lru:?}");
+    }
+
+    #[test]
+    fn volatile_lru_never_evicts_keys_without_a_ttl() {
+        // 30 keys without a TTL read every round, and 40 keys with one read once a round;
+        // 100 bytes each, cache-aside (a miss, then the write)
+        let run = |model: Model| {
+            let m = Mrc::default();
+            let keys = sampled(&m, 30 + 40 * 20);
+            let (kept, passing) = keys.split_at(30);
+            let mut count = 0u64;
+            let mut seen = std::collections::HashSet::new();
+            let mut read = |h: u64, ttl: bool| {
+                let h = guard::mrc::remix(h);
+                if seen.insert(h) {
+                    m.record(h, None, ttl);
+                    m.offer(h, 100, WRITE | if ttl { TTL } else { 0 });
+                } else {
+                    m.record(h, Some(100), ttl);
+                }
+                count += 1;
+            };
+            for round in 0..20 {
+                kept.iter().for_each(|&h| read(h, false));
+                passing[round * 40..round * 40 + 40].iter().for_each(|&h| read(h, true));
+                m.drain(0, model, Some(4_000.0 / max_rate()));
+            }
+            m.settle((count as f64 / max_rate()) as u64, 1.0, 4_000.0 / max_rate(), model, 0)
+        };
+        // 1x holds 40 keys: the 30 without a TTL stay and hit in every round after the first
+        // (570 of 1,400 reads); at 0.25x (10 keys) the first 10 get in and stay, and the
+        // others' writes are refused (190 hits)
+        let volatile = run(Model::VolatileLru { samples: 5 });
+        assert!((volatile[3] - 570.0 / 1400.0).abs() < 0.01, "{volatile:?}");
+        assert!((volatile[0] - 190.0 / 1400.0).abs() < 0.01, "{volatile:?}");
+        // LRU evicts them too: a reuse 70 keys apart misses in room for 40
+        let lru = run(Model::Lru);
+        assert!(lru[3] < 0.01, "{lru:?}");
     }
 }

@@ -222,10 +222,10 @@ pub fn charge(key: &[u8], bytes: i64, keys: i64) {
 
 /// Counts a read of `key` (table hash `hash`) on its namespace: a hit when `found` holds
 /// the entry's bytes, and a point of the namespace's miss-ratio curve.
-/// Counts a read of `key` in its namespace; `sample` is the key's remixed hash when the
-/// miss-ratio curves may sample it ([`crate::mrc::sample_of`]).
+/// Counts a read of `key` in its namespace; `sample` is the key's sampling hash, and whether
+/// it has a TTL, when the miss-ratio curves may sample it ([`crate::mrc::sample_of`]).
 #[inline]
-pub fn count_read(key: &[u8], found: Option<usize>, sample: Option<u64>) {
+pub fn count_read(key: &[u8], found: Option<usize>, sample: Option<(u64, bool)>) {
     if !enabled() {
         return;
     }
@@ -234,8 +234,8 @@ pub fn count_read(key: &[u8], found: Option<usize>, sample: Option<u64>) {
         let c = &t.counters[i];
         if found.is_some() { &c.hits } else { &c.misses }.fetch_add(1, Ordering::Relaxed);
         // curves for the first 64 namespaces, as the guardrails track at most that many
-        if let Some(h) = sample.filter(|_| i < 64) {
-            c.mrc.record(h, found);
+        if let Some((h, ttl)) = sample.filter(|_| i < 64) {
+            c.mrc.record(h, found, ttl);
         }
     });
 }
