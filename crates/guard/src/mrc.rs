@@ -248,10 +248,7 @@ impl Shards {
                 self.add(now, size);
                 let t = self.keys.get_mut(&hash).expect("tracked");
                 (t.time, t.size) = (now, size);
-                // the simulations start once they know the size they are factors of
-                if let Some(m) = self.mini.as_mut().filter(|_| self.base > 0.0) {
-                    m.access(hash, size, volatile, weight, self.now_ms);
-                }
+                self.simulate(hash, size, volatile, weight);
             }
             None => {
                 self.cold += weight;
@@ -262,10 +259,7 @@ impl Shards {
                 self.keys.insert(hash, Tracked { time: now, size });
                 self.heap.push(hash);
                 self.add(now, size);
-                // the simulations start once they know the size they are factors of
-                if let Some(m) = self.mini.as_mut().filter(|_| self.base > 0.0) {
-                    m.access(hash, size, volatile, weight, self.now_ms);
-                }
+                self.simulate(hash, size, volatile, weight);
                 let mut fell = false;
                 while self.keys.len() > self.max_keys {
                     let Some(top) = self.heap.pop() else { break };
@@ -279,12 +273,18 @@ impl Shards {
                     fell = true;
                 }
                 if fell {
-                    let (base, rate) = (self.base, self.rate());
-                    if let Some(m) = &mut self.mini {
-                        m.set_scale(base, rate);
-                    }
+                    // the simulated caches shrink with the rate
+                    self.set_base(self.base);
                 }
             }
+        }
+    }
+
+    /// Feeds one sampled access to the simulations, once they know the size they are
+    /// factors of.
+    fn simulate(&mut self, hash: u64, size: f64, volatile: bool, weight: f64) {
+        if let Some(m) = self.mini.as_mut().filter(|_| self.base > 0.0) {
+            m.access(hash, size, volatile, weight, self.now_ms);
         }
     }
 

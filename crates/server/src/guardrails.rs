@@ -105,8 +105,7 @@ fn drain_curves(settings: &crate::config::Settings) {
 
 /// The policy the keyspace's curve models.
 fn global_model(settings: &crate::config::Settings) -> store::mrc::Model {
-    let policy = Some(settings.maxmemory_policy.as_str()).filter(|p| *p != "noeviction");
-    crate::evict::curve_model(settings, policy)
+    crate::evict::curve_model(settings, Some(&settings.maxmemory_policy))
 }
 
 /// The policy a namespace's curve models.
